@@ -1,0 +1,25 @@
+"""eqprop_core: energy-based recurrent models, fixed-point solvers and spectral normalization.
+
+Depends on nothing else in this project; `theory` is the independent witness that checks it.
+"""
+
+from __future__ import annotations
+
+from .activations import ACTIVATIONS, Activation, get_activation
+from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
+from .solvers import SOLVERS, SolverStats, get_solver
+from .spectral import certified_spectral_norm, spectrally_normalize
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "EquilibriumNotConverged",
+    "LoopedMLP",
+    "SOLVERS",
+    "SolverStats",
+    "certified_spectral_norm",
+    "default_tolerance",
+    "get_activation",
+    "get_solver",
+    "spectrally_normalize",
+]

@@ -1,0 +1,217 @@
+"""LoopedMLP: a one-hidden-layer recurrent network run to its equilibrium.
+
+Dynamics (batched, rows are samples):   h ← T(h) = φ(h W_effᵀ + x Uᵀ + b)
+Readout at equilibrium:                 logits = h* Vᵀ + c
+Energy (symmetric W_eff only):          E(h) = Σ_i G(h_i) − ½ hᵀW_eff h − hᵀ(Ux + b),  G′ = φ⁻¹
+
+so ∇E(h) = φ⁻¹(h) − W_eff h − (Ux + b) = 0 exactly at the fixed points of T.
+
+W_eff (`recurrent_weight()`) is what the dynamics use: ½(W + Wᵀ) when `symmetric`, then scaled to
+γ/σ̂ with a certified σ̂ ≥ σ_max when `spectral_norm`. With sup|φ′| = s the update map is an
+L-contraction with L = ‖W_eff‖₂ · s; for tanh and SN this is L ≤ γ < 1, so the fixed point is
+unique and every solver start reaches it (Banach).
+
+The equilibrium is found without autograd: the forward pass is a measurement, and learning signals
+come from EqProp's phases (or from a BPTT reference, labelled as such), never from
+differentiating through the solver.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .activations import get_activation
+from .solvers import SolverStats, get_solver
+from .spectral import certified_spectral_norm, spectrally_normalize
+
+
+class EquilibriumNotConverged(UserWarning):
+    """The free phase behind a forward pass did not reach its tolerance."""
+
+
+def default_tolerance(dtype: torch.dtype) -> float:
+    """Residual tolerance a solve of this dtype can reach: 1e-12 in float64, 1e-5 in float32."""
+    return 1e-12 if dtype == torch.float64 else 1e-5
+
+
+class LoopedMLP(nn.Module):
+    """Recurrent MLP whose output is read at the fixed point h* = φ(W_eff h* + Ux + b).
+
+    Parameters (raw; `named_parameters()` keys): W (n_hidden, n_hidden), U (n_hidden, n_in),
+    b (n_hidden,), V (n_out, n_hidden), c (n_out,).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        *,
+        symmetric: bool = True,
+        spectral_norm: bool = True,
+        gamma: float = 0.95,
+        activation: str = "tanh",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and 0 < gamma < 1):
+            raise ValueError(f"gamma must lie in (0, 1) for a contraction margin, got {gamma!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
+        self.symmetric = bool(symmetric)
+        self.spectral_norm = bool(spectral_norm)
+        self.gamma = float(gamma)
+        self.activation = get_activation(activation)
+
+        def uniform(*shape: int, fan_in: int) -> nn.Parameter:
+            bound = 1.0 / math.sqrt(fan_in)
+            return nn.Parameter(torch.empty(*shape, dtype=dtype).uniform_(-bound, bound))
+
+        self.W = uniform(n_hidden, n_hidden, fan_in=n_hidden)
+        self.U = uniform(n_hidden, n_in, fan_in=n_in)
+        self.b = uniform(n_hidden, fan_in=n_in)
+        self.V = uniform(n_out, n_hidden, fan_in=n_hidden)
+        self.c = uniform(n_out, fan_in=n_hidden)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W.dtype
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+            f"symmetric={self.symmetric}, spectral_norm={self.spectral_norm}, "
+            f"gamma={self.gamma}, activation={self.activation.name!r}"
+        )
+
+    # -- the matrix the dynamics use -------------------------------------------------------
+    def recurrent_weight(self) -> Tensor:
+        """W_eff: ½(W + Wᵀ) if symmetric, then γ·W/σ̂(W) if spectral_norm (σ_max(W_eff) ≤ γ)."""
+        weight = 0.5 * (self.W + self.W.T) if self.symmetric else self.W
+        if self.spectral_norm:
+            weight = spectrally_normalize(weight, self.gamma, symmetric=self.symmetric)
+        return weight
+
+    def lipschitz_certificate(self) -> float:
+        """L = σ̂(W_eff)·sup|φ′| ≥ the Lipschitz constant of T in ‖·‖₂ (σ̂ never under-estimates)."""
+        with torch.no_grad():
+            sigma = certified_spectral_norm(self.recurrent_weight(), symmetric=self.symmetric)
+        return float(sigma) * self.activation.max_slope
+
+    # -- inputs ----------------------------------------------------------------------------
+    def validate_input(self, x: Tensor) -> Tensor:
+        """x as a (B, n_in) tensor of the model's dtype; ValueError on wrong shape or non-finite."""
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x)
+        if x.ndim == 1:
+            x = x.unsqueeze(0)
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(
+                f"x must have shape (batch, {self.n_in}) or ({self.n_in},), got {tuple(x.shape)}"
+            )
+        if x.is_floating_point() or x.is_complex():
+            if not torch.isfinite(x).all():
+                raise ValueError("x contains non-finite values (NaN or ±inf)")
+        return x.to(device=self.W.device, dtype=self.dtype)
+
+    def _validate_state(self, h: Tensor, batch: int) -> Tensor:
+        if h.shape != (batch, self.n_hidden):
+            raise ValueError(
+                f"h must have shape ({batch}, {self.n_hidden}), got {tuple(h.shape)}"
+            )
+        if not torch.isfinite(h).all():
+            raise ValueError("h contains non-finite values (NaN or ±inf)")
+        return h.to(device=self.W.device, dtype=self.dtype)
+
+    # -- dynamics --------------------------------------------------------------------------
+    def input_drive(self, x: Tensor) -> Tensor:
+        """Ux + b for each row of x: (B, n_hidden)."""
+        return x @ self.U.T + self.b
+
+    def step(self, h: Tensor, x: Tensor, *, weight: Tensor | None = None) -> Tensor:
+        """One synchronous update T(h) = φ(h W_effᵀ + x Uᵀ + b); h (B, n_hidden), x (B, n_in)."""
+        weight = self.recurrent_weight() if weight is None else weight
+        return self.activation.phi(h @ weight.T + self.input_drive(x))
+
+    def equilibrium(
+        self,
+        x: Tensor,
+        h0: Tensor | None = None,
+        *,
+        solver: str = "anderson",
+        tol: float | None = None,
+        max_steps: int = 2000,
+        **solver_options: Any,
+    ) -> tuple[Tensor, SolverStats]:
+        """Free phase: solve h* = T(h*) for each row of x; returns (h* (B, n_hidden), stats).
+
+        tol defaults to `default_tolerance(dtype)`. When the certificate L < 1, stats carry the
+        Banach a-posteriori bound ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖. Non-convergence is
+        reported in stats (converged, residual), never raised.
+        """
+        x = self.validate_input(x)
+        solve = get_solver(solver)
+        tol = default_tolerance(self.dtype) if tol is None else tol
+        h0 = x.new_zeros(x.shape[0], self.n_hidden) if h0 is None else self._validate_state(
+            h0, x.shape[0]
+        )
+        with torch.no_grad():
+            weight = self.recurrent_weight()
+            drive = self.input_drive(x)
+            phi = self.activation.phi
+            certificate = self.lipschitz_certificate()
+            h, stats = solve(
+                lambda h: phi(h @ weight.T + drive),
+                h0,
+                tol=tol,
+                max_steps=max_steps,
+                lipschitz=certificate if certificate < 1 else None,
+                **solver_options,
+            )
+        return h, stats
+
+    def readout(self, h: Tensor) -> Tensor:
+        """logits = h Vᵀ + c: (B, n_out)."""
+        return h @ self.V.T + self.c
+
+    def forward(self, x: Tensor, **solver_options: Any) -> Tensor:
+        """Logits at equilibrium, V h* + c. Same options as `equilibrium`.
+
+        Warns `EquilibriumNotConverged` (with the worst residual) if the free phase missed its
+        tolerance; use `equilibrium` to get the full statistics.
+        """
+        h, stats = self.equilibrium(x, **solver_options)
+        if not stats.all_converged:
+            warnings.warn(stats.summary(), EquilibriumNotConverged, stacklevel=2)
+        return self.readout(h)
+
+    # -- energy ----------------------------------------------------------------------------
+    def energy(self, h: Tensor, x: Tensor) -> Tensor:
+        """E(h) = Σ G(h_i) − ½hᵀW_eff h − hᵀ(Ux + b) per row: (B,). Symmetric W_eff only."""
+        if not self.symmetric:
+            raise ValueError(
+                "energy is defined only for symmetric W (symmetric=True); "
+                "an asymmetric model has no energy whose gradient is its dynamics"
+            )
+        x = self.validate_input(x)
+        h = self._validate_state(h, x.shape[0])
+        weight = self.recurrent_weight()
+        G = self.activation.primitive_of_inverse(h).sum(dim=1)
+        return G - 0.5 * ((h @ weight) * h).sum(dim=1) - (h * self.input_drive(x)).sum(dim=1)
+
+    def energy_gradient(self, h: Tensor, x: Tensor) -> Tensor:
+        """∇_h E = φ⁻¹(h) − W_eff h − (Ux + b): (B, n_hidden); zero at the fixed points."""
+        if not self.symmetric:
+            raise ValueError("energy_gradient is defined only for symmetric W (symmetric=True)")
+        x = self.validate_input(x)
+        h = self._validate_state(h, x.shape[0])
+        return self.activation.inverse(h) - h @ self.recurrent_weight().T - self.input_drive(x)

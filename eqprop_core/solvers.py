@@ -1,0 +1,223 @@
+"""Fixed-point solvers for h = T(h), each returning the solution *and* its statistics.
+
+Every solver returns `(h, SolverStats)` where h = T(h_prev) is one application of the map past
+the last iterate h_prev. That makes the Banach a-posteriori bound available for any solver:
+if T is an L-contraction (L < 1) then
+
+    ‖h − h*‖ ≤ L / (1 − L) · ‖h − h_prev‖ = L / (1 − L) · ‖T(h_prev) − h_prev‖.
+
+`stats.residual` is ‖T(h) − h‖ evaluated at the returned h (one extra map evaluation), per
+sample. Non-convergence, including NaN/∞ from a diverging model, is reported in the stats with
+its residual; it is never raised and never hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor
+
+Map = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class SolverStats:
+    """What a fixed-point solve measured, per sample where it makes sense.
+
+    residual: (B,) ‖T(h) − h‖₂ at the returned h.
+    residual_trace: max over the batch of ‖T(h_k) − h_k‖₂ at each iteration k.
+    steps: iterations taken (map evaluations inside the loop).
+    converged: (B,) residual ≤ tol (and finite).
+    error_bound: (B,) certified ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖ when a Lipschitz certificate
+        L < 1 was given, else None.
+    """
+
+    solver: str
+    tol: float
+    residual: Tensor
+    residual_trace: list[float]
+    steps: int
+    converged: Tensor
+    error_bound: Tensor | None = None
+    lipschitz: float | None = None
+    diverged: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def all_converged(self) -> bool:
+        return bool(self.converged.all())
+
+    @property
+    def max_residual(self) -> float:
+        return float(self.residual.max()) if self.residual.numel() else 0.0
+
+    def summary(self) -> str:
+        state = "converged" if self.all_converged else (
+            "DIVERGED" if self.diverged else "NOT converged"
+        )
+        share = float(self.converged.float().mean()) if self.converged.numel() else 1.0
+        return (
+            f"{self.solver}: {state} in {self.steps} steps, max residual {self.max_residual:.3e} "
+            f"(tol {self.tol:.1e}, {100 * share:.1f}% of samples)"
+        )
+
+
+class Solver(Protocol):
+    def __call__(
+        self, T: Map, h0: Tensor, *, tol: float, max_steps: int, lipschitz: float | None = None,
+        **options: float,
+    ) -> tuple[Tensor, SolverStats]: ...
+
+
+def _row_norm(v: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1)
+
+
+def _check_common(tol: float, max_steps: int, lipschitz: float | None) -> None:
+    if not (tol > 0 and torch.isfinite(torch.tensor(tol))):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    if int(max_steps) != max_steps or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if lipschitz is not None and not (0 <= lipschitz):
+        raise ValueError(f"lipschitz must be >= 0, got {lipschitz!r}")
+
+
+def _finish(
+    name: str, T: Map, h_prev: Tensor, h: Tensor, *, tol: float, steps: int,
+    trace: list[float], lipschitz: float | None, extra: dict | None = None,
+) -> tuple[Tensor, SolverStats]:
+    """Measure the returned h = T(h_prev): residual at h, Banach bound, convergence flags."""
+    residual = _row_norm(T(h) - h)
+    finite = torch.isfinite(residual) & torch.isfinite(_row_norm(h))
+    residual = torch.where(finite, residual, torch.full_like(residual, float("inf")))
+    bound = None
+    if lipschitz is not None and lipschitz < 1:
+        bound = lipschitz / (1 - lipschitz) * _row_norm(h - h_prev)
+        bound = torch.where(finite, bound, torch.full_like(bound, float("inf")))
+    stats = SolverStats(
+        solver=name, tol=tol, residual=residual, residual_trace=trace, steps=steps,
+        converged=finite & (residual <= tol), error_bound=bound, lipschitz=lipschitz,
+        diverged=not bool(finite.all()), extra=extra or {},
+    )
+    return h, stats
+
+
+@torch.no_grad()
+def fixed_point_iteration(
+    T: Map, h0: Tensor, *, tol: float, max_steps: int, lipschitz: float | None = None,
+    damping: float = 1.0,
+) -> tuple[Tensor, SolverStats]:
+    """h_{k+1} = (1 − α) h_k + α T(h_k); α = `damping` ∈ (0, 1] (α = 1: plain iteration).
+
+    With damping the map iterated is T_α = (1 − α)I + αT, whose Lipschitz bound is
+    (1 − α) + αL; the stop uses the residual of T itself.
+    """
+    _check_common(tol, max_steps, lipschitz)
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping must lie in (0, 1], got {damping!r}")
+    h = h0
+    trace: list[float] = []
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        f = T(h)
+        r = _row_norm(f - h)
+        worst = float(r.max())
+        trace.append(worst)
+        h_prev, h = h, (1 - damping) * h + damping * f if damping < 1 else f
+        if worst <= tol or not torch.isfinite(r).all():
+            break
+    # h is one T-step past h_prev only for α = 1; otherwise take that step explicitly.
+    if damping < 1:
+        h_prev, h = h, T(h)
+    name = "fixed_point" if damping == 1 else f"damped(α={damping:g})"
+    return _finish(name, T, h_prev, h, tol=tol, steps=steps, trace=trace, lipschitz=lipschitz)
+
+
+@torch.no_grad()
+def anderson_acceleration(
+    T: Map, h0: Tensor, *, tol: float, max_steps: int, lipschitz: float | None = None,
+    memory: int = 5, mixing: float = 1.0, regularization: float = 1e-8,
+) -> tuple[Tensor, SolverStats]:
+    """Anderson acceleration (type II) of h = T(h), batched with per-sample coefficients.
+
+    With residuals g_i = T(h_i) − h_i of the last m iterates, solve per sample
+        min_α ‖Σ α_i g_i‖²  s.t.  Σ α_i = 1
+    (Tikhonov term λ·mean(diag GGᵀ)·I, so the regularization is scale-free and does not stall
+    at tight tolerances), then h_{k+1} = Σ α_i [(1 − β) h_i + β T(h_i)], β = `mixing`.
+    """
+    _check_common(tol, max_steps, lipschitz)
+    if memory < 1:
+        raise ValueError(f"memory must be >= 1, got {memory!r}")
+    batch = h0.shape[0]
+    flat = h0.reshape(batch, -1)
+    dim = flat.shape[1]
+    X = flat.new_zeros(batch, memory, dim)  # iterates h_i
+    F = flat.new_zeros(batch, memory, dim)  # T(h_i)
+    h = flat
+    trace: list[float] = []
+    steps = 0
+    h_prev = h
+    for steps in range(1, max_steps + 1):
+        f = T(h.reshape(h0.shape)).reshape(batch, -1)
+        r = torch.linalg.vector_norm(f - h, dim=1)
+        worst = float(r.max())
+        trace.append(worst)
+        if worst <= tol or not torch.isfinite(r).all():
+            h_prev, h = h, f
+            break
+        slot = (steps - 1) % memory
+        X[:, slot], F[:, slot] = h, f
+        n = min(steps, memory)
+        G = F[:, :n] - X[:, :n]
+        gram = G @ G.transpose(1, 2)
+        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(torch.finfo(h.dtype).tiny)
+        gram = gram + (regularization * scale)[:, None, None] * torch.eye(
+            n, dtype=h.dtype, device=h.device
+        )
+        # Bordered system [[0, 1ᵀ], [1, GGᵀ + λI]] [ν; α] = [1; 0].
+        A = h.new_zeros(batch, n + 1, n + 1)
+        A[:, 0, 1:] = 1
+        A[:, 1:, 0] = 1
+        A[:, 1:, 1:] = gram
+        rhs = h.new_zeros(batch, n + 1, 1)
+        rhs[:, 0] = 1
+        alpha = torch.linalg.solve(A, rhs)[:, 1:, 0]
+        if not torch.isfinite(alpha).all():
+            # Degenerate history (e.g. repeated iterates): fall back to a plain step.
+            h = f
+            continue
+        mixed = (1 - mixing) * X[:, :n] + mixing * F[:, :n]
+        h = torch.einsum("bn,bnd->bd", alpha, mixed)
+    else:
+        h_prev, h = h, T(h.reshape(h0.shape)).reshape(batch, -1)
+    return _finish(
+        "anderson", T, h_prev.reshape(h0.shape), h.reshape(h0.shape), tol=tol, steps=steps,
+        trace=trace, lipschitz=lipschitz, extra={"memory": memory, "mixing": mixing},
+    )
+
+
+def damped_iteration(
+    T: Map, h0: Tensor, *, tol: float, max_steps: int, lipschitz: float | None = None,
+    damping: float = 0.5,
+) -> tuple[Tensor, SolverStats]:
+    """`fixed_point_iteration` with damping α = 0.5 unless told otherwise."""
+    return fixed_point_iteration(
+        T, h0, tol=tol, max_steps=max_steps, lipschitz=lipschitz, damping=damping
+    )
+
+
+SOLVERS: dict[str, Solver] = {
+    "fixed_point": fixed_point_iteration,
+    "damped": damped_iteration,
+    "anderson": anderson_acceleration,
+}
+
+
+def get_solver(name: str) -> Solver:
+    """The registered solver called `name` (ValueError naming the choices otherwise)."""
+    try:
+        return SOLVERS[name]
+    except KeyError:
+        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}") from None

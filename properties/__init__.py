@@ -1,0 +1,26 @@
+"""properties: hypothesis strategies and checks that turn measurement + prediction into evidence."""
+
+from __future__ import annotations
+
+from . import profiles  # noqa: F401  (registers the ci / dev / thorough profiles)
+from .evidence import Evidence, at_least, at_most, holds, within
+from .extract import NumpyModel, as_numpy
+from .search import SearchOutcome, find_example, worst_case
+from .strategies import ModelSpec, contractive_models, initial_states, noncontractive_models
+
+__all__ = [
+    "Evidence",
+    "ModelSpec",
+    "NumpyModel",
+    "SearchOutcome",
+    "as_numpy",
+    "at_least",
+    "at_most",
+    "contractive_models",
+    "find_example",
+    "holds",
+    "initial_states",
+    "noncontractive_models",
+    "within",
+    "worst_case",
+]

@@ -1,0 +1,42 @@
+"""theory: what the mathematics predicts, computed independently with NumPy/SciPy in float64.
+
+This package never imports eqprop_core: it is the witness the suite checks the code against.
+"""
+
+from __future__ import annotations
+
+from .activations import NONLINEARITIES, nonlinearity
+from .banach import (
+    a_posteriori_bound,
+    a_priori_bound,
+    a_priori_from_first_step,
+    steps_to_tolerance,
+)
+from .energy import energy, energy_gradient, guaranteed_decrease
+from .fixed_point import NumpyFixedPoint, find_fixed_point, fixed_point_map, iterate_map
+from .spectra import (
+    jacobian_at_equilibrium,
+    lipschitz_certificate,
+    spectral_norm,
+    spectral_radius,
+)
+
+__all__ = [
+    "NONLINEARITIES",
+    "NumpyFixedPoint",
+    "a_posteriori_bound",
+    "a_priori_bound",
+    "a_priori_from_first_step",
+    "energy",
+    "energy_gradient",
+    "find_fixed_point",
+    "fixed_point_map",
+    "guaranteed_decrease",
+    "iterate_map",
+    "jacobian_at_equilibrium",
+    "lipschitz_certificate",
+    "nonlinearity",
+    "spectral_norm",
+    "spectral_radius",
+    "steps_to_tolerance",
+]

@@ -1,0 +1,48 @@
+"""NumPy re-statement of the neuron nonlinearities, written independently of eqprop_core.
+
+For each φ: φ′, φ⁻¹, the primitive G of φ⁻¹ (G′ = φ⁻¹) and sup|φ′|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.special import expit, logit, xlogy
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class ScalarMap:
+    phi: Callable[[Array], Array]
+    slope: Callable[[Array], Array]
+    inverse: Callable[[Array], Array]
+    primitive_of_inverse: Callable[[Array], Array]
+    sup_slope: float
+
+
+NONLINEARITIES: dict[str, ScalarMap] = {
+    "tanh": ScalarMap(
+        phi=np.tanh,
+        slope=lambda a: 1.0 / np.cosh(a) ** 2,
+        inverse=np.arctanh,
+        primitive_of_inverse=lambda h: 0.5 * (xlogy(1 + h, 1 + h) + xlogy(1 - h, 1 - h)),
+        sup_slope=1.0,
+    ),
+    "sigmoid": ScalarMap(
+        phi=expit,
+        slope=lambda a: expit(a) * expit(-a),
+        inverse=logit,
+        primitive_of_inverse=lambda h: xlogy(h, h) + xlogy(1 - h, 1 - h),
+        sup_slope=0.25,
+    ),
+}
+
+
+def nonlinearity(name: str) -> ScalarMap:
+    try:
+        return NONLINEARITIES[name]
+    except KeyError:
+        raise ValueError(f"unknown nonlinearity {name!r}; known: {sorted(NONLINEARITIES)}") from None

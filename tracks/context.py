@@ -1,0 +1,170 @@
+"""What a track records while it runs, and the JSON result it becomes.
+
+A track calls `ctx.check(evidence)` for each property it measures and `ctx.negative_control(...)`
+exactly once with the evidence of a case that must fail. Status: `pass` iff every check passed
+*and* the negative control failed as expected; a missing control is a failure, not a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from properties.evidence import Evidence
+
+PROFILES = ("quick", "full")
+
+
+class SkipTrack(Exception):
+    """Raised by `ctx.skip(reason)`: the track cannot run here (e.g. data absent)."""
+
+
+def jsonable(value: Any) -> Any:
+    """Numbers, lists, dicts and strings only; non-finite floats become 'nan' / 'inf' strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else repr(value)
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def environment(device: str) -> dict[str, str]:
+    import hypothesis
+    import scipy
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "hypothesis": hypothesis.__version__,
+        "platform": platform.platform(),
+        "device": device,
+    }
+
+
+@dataclass
+class TrackContext:
+    number: int
+    name: str
+    profile: str = "quick"
+    seed: int = 0
+    device: str = "cpu"
+    out_dir: Path | None = None
+    checks: list[Evidence] = field(default_factory=list)
+    control: dict[str, Any] | None = None
+    artifacts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {PROFILES}")
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    def examples(self, quick: int, full: int) -> int:
+        """How many hypothesis examples a search gets under this profile."""
+        return quick if self.quick else full
+
+    def check(self, evidence: Evidence) -> Evidence:
+        self.checks.append(evidence)
+        return evidence
+
+    def negative_control(self, evidence: Evidence, **details: Any) -> None:
+        """Record the control: `evidence` states the property on a case where it must fail."""
+        if self.control is not None:
+            raise RuntimeError(f"track {self.number} recorded two negative controls")
+        self.control = {
+            "name": evidence.name,
+            "failed_as_expected": not evidence.passed,
+            "value": evidence.value,
+            "bound": evidence.bound,
+            "details": {**evidence.details, **details},
+        }
+
+    def note(self, line: str) -> None:
+        """A line of the human-readable account printed by the runner."""
+        self.notes.append(line)
+
+    def skip(self, reason: str) -> None:
+        raise SkipTrack(reason)
+
+    def artifact_path(self, suffix: str) -> Path | None:
+        """Where to save a plot or table next to the JSON (None when no out_dir)."""
+        if self.out_dir is None:
+            return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"track-{self.number:02d}-{suffix}"
+        self.artifacts.append(path.name)
+        return path
+
+
+@dataclass
+class TrackResult:
+    record: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+    def write(self, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"track-{self.record['track']:02d}.json"
+        path.write_text(json.dumps(self.record, indent=2, allow_nan=False) + "\n")
+        return path
+
+
+def finish(ctx: TrackContext, group: str, claim: str, started: float,
+           error: str | None = None, skip_reason: str | None = None) -> TrackResult:
+    """Turn a context into the JSON record of the runner contract."""
+    if skip_reason is not None:
+        status = "skip"
+    elif error is not None or ctx.control is None or not ctx.checks:
+        status = "fail"
+    else:
+        ok = all(c.passed for c in ctx.checks) and ctx.control["failed_as_expected"]
+        status = "pass" if ok else "fail"
+    control = ctx.control
+    if control is None and skip_reason is None:
+        control = {"name": "missing", "failed_as_expected": False,
+                   "details": {"reason": "the track recorded no negative control"}}
+    record = {
+        "track": ctx.number,
+        "name": ctx.name,
+        "group": group,
+        "claim": claim,
+        "status": status,
+        "profile": ctx.profile,
+        "seed": ctx.seed,
+        "duration_s": round(time.perf_counter() - started, 3),
+        "checks": [c.to_json() for c in ctx.checks],
+        "negative_control": control,
+        "environment": environment(ctx.device),
+        "skip_reason": skip_reason,
+        "artifacts": ctx.artifacts,
+        "notes": ctx.notes,
+    }
+    if error is not None:
+        record["error"] = error
+    return TrackResult(jsonable(record))

@@ -1,0 +1,60 @@
+"""The registry of tracks: `@track(...)` registers a module's `run(ctx)` under its number.
+
+Adding a track is adding a module `tracks/track_NN_<name>.py` whose `run(ctx)` is decorated
+with `@track(...)`; the runner CLI and `pytest tracks/` both read this registry, so they execute
+the same code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .context import TrackContext
+
+GROUPS = {
+    "A": "contraction and equilibrium",
+    "B": "gradient agreement",
+    "C": "learning with real EqProp",
+    "D": "dataset benchmarks",
+}
+
+
+
+@dataclass(frozen=True)
+class Track:
+    number: int
+    name: str
+    group: str
+    claim: str
+    run: Callable[[TrackContext], None]
+
+
+_REGISTRY: dict[int, Track] = {}
+
+
+def track(number: int, name: str, group: str, claim: str) -> Callable:
+    """Register the decorated `run(ctx)` as track `number`."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}")
+
+    def register(fn: Callable[[TrackContext], None]) -> Callable[[TrackContext], None]:
+        if number in _REGISTRY and _REGISTRY[number].run is not fn:
+            raise ValueError(f"track {number} registered twice")
+        _REGISTRY[number] = Track(number, name, group, claim, fn)
+        return fn
+
+    return register
+
+
+def all_tracks() -> dict[int, Track]:
+    """Every implemented track, by number (imports the track modules on first use)."""
+    import tracks
+
+    for module in pkgutil.iter_modules(tracks.__path__):
+        if module.name.startswith("track_"):
+            importlib.import_module(f"tracks.{module.name}")
+    return dict(sorted(_REGISTRY.items()))

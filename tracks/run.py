@@ -1,0 +1,183 @@
+"""Run certification tracks: `python -m tracks.run --track 1 2 3 --out results`.
+
+Exit status: 0 every selected track certified (skips allowed), 1 a track failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
+from .registry import GROUPS, all_tracks
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here (use cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}; choose cpu, cuda or auto")
+    return device
+
+
+def run_track(
+    number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
+    out_dir: Path | None = None,
+) -> TrackResult:
+    """Run one track and return its JSON record (written to out_dir/track-NN.json if given)."""
+    tracks = all_tracks()
+    if number not in tracks:
+        raise ValueError(f"unknown track {number}; implemented: {format_numbers(tracks)}")
+    spec = tracks[number]
+    ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
+                       out_dir=out_dir)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    started = time.perf_counter()
+    try:
+        spec.run(ctx)
+        result = finish(ctx, spec.group, spec.claim, started)
+    except SkipTrack as skip:
+        result = finish(ctx, spec.group, spec.claim, started, skip_reason=str(skip))
+    except Exception as exc:  # a crash is a failed track with its reason, never a pass
+        result = finish(ctx, spec.group, spec.claim, started,
+                        error=f"{type(exc).__name__}: {exc}")
+        result.record["traceback"] = traceback.format_exc()
+    if out_dir is not None:
+        result.write(out_dir)
+    return result
+
+
+def format_numbers(tracks: dict) -> str:
+    return ", ".join(str(n) for n in tracks)
+
+
+def parse_track_numbers(tokens: Sequence[str], implemented: dict) -> list[int]:
+    """'3', '1-8' → track numbers; UsageError naming the bad token otherwise."""
+    numbers: list[int] = []
+    for token in tokens:
+        lo, sep, hi = token.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if sep else [int(token)]
+        except ValueError:
+            raise UsageError(f"invalid track {token!r}: expected a number like 12 or a range "
+                             f"like 1-8") from None
+        for n in span:
+            if n not in implemented:
+                raise UsageError(f"unknown track {n}: implemented tracks are "
+                                 f"{format_numbers(implemented)} (see --list)")
+            if n not in numbers:
+                numbers.append(n)
+    if not numbers:
+        raise UsageError(f"empty track range {tokens!r}")
+    return numbers
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m tracks.run",
+        description="Certify EqProp properties: each track measures a falsifiable claim against "
+        "an independent reference and runs a negative control that must fail. Writes one "
+        "JSON per track (DIR/track-NN.json).",
+        epilog="examples:\n  python -m tracks.run --list\n  python -m tracks.run --all\n"
+        "  python -m tracks.run --track 1 3 5-8 --out results --seed 1\n"
+        "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="list the implemented tracks")
+    what.add_argument("--track", nargs="+", metavar="N", help="track numbers or ranges (1-8)")
+    what.add_argument("--all", action="store_true", help="run every implemented track")
+    parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} "
+                        "(quick: CPU, CI-sized; full: more examples and seeds)")
+    parser.add_argument("--out", default="results", type=Path, help="results directory "
+                        "(default: results/)")
+    parser.add_argument("--seed", default="0", help="seed for torch, numpy and hypothesis "
+                        "(default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--quiet", action="store_true", help="one line per track")
+    return parser
+
+
+def print_result(result: TrackResult, quiet: bool) -> None:
+    r = result.record
+    mark = {"pass": "CERTIFIED", "fail": "FAILED", "skip": "SKIPPED"}[r["status"]]
+    print(f"track {r['track']:2d} · {r['name']} · {mark} ({r['duration_s']:.1f}s)")
+    if quiet:
+        if r["status"] == "fail":
+            failed = [c["name"] for c in r["checks"] if not c["passed"]]
+            print(f"    failed: {', '.join(failed) or r.get('error', 'negative control')}")
+        return
+    print(f"    claim: {r['claim']}")
+    for line in r["notes"]:
+        print(f"    {line}")
+    for c in r["checks"]:
+        value = c["value"]
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {shown} (bound {c['bound']})")
+    control = r["negative_control"]
+    if control:
+        verdict = "failed as expected" if control["failed_as_expected"] else \
+            "DID NOT FAIL — the check cannot tell good from bad"
+        print(f"    negative control: {control['name']}: {verdict}")
+    if r["skip_reason"]:
+        print(f"    skipped: {r['skip_reason']}")
+    if "error" in r:
+        print(f"    error: {r['error']}")
+    if r["artifacts"]:
+        print(f"    artifacts: {', '.join(r['artifacts'])}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        implemented = all_tracks()
+        if args.list:
+            for n, t in implemented.items():
+                print(f"{n:2d}  {t.name:<32s} group {t.group} ({GROUPS[t.group]})")
+            return 0
+        if args.profile not in PROFILES:
+            raise UsageError(f"unknown profile {args.profile!r}; choose one of "
+                             f"{', '.join(PROFILES)}")
+        try:
+            seed = int(args.seed)
+        except ValueError:
+            raise UsageError(f"invalid seed {args.seed!r}: expected an integer") from None
+        if seed < 0:
+            raise UsageError(f"invalid seed {seed}: must be >= 0")
+        device = resolve_device(args.device)
+        numbers = list(implemented) if args.all else parse_track_numbers(args.track, implemented)
+    except UsageError as err:
+        print(f"tracks.run: error: {err}", file=sys.stderr)
+        return 2
+    statuses = []
+    for n in numbers:
+        result = run_track(n, profile=args.profile, seed=seed, device=device, out_dir=args.out)
+        print_result(result, args.quiet)
+        statuses.append(result.status)
+    passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
+    print(f"{passed} certified, {failed} failed, {skipped} skipped — results in {args.out}/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
