@@ -7,8 +7,8 @@ For the energy E(h) = Σ G(h_i) − ½hᵀWh − hᵀ(Ux + b) the primitive G sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -13,8 +13,9 @@ its residual; it is never raised and never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -120,7 +121,7 @@ def fixed_point_iteration(
     h = h0
     trace: list[float] = []
     steps = 0
-    for steps in range(1, max_steps + 1):
+    for steps in range(1, max_steps + 1):  # noqa: B007 (steps is reported after the loop)
         f = T(h)
         r = _row_norm(f - h)
         worst = float(r.max())

@@ -19,8 +19,10 @@ STRUCTURES = ("gaussian", "spike", "low_rank", "diagonal", "orthogonal")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def structured_matrix(n: int, structure: str, rng: np.random.Generator, symmetric: bool) -> np.ndarray:
-    """An n×n matrix of the given structure, symmetrized if asked, with ‖·‖₂ = 1 (0 if n·0)."""
+def structured_matrix(
+    n: int, structure: str, rng: np.random.Generator, symmetric: bool
+) -> np.ndarray:
+    """An n×n matrix of the given structure, symmetrized if asked, scaled to ‖·‖₂ = 1."""
     if structure == "gaussian":
         m = rng.standard_normal((n, n))
     elif structure == "spike":  # a dominant rank-1 spike on top of noise

@@ -5,13 +5,18 @@ For each φ: φ′, φ⁻¹, the primitive G of φ⁻¹ (G′ = φ⁻¹) and sup
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.special import expit, logit, xlogy
 
 Array = np.ndarray
+
+
+def _sech_squared(a: Array) -> Array:
+    with np.errstate(over="ignore"):  # cosh overflows to inf for |a| > 710: sech² → 0, exactly
+        return 1.0 / np.cosh(a) ** 2
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class ScalarMap:
 NONLINEARITIES: dict[str, ScalarMap] = {
     "tanh": ScalarMap(
         phi=np.tanh,
-        slope=lambda a: 1.0 / np.cosh(a) ** 2,
+        slope=_sech_squared,
         inverse=np.arctanh,
         primitive_of_inverse=lambda h: 0.5 * (xlogy(1 + h, 1 + h) + xlogy(1 - h, 1 - h)),
         sup_slope=1.0,
@@ -45,4 +50,5 @@ def nonlinearity(name: str) -> ScalarMap:
     try:
         return NONLINEARITIES[name]
     except KeyError:
-        raise ValueError(f"unknown nonlinearity {name!r}; known: {sorted(NONLINEARITIES)}") from None
+        known = sorted(NONLINEARITIES)
+        raise ValueError(f"unknown nonlinearity {name!r}; known: {known}") from None

@@ -53,7 +53,7 @@ def stock_sigma(case: tuple[ModelSpec, tuple[float, int]]) -> float:
         layer.weight.copy_(raw)
     layer = torch.nn.utils.parametrizations.spectral_norm(layer)  # n_power_iterations=1
     layer.train()
-    layer.weight  # one refresh of the power-iteration state on the current weight
+    _ = layer.weight  # one refresh of the power-iteration state on the current weight
     with torch.no_grad():
         noise = np.random.default_rng(seed).standard_normal(raw.shape)
         layer.parametrizations.weight.original.add_(

@@ -1,0 +1,35 @@
+"""Figures saved next to a track's JSON (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+Series = tuple[Sequence[float], Sequence[float]]
+
+
+def line_plot(
+    path: Path | None, series: dict[str, Series], *, title: str, xlabel: str, ylabel: str,
+    logy: bool = True, logx: bool = False, styles: dict[str, str] | None = None,
+) -> None:
+    """One axes, one line per labelled (x, y) series; nothing is written when path is None."""
+    if path is None:
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for label, (x, y) in series.items():
+        ax.plot(x, y, (styles or {}).get(label, "-"), label=label)
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
