@@ -6,7 +6,13 @@ from . import profiles  # noqa: F401  (registers the ci / dev / thorough profile
 from .evidence import Evidence, at_least, at_most, holds, within
 from .extract import NumpyModel, as_numpy
 from .search import SearchOutcome, find_example, worst_case
-from .strategies import ModelSpec, contractive_models, initial_states, noncontractive_models
+from .strategies import (
+    ModelSpec,
+    contractive_models,
+    initial_states,
+    inputs,
+    noncontractive_models,
+)
 
 __all__ = [
     "Evidence",
@@ -20,6 +26,7 @@ __all__ = [
     "find_example",
     "holds",
     "initial_states",
+    "inputs",
     "noncontractive_models",
     "within",
     "worst_case",

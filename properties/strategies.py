@@ -151,3 +151,11 @@ def initial_states(draw: st.DrawFn, n_hidden: int, batch: int = 1) -> np.ndarray
 
 
 input_scales = st.sampled_from([0.0, 1e-3, 1.0, 10.0, 1e3])
+
+
+@st.composite
+def inputs(draw: st.DrawFn, n_in: int, batch: int = 1) -> np.ndarray:
+    """Input batches (batch, n_in): zero, tiny, unit and huge scales, reproducible from a seed."""
+    scale = draw(input_scales)
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    return scale * rng.standard_normal((batch, n_in))
