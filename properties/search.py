@@ -19,7 +19,7 @@ from hypothesis import given, target
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 from hypothesis.strategies import SearchStrategy
 
-from .profiles import track_settings
+from .profiles import draws_depend_only_on_seed, track_settings
 
 
 @dataclass
@@ -78,7 +78,8 @@ def worst_case(
 
     counterexample = None
     try:
-        hypothesis.seed(seed)(prop)()
+        with draws_depend_only_on_seed():
+            hypothesis.seed(seed)(prop)()
     except AssertionError:
         counterexample = seen["fail_repr"]  # the last failing call is hypothesis's shrunk replay
     return SearchOutcome(
@@ -93,8 +94,8 @@ def find_example(
 ) -> Any | None:
     """The minimal example satisfying `condition` that hypothesis finds, or None."""
     try:
-        return hypothesis.find(
-            strategy, condition, settings=track_settings(max_examples), random=random.Random(seed)
-        )
+        with draws_depend_only_on_seed():
+            return hypothesis.find(strategy, condition, settings=track_settings(max_examples),
+                                   random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
