@@ -32,20 +32,26 @@ class Track:
     group: str
     claim: str
     run: Callable[[TrackContext], None]
+    threads: int | None = 1
 
 
 _REGISTRY: dict[int, Track] = {}
 
 
-def track(number: int, name: str, group: str, claim: str) -> Callable:
-    """Register the decorated `run(ctx)` as track `number`."""
+def track(number: int, name: str, group: str, claim: str, *, threads: int | None = 1) -> Callable:
+    """Register the decorated `run(ctx)` as track `number`.
+
+    `threads`: torch intra-op threads while the track runs. The default 1 suits tracks of small
+    matrices, where BLAS threading costs more than it gains and oversubscribes the cores under
+    `pytest -n auto`; a track with large batched work passes None (torch's default).
+    """
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
 
     def register(fn: Callable[[TrackContext], None]) -> Callable[[TrackContext], None]:
         if number in _REGISTRY and _REGISTRY[number].run is not fn:
             raise ValueError(f"track {number} registered twice")
-        _REGISTRY[number] = Track(number, name, group, claim, fn)
+        _REGISTRY[number] = Track(number, name, group, claim, fn, threads)
         return fn
 
     return register

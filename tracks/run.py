@@ -46,6 +46,9 @@ def run_track(
                        out_dir=out_dir)
     torch.manual_seed(seed)
     np.random.seed(seed)
+    threads = torch.get_num_threads()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
     started = time.perf_counter()
     try:
         spec.run(ctx)
@@ -56,6 +59,8 @@ def run_track(
         result = finish(ctx, spec.group, spec.claim, started,
                         error=f"{type(exc).__name__}: {exc}")
         result.record["traceback"] = traceback.format_exc()
+    finally:
+        torch.set_num_threads(threads)
     if out_dir is not None:
         result.write(out_dir)
     return result
