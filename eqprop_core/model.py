@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .solvers import SolverStats, get_solver
+from .solvers import SolverStats, get_solver, is_positive_integer
 from .spectral import certified_spectral_norm, spectrally_normalize
 
 
@@ -60,7 +60,7 @@ class LoopedMLP(nn.Module):
     ) -> None:
         super().__init__()
         for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
+            if not is_positive_integer(value):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and 0 < gamma < 1):
             raise ValueError(f"gamma must lie in (0, 1) for a contraction margin, got {gamma!r}")

@@ -13,6 +13,7 @@ its residual; it is never raised and never hidden.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -76,10 +77,17 @@ def _row_norm(v: Tensor) -> Tensor:
     return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1)
 
 
+def is_positive_integer(value: object) -> bool:
+    """True for 1, 2, … (ints or integral floats); False for bools, NaN, ±inf, 0, 2.5, '3'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value >= 1 and int(value) == value
+
+
 def _check_common(tol: float, max_steps: int, lipschitz: float | None) -> None:
-    if not (tol > 0 and torch.isfinite(torch.tensor(tol))):
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
-    if int(max_steps) != max_steps or max_steps < 1:
+    if not is_positive_integer(max_steps):
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if lipschitz is not None and not (0 <= lipschitz):
         raise ValueError(f"lipschitz must be >= 0, got {lipschitz!r}")
@@ -116,12 +124,12 @@ def fixed_point_iteration(
     (1 − α) + αL; the stop uses the residual of T itself.
     """
     _check_common(tol, max_steps, lipschitz)
-    if not 0 < damping <= 1:
+    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
         raise ValueError(f"damping must lie in (0, 1], got {damping!r}")
     h = h0
     trace: list[float] = []
     steps = 0
-    for steps in range(1, max_steps + 1):  # noqa: B007 (steps is reported after the loop)
+    for steps in range(1, int(max_steps) + 1):  # noqa: B007 (steps is reported after the loop)
         f = T(h)
         r = _row_norm(f - h)
         worst = float(r.max())
@@ -149,8 +157,13 @@ def anderson_acceleration(
     at tight tolerances), then h_{k+1} = Σ α_i [(1 − β) h_i + β T(h_i)], β = `mixing`.
     """
     _check_common(tol, max_steps, lipschitz)
-    if memory < 1:
-        raise ValueError(f"memory must be >= 1, got {memory!r}")
+    if not is_positive_integer(memory):
+        raise ValueError(f"memory must be a positive integer, got {memory!r}")
+    if not (isinstance(mixing, (int, float)) and 0 < mixing <= 1):
+        raise ValueError(f"mixing must lie in (0, 1], got {mixing!r}")
+    if not (isinstance(regularization, (int, float)) and regularization >= 0):
+        raise ValueError(f"regularization must be >= 0, got {regularization!r}")
+    memory = int(memory)
     batch = h0.shape[0]
     flat = h0.reshape(batch, -1)
     dim = flat.shape[1]
@@ -160,7 +173,7 @@ def anderson_acceleration(
     trace: list[float] = []
     steps = 0
     h_prev = h
-    for steps in range(1, max_steps + 1):
+    for steps in range(1, int(max_steps) + 1):
         f = T(h.reshape(h0.shape)).reshape(batch, -1)
         r = torch.linalg.vector_norm(f - h, dim=1)
         worst = float(r.max())

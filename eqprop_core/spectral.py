@@ -30,6 +30,10 @@ def certified_spectral_norm(weight: Tensor, *, symmetric: bool = False) -> Tenso
     if weight.ndim != 2:
         raise ValueError(f"spectral norm needs a matrix, got shape {tuple(weight.shape)}")
     w64 = weight.to(torch.float64)
+    if not torch.isfinite(w64).all():
+        # No finite bound exists; +inf lets NaN weights propagate into the dynamics, where the
+        # solver reports them as a measured divergence instead of LAPACK raising here.
+        return w64.new_tensor(float("inf"))
     if symmetric:
         sigma = torch.linalg.eigvalsh(w64).abs().max()
     else:
@@ -40,7 +44,8 @@ def certified_spectral_norm(weight: Tensor, *, symmetric: bool = False) -> Tenso
 def spectrally_normalize(weight: Tensor, gamma: float, *, symmetric: bool = False) -> Tensor:
     """γ · weight / σ̂(weight) in weight's dtype, with σ_max of the result ≤ γ.
 
-    A zero matrix stays zero (σ̂ is floored at the smallest normal number instead of 0).
+    A zero matrix stays zero (σ̂ is floored at the smallest normal number instead of 0); a
+    matrix with NaN/∞ entries keeps them (NaN · 0), so the dynamics diverge visibly.
     """
     sigma = certified_spectral_norm(weight, symmetric=symmetric)
     sigma = sigma.clamp_min(torch.finfo(torch.float64).tiny)

@@ -156,13 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         implemented = all_tracks()
+        if args.profile not in PROFILES:
+            raise UsageError(f"unknown profile {args.profile!r}; choose one of "
+                             f"{', '.join(PROFILES)}")
         if args.list:
             for n, t in implemented.items():
                 print(f"{n:2d}  {t.name:<32s} group {t.group} ({GROUPS[t.group]})")
             return 0
-        if args.profile not in PROFILES:
-            raise UsageError(f"unknown profile {args.profile!r}; choose one of "
-                             f"{', '.join(PROFILES)}")
         try:
             seed = int(args.seed)
         except ValueError:

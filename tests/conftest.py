@@ -1,0 +1,25 @@
+"""Unit-test configuration: the hypothesis profile and shared fixtures.
+
+The profile comes from $HYPOTHESIS_PROFILE (CI sets `ci`: derandomized, no database), `dev`
+otherwise; an unknown name is a ValueError at collection, not a silently different run.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eqprop_core import LoopedMLP
+from properties.profiles import load_profile_from_env
+
+from .builders import slow_contraction as build_slow_contraction
+
+load_profile_from_env("dev")
+# Unit tests solve tiny systems: one thread per pytest-xdist worker avoids oversubscribing cores.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def slow_contraction() -> tuple[LoopedMLP, torch.Tensor]:
+    """Symmetric SN model (γ = 0.95), small drive: ρ(J*) ≈ 0.95, a slow plain iteration."""
+    return build_slow_contraction()
