@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import profiles  # noqa: F401  (registers the ci / dev / thorough profiles)
 from .evidence import Evidence, at_least, at_most, holds, within
 from .extract import NumpyModel, as_numpy
-from .search import SearchOutcome, find_example, worst_case
+from .search import MeasuredOnce, SearchOutcome, find_example, worst_case
 from .strategies import (
     ModelSpec,
     contractive_models,
@@ -15,6 +15,7 @@ from .strategies import (
 )
 
 __all__ = [
+    "MeasuredOnce",
     "Evidence",
     "ModelSpec",
     "NumpyModel",

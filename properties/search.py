@@ -99,3 +99,29 @@ def find_example(
                                    random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
+
+
+class MeasuredOnce:
+    """Measure each drawn case once, however many searches look at it.
+
+    Searches over the same strategy with the same seed draw the same cases, so a track that
+    scores several metrics of one expensive measurement (a solve, a trajectory) wraps it here
+    and each later search looks the case up by its repr.
+    """
+
+    def __init__(self, measure: Callable[[Any], Any]) -> None:
+        self.measure = measure
+        self.seen: dict[str, Any] = {}
+
+    def __call__(self, case: Any) -> Any:
+        key = repr(case)
+        if key not in self.seen:
+            self.seen[key] = self.measure(case)
+        return self.seen[key]
+
+    def metric(self, name: str) -> Callable[[Any], float]:
+        """A measure for `worst_case`: one entry of the measured dict."""
+        return lambda case: self(case)[name]
+
+    def values(self) -> list[Any]:
+        return list(self.seen.values())

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import theory
 from properties import (
+    MeasuredOnce,
     ModelSpec,
     as_numpy,
     at_least,
@@ -67,16 +68,7 @@ def _metrics(case) -> dict[str, float]:
     }
 
 
-_solved: dict[str, dict[str, float]] = {}
-
-
-def measure(case, metric: str) -> float:
-    """One metric of a drawn case; the four metric searches draw the same cases, so each case
-    is solved once and looked up by its repr afterwards."""
-    key = repr(case)
-    if key not in _solved:
-        _solved[key] = _metrics(case)
-    return _solved[key][metric]
+measure = MeasuredOnce(_metrics)  # the four metric searches share one solve per case
 
 
 def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
@@ -117,7 +109,7 @@ def run(ctx) -> None:
         "witness": ("max |h*_anderson - h*_newton (theory)|", 1e-9),
     }
     for metric, (name, bound) in labels.items():
-        out = worst_case(cases, lambda c, m=metric: measure(c, m), bound=bound,
+        out = worst_case(cases, measure.metric(metric), bound=bound,
                          max_examples=n, seed=ctx.seed)
         ctx.check(at_most(name, out.worst, bound, **out.details()))
     ctx.note(f"{n} drawn contractive models x 6 starts each (zeros, Gaussian, 1e6-norm, "

@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 
 import theory
 from properties import (
+    MeasuredOnce,
     ModelSpec,
     as_numpy,
     at_most,
@@ -206,29 +207,21 @@ def run(ctx) -> None:
         ("gradient", GRADIENT_TOL, "max ||grad E(h*)|| (theory) at model.equilibrium"),
         ("agreement", AGREEMENT_TOL, "max |model.energy - theory.energy|/(1 + |E|)"),
     ]
-    measured: dict[str, dict[str, float]] = {}
-
-    def measure(case, metric: str) -> float:
-        """One metric of a drawn case; the four searches draw the same cases, so each is
-        measured once and looked up by its repr afterwards."""
-        key = repr(case)
-        if key not in measured:
-            measured[key] = descent_metrics(case)
-        return measured[key][metric]
+    measured = MeasuredOnce(descent_metrics)  # the four searches share one trajectory per case
 
     worst = {}
     for metric, bound, name in searches:
-        out = worst_case(cases, lambda c, m=metric: measure(c, m), bound=bound, max_examples=n,
+        out = worst_case(cases, measured.metric(metric), bound=bound, max_examples=n,
                          seed=ctx.seed)
         worst[metric] = out.worst
         extra = {}
         if metric == "gradient":
-            seen = list(measured.values())
+            seen = measured.values()
             extra = {"conditioned_if": f"1 - h*_i^2 >= {CONDITIONED:g}",
                      "max_saturated_share": max(m["saturated_share"] for m in seen),
                      "max_saturated_residual": max(m["saturated_residual"] for m in seen)}
         if metric == "rise":
-            seen = list(measured.values())
+            seen = measured.values()
             extra = {"steps": STEPS, "trajectories_per_model": BATCH,
                      "min_total_decrease": min(m["total_decrease"] for m in seen),
                      "max_total_decrease": max(m["total_decrease"] for m in seen),
