@@ -167,29 +167,28 @@ def anderson_acceleration(
     batch = h0.shape[0]
     flat = h0.reshape(batch, -1)
     dim = flat.shape[1]
-    X = flat.new_zeros(batch, memory, dim)  # iterates h_i
     F = flat.new_zeros(batch, memory, dim)  # T(h_i)
+    G = flat.new_zeros(batch, memory, dim)  # residuals g_i = T(h_i) − h_i, kept per slot
+    eye = torch.eye(memory + 1, dtype=flat.dtype, device=flat.device)
     h = flat
     trace: list[float] = []
     steps = 0
     h_prev = h
     for steps in range(1, int(max_steps) + 1):
         f = T(h.reshape(h0.shape)).reshape(batch, -1)
-        r = torch.linalg.vector_norm(f - h, dim=1)
+        g = f - h
+        r = torch.linalg.vector_norm(g, dim=1)
         worst = float(r.max())
         trace.append(worst)
         if worst <= tol or not torch.isfinite(r).all():
             h_prev, h = h, f
             break
         slot = (steps - 1) % memory
-        X[:, slot], F[:, slot] = h, f
+        F[:, slot], G[:, slot] = f, g
         n = min(steps, memory)
-        G = F[:, :n] - X[:, :n]
-        gram = G @ G.transpose(1, 2)
+        gram = G[:, :n] @ G[:, :n].transpose(1, 2)
         scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(torch.finfo(h.dtype).tiny)
-        gram = gram + (regularization * scale)[:, None, None] * torch.eye(
-            n, dtype=h.dtype, device=h.device
-        )
+        gram = gram + (regularization * scale)[:, None, None] * eye[:n, :n]
         # Bordered system [[0, 1ᵀ], [1, GGᵀ + λI]] [ν; α] = [1; 0].
         A = h.new_zeros(batch, n + 1, n + 1)
         A[:, 0, 1:] = 1
@@ -202,8 +201,12 @@ def anderson_acceleration(
             # Degenerate history (e.g. repeated iterates): fall back to a plain step.
             h = f
             continue
-        mixed = (1 - mixing) * X[:, :n] + mixing * F[:, :n]
-        h = torch.einsum("bn,bnd->bd", alpha, mixed)
+        # Σ α_i[(1 − β)h_i + βT(h_i)] = Σ α_i T(h_i) − (1 − β) Σ α_i g_i, as two batched
+        # products instead of (B, m, d) temporaries.
+        coeff = alpha.unsqueeze(1)
+        h = (coeff @ F[:, :n]).squeeze(1)
+        if mixing != 1:
+            h = h - (1 - mixing) * (coeff @ G[:, :n]).squeeze(1)
     else:
         h_prev, h = h, T(h.reshape(h0.shape)).reshape(batch, -1)
     return _finish(
