@@ -142,7 +142,12 @@ def print_result(result: TrackResult, quiet: bool) -> None:
     if control:
         verdict = "failed as expected" if control["failed_as_expected"] else \
             "DID NOT FAIL — the check cannot tell good from bad"
-        print(f"    negative control: {control['name']}: {verdict}")
+        measured = ""
+        if "value" in control:
+            value = control["value"]
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            measured = f" {shown} (bound {control['bound']}) —"
+        print(f"    negative control: {control['name']}:{measured} {verdict}")
     if r["skip_reason"]:
         print(f"    skipped: {r['skip_reason']}")
     if "error" in r:
