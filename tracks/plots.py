@@ -20,7 +20,7 @@ def line_plot(
     """One axes, one line per labelled (x, y) series; nothing is written when path is None."""
     if path is None:
         return
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, (x, y) in series.items():
         ax.plot(x, y, (styles or {}).get(label, "-"), label=label)
     ax.set_yscale("log" if logy else "linear")
@@ -30,6 +30,11 @@ def line_plot(
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def save_figure(fig: plt.Figure, path: Path, *, dpi: int = 110) -> None:
+    """Write `fig` to `path` (format from the suffix), trimmed to its contents, and free it."""
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)

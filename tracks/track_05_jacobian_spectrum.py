@@ -51,6 +51,7 @@ from properties import (
 )
 from properties.strategies import ModelSpec
 
+from .plots import plt, save_figure
 from .registry import track
 
 RATE_TOLERANCE = 0.05  # the claim: measured rate within 5% of ρ(J*)
@@ -266,11 +267,6 @@ def wrong_jacobian_falsified(case: tuple[ModelSpec, int]) -> bool:
 
 def plot_rate(path, panels) -> None:
     """log ‖h_k − h*‖ vs k with the slopes ρ(J*)^k (and the wrong ρ(W_eff)^k) through the fit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (title, eq, fit) in zip(axes[0], panels):
         log10 = fit.log_errors / np.log(10)
@@ -290,9 +286,7 @@ def plot_rate(path, panels) -> None:
         ax.set_ylabel(r"$\log_{10}$ error")
         ax.set_title(f"{title}: fitted rate {fit.rate:.4f}", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 @track(5, "Jacobian spectrum", "A",

@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from properties import at_most, contractive_models, worst_case
 from properties.strategies import ModelSpec
 
+from .plots import plt, save_figure
 from .registry import track
 from .track_05_jacobian_spectrum import (
     MIN_RHO,
@@ -139,11 +140,6 @@ def amplifying_model(seed: int) -> ModelSpec:
 def plot_damping(path, decaying: Perturbations, amplifying: Equilibrium,
                  amplified: np.ndarray) -> None:
     """‖δ_k‖ vs k: the SN model's δ₀ = 1e-6 along J*'s top direction, and the no-SN model's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     eq = decaying.eq
     errors = decaying.errors[:, 0]
@@ -172,9 +168,7 @@ def plot_damping(path, decaying: Perturbations, amplifying: Equilibrium,
                  fontsize=9)
     ax.set_xlabel("k")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 @track(6, "Noise damping", "A",

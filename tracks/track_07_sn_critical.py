@@ -62,6 +62,7 @@ from properties import (
 )
 from properties.strategies import STRUCTURES
 
+from .plots import plt, save_figure
 from .registry import track
 
 TOL = 1e-10  # the solver's stop: residual ‖T(h_k) − h_k‖ ≤ TOL
@@ -320,11 +321,6 @@ def frontier_row(family: str, drive: str, spec: ModelSpec, grid: np.ndarray,
 
 def plot_frontier(path, grid: np.ndarray, rows: list[dict], s_cert: float) -> None:
     """Left: failure kind at each (row, s). Right: max ρ(J*) over the fixed points vs s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     colors = {".": "C2", "M": "C3", "2": "C1", "o": "C4", "u": "C7", "x": "k"}
     labels = {".": "unique + convergent", "M": "several fixed points", "2": "2-cycle",
               "o": "no convergence", "u": "rho(J*) >= 1", "x": "endpoint not a fixed point"}
@@ -347,9 +343,7 @@ def plot_frontier(path, grid: np.ndarray, rows: list[dict], s_cert: float) -> No
     right.set_ylabel("max rho(J*) over fixed points")
     right.set_title("spectral radius of J* at the fixed points", fontsize=9)
     right.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @track(7, "When SN is critical", "A",
