@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -66,11 +65,8 @@ class SolverStats:
         )
 
 
-class Solver(Protocol):
-    def __call__(
-        self, T: Map, h0: Tensor, *, tol: float, max_steps: int, lipschitz: float | None = None,
-        **options: float,
-    ) -> tuple[Tensor, SolverStats]: ...
+# A solver: solver(T, h0, *, tol, max_steps, lipschitz=None, **its_own_options) -> (h, stats).
+Solver = Callable[..., tuple[Tensor, SolverStats]]
 
 
 def _row_norm(v: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ rebuilds the exact model.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ class ModelSpec:
         return torch.as_tensor(scale * rng.standard_normal((batch, self.n_in)),
                                dtype=DTYPES[self.dtype])
 
-    def with_(self, **changes: object) -> ModelSpec:
+    def with_(self, **changes: Any) -> ModelSpec:
         return replace(self, **changes)
 
 

@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ def parse_track_numbers(tokens: Sequence[str], implemented: dict) -> list[int]:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + two lines; we, one
         raise UsageError(message)
 
 
