@@ -31,3 +31,13 @@ def test_importing_a_module_with_constants_does_not_change_the_draws(tmp_path: P
         sys.modules.pop("module_full_of_constants", None)
     assert after == before
     assert drawn_values(seed=4) != before  # and the seed does matter
+
+
+def test_same_seed_same_track_json_up_to_timing() -> None:
+    from tracks.run import run_track
+
+    first, second = (run_track(3, seed=5).record for _ in range(2))
+    for record in (first, second):
+        record.pop("duration_s")
+    assert first == second
+    assert first["status"] == "pass"
