@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -142,6 +143,35 @@ class LoopedMLP(nn.Module):
         weight = self.recurrent_weight() if weight is None else weight
         return self.activation.phi(h @ weight.T + self.input_drive(x))
 
+    def update_map(self, x: Tensor) -> Callable[[Tensor], Tensor]:
+        """T(h) = φ(h W_effᵀ + x Uᵀ + b) for this input, with W_eff and Ux + b computed once.
+
+        For solvers and trajectories: no autograd (call it under `torch.no_grad`).
+        """
+        x = self.validate_input(x)
+        weight = self.recurrent_weight()
+        drive = self.input_drive(x)
+        phi = self.activation.phi
+        return lambda h: phi(h @ weight.T + drive)
+
+    def trajectory(self, x: Tensor, h0: Tensor, steps: int) -> Tensor:
+        """[h_0, T(h_0), …, T^steps(h_0)] of plain synchronous updates: (steps + 1, B, n_hidden).
+
+        The dynamics themselves, not a solve: tracks that measure rates, bounds or energies along
+        the way iterate the map here. h0 is (B, n_hidden) with B = x's batch.
+        """
+        x = self.validate_input(x)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        h = self._validate_state(h0, x.shape[0])
+        with torch.no_grad():
+            T = self.update_map(x)
+            states = [h]
+            for _ in range(steps):
+                h = T(h)
+                states.append(h)
+        return torch.stack(states)
+
     def equilibrium(
         self,
         x: Tensor,
@@ -165,12 +195,9 @@ class LoopedMLP(nn.Module):
             h0, x.shape[0]
         )
         with torch.no_grad():
-            weight = self.recurrent_weight()
-            drive = self.input_drive(x)
-            phi = self.activation.phi
             certificate = self.lipschitz_certificate()
             h, stats = solve(
-                lambda h: phi(h @ weight.T + drive),
+                self.update_map(x),
                 h0,
                 tol=tol,
                 max_steps=max_steps,

@@ -80,6 +80,12 @@ def is_positive_integer(value: object) -> bool:
     return math.isfinite(value) and value >= 1 and int(value) == value
 
 
+def _check_fraction(name: str, value: object) -> None:
+    """ValueError unless value ∈ (0, 1] (damping, Anderson mixing)."""
+    if not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+
+
 def _check_common(tol: float, max_steps: int, lipschitz: float | None) -> None:
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
@@ -120,8 +126,7 @@ def fixed_point_iteration(
     (1 − α) + αL; the stop uses the residual of T itself.
     """
     _check_common(tol, max_steps, lipschitz)
-    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
-        raise ValueError(f"damping must lie in (0, 1], got {damping!r}")
+    _check_fraction("damping", damping)
     h = h0
     trace: list[float] = []
     steps = 0
@@ -155,8 +160,7 @@ def anderson_acceleration(
     _check_common(tol, max_steps, lipschitz)
     if not is_positive_integer(memory):
         raise ValueError(f"memory must be a positive integer, got {memory!r}")
-    if not (isinstance(mixing, (int, float)) and 0 < mixing <= 1):
-        raise ValueError(f"mixing must lie in (0, 1], got {mixing!r}")
+    _check_fraction("mixing", mixing)
     if not (isinstance(regularization, (int, float)) and regularization >= 0):
         raise ValueError(f"regularization must be >= 0, got {regularization!r}")
     memory = int(memory)

@@ -201,3 +201,22 @@ def test_initial_state_of_wrong_shape_is_refused() -> None:
     model = LoopedMLP(3, 4, 2)
     with pytest.raises(ValueError, match=r"\(2, 4\), got \(2, 5\)"):
         model.equilibrium(torch.zeros(2, 3), torch.zeros(2, 5))
+
+
+def test_trajectory_is_repeated_step() -> None:
+    model = LoopedMLP(3, 5, 2, dtype=torch.float64)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    h = torch.randn(4, 5, dtype=torch.float64)
+    states = model.trajectory(x, h, 6)
+    assert states.shape == (7, 4, 5)
+    with torch.no_grad():
+        for k in range(6):
+            h = model.step(h, x)
+            assert float((states[k + 1] - h).abs().max()) <= 1e-15
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, True])
+def test_trajectory_refuses_bad_steps(steps: object) -> None:
+    model = LoopedMLP(3, 5, 2)
+    with pytest.raises(ValueError, match="steps"):
+        model.trajectory(torch.zeros(1, 3), torch.zeros(1, 5), steps)  # type: ignore[arg-type]

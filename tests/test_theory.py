@@ -175,3 +175,10 @@ def test_energy_gradient_vanishes_at_the_witness_fixed_point() -> None:
     assert np.abs(theory.energy_gradient(h, w, drive, "tanh")).max() <= 1e-12
     off = 0.9 * h  # still inside (−1, 1), no longer a fixed point
     assert np.abs(theory.energy_gradient(off, w, drive, "tanh")).max() >= 1e-2
+
+
+def test_distinct_points_merges_within_tolerance_only() -> None:
+    points = [np.array([0.0]), np.array([5e-7]), np.array([0.9575]), np.array([-0.9575])]
+    kept = theory.distinct_points(points, 1e-6)
+    assert len(kept) == 3
+    assert len(theory.distinct_points(points, 1e-9)) == 4

@@ -13,7 +13,13 @@ from .banach import (
     steps_to_tolerance,
 )
 from .energy import energy, energy_gradient, guaranteed_decrease
-from .fixed_point import NumpyFixedPoint, find_fixed_point, fixed_point_map, iterate_map
+from .fixed_point import (
+    NumpyFixedPoint,
+    distinct_points,
+    find_fixed_point,
+    fixed_point_map,
+    iterate_map,
+)
 from .spectra import (
     jacobian_at_equilibrium,
     lipschitz_certificate,
@@ -27,6 +33,7 @@ __all__ = [
     "a_posteriori_bound",
     "a_priori_bound",
     "a_priori_from_first_step",
+    "distinct_points",
     "energy",
     "energy_gradient",
     "find_fixed_point",

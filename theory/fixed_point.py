@@ -83,3 +83,15 @@ def iterate_map(
     for k in range(steps):
         out[k + 1] = phi(w @ out[k] + a)
     return out
+
+
+def distinct_points(points: list[Array], tol: float) -> list[Array]:
+    """The points up to `tol` (2-norm): each joins the first kept point within tol, else is kept.
+
+    Used to count distinct fixed points reached from many starts.
+    """
+    kept: list[Array] = []
+    for p in points:
+        if all(np.linalg.norm(p - q) > tol for q in kept):
+            kept.append(p)
+    return kept

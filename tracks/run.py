@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shown(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def print_result(result: TrackResult, quiet: bool) -> None:
     r = result.record
     mark = {"pass": "CERTIFIED", "fail": "FAILED", "skip": "SKIPPED"}[r["status"]]
@@ -136,18 +140,15 @@ def print_result(result: TrackResult, quiet: bool) -> None:
     for line in r["notes"]:
         print(f"    {line}")
     for c in r["checks"]:
-        value = c["value"]
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {shown} (bound {c['bound']})")
+        print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {shown(c['value'])} "
+              f"(bound {c['bound']})")
     control = r["negative_control"]
     if control:
         verdict = "failed as expected" if control["failed_as_expected"] else \
             "DID NOT FAIL — the check cannot tell good from bad"
         measured = ""
         if "value" in control:
-            value = control["value"]
-            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-            measured = f" {shown} (bound {control['bound']}) —"
+            measured = f" {shown(control['value'])} (bound {control['bound']}) —"
         print(f"    negative control: {control['name']}:{measured} {verdict}")
     if r["skip_reason"]:
         print(f"    skipped: {r['skip_reason']}")

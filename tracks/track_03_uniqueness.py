@@ -90,11 +90,7 @@ def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.nda
         root = theory.find_fixed_point(weight, np.zeros(n), "tanh", h0=start)
         if root.converged:
             found.append(root.h)
-    clusters: list[np.ndarray] = []
-    for point in found:
-        if all(np.linalg.norm(point - c) > 1e-6 for c in clusters):
-            clusters.append(point)
-    return sorted(clusters, key=lambda v: tuple(v))
+    return sorted(theory.distinct_points(found, 1e-6), key=lambda v: tuple(v))
 
 
 @track(3, "Fixed-point uniqueness", "A",

@@ -65,13 +65,7 @@ def plain_iteration(case) -> dict:
     drive = problem.drive(x)[0]
     star = theory.find_fixed_point(problem.weight, drive, spec.activation,
                                    h0=np.tanh(h0)).h
-    h = torch.as_tensor(h0[None])
-    states = [h0]
-    with torch.no_grad():
-        for _ in range(STEPS):
-            h = model.step(h, x)
-            states.append(h[0].numpy())
-    states = np.array(states)
+    states = model.trajectory(x, torch.as_tensor(h0[None]), STEPS)[:, 0].numpy()
     J = theory.jacobian_at_equilibrium(star, problem.weight, drive, spec.activation)
     return {
         "errors": np.linalg.norm(states - star, axis=1),

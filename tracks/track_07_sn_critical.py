@@ -163,14 +163,6 @@ class Probe:
         }
 
 
-def _cluster(points: list[np.ndarray]) -> list[np.ndarray]:
-    distinct: list[np.ndarray] = []
-    for p in points:
-        if all(np.linalg.norm(p - q) > CLUSTER for q in distinct):
-            distinct.append(p)
-    return distinct
-
-
 def probe(spec: ModelSpec, starts: np.ndarray, budget: int = BUDGET, *,
           patient: bool = True) -> Probe:
     """Plain iteration (code under test) and Newton (theory) from every start, for one input.
@@ -192,7 +184,8 @@ def probe(spec: ModelSpec, starts: np.ndarray, budget: int = BUDGET, *,
 
     newton = [theory.find_fixed_point(problem.weight, drive, act, h0=s0, max_iter=NEWTON_STEPS)
               for s0 in newton_starts(starts)]
-    roots = _cluster([r.h for r in newton if r.converged and is_fixed_point(r.h)])
+    roots = theory.distinct_points(
+        [r.h for r in newton if r.converged and is_fixed_point(r.h)], CLUSTER)
     if patient and stats.max_residual > CONVERGED and len(roots) == 1:
         # Slow is not failure: near ρ(J*) = 1 the linear rate ρ(J*) needs more than the budget.
         # Continue for twice the steps that rate needs to bring the residual down to TOL.
@@ -215,7 +208,7 @@ def probe(spec: ModelSpec, starts: np.ndarray, budget: int = BUDGET, *,
     unverified = sum(not is_fixed_point(p) for p in endpoints)
     candidates = [p for p in endpoints if is_fixed_point(p)]
     candidates += [r.h for r in newton if r.converged and is_fixed_point(r.h)]
-    distinct = _cluster(candidates)
+    distinct = theory.distinct_points(candidates, CLUSTER)
     if candidates:
         stacked = np.stack(candidates)
         spread = np.linalg.norm(stacked[:, None] - stacked[None], axis=-1).max()

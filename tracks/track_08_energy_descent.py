@@ -85,13 +85,8 @@ def asymmetric_cases(draw: st.DrawFn) -> tuple[ModelSpec, np.ndarray]:
 
 def trajectory(model, x: torch.Tensor, z: np.ndarray) -> np.ndarray:
     """[h_0, …, h_STEPS] of synchronous updates by `model.step`: (STEPS + 1, B, n)."""
-    h = torch.tanh(torch.as_tensor(np.clip(z, -STATE_CLIP, STATE_CLIP), dtype=model.dtype))
-    states = [h]
-    with torch.no_grad():
-        for _ in range(STEPS):
-            h = model.step(h, x)
-            states.append(h)
-    return torch.stack(states).numpy()
+    h0 = torch.tanh(torch.as_tensor(np.clip(z, -STATE_CLIP, STATE_CLIP), dtype=model.dtype))
+    return model.trajectory(x, h0, STEPS).numpy()
 
 
 def theory_energies(states: np.ndarray, weight: np.ndarray, drive: np.ndarray) -> np.ndarray:
