@@ -6,13 +6,32 @@ Depends on nothing else in this project; `theory` is the independent witness tha
 from __future__ import annotations
 
 from .activations import ACTIVATIONS, Activation, get_activation
+from .bptt import bptt_gradients, unrolled_loss
+from .gradients import (
+    ESTIMATORS,
+    EPGradients,
+    PhaseNotConverged,
+    ep_gradients,
+    nudge_schedule,
+    nudge_surrogate,
+    nudged_map,
+)
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
 from .solvers import SOLVERS, SolverStats, get_solver
 from .spectral import certified_spectral_norm, spectrally_normalize
 
 __all__ = [
     "ACTIVATIONS",
+    "ESTIMATORS",
     "Activation",
+    "EPGradients",
+    "PhaseNotConverged",
+    "bptt_gradients",
+    "ep_gradients",
+    "nudge_schedule",
+    "nudge_surrogate",
+    "nudged_map",
+    "unrolled_loss",
     "EquilibriumNotConverged",
     "LoopedMLP",
     "SOLVERS",

@@ -97,7 +97,12 @@ class LoopedMLP(nn.Module):
     # -- the matrix the dynamics use -------------------------------------------------------
     def recurrent_weight(self) -> Tensor:
         """W_eff: ½(W + Wᵀ) if symmetric, then γ·W/σ̂(W) if spectral_norm (σ_max(W_eff) ≤ γ)."""
-        weight = 0.5 * (self.W + self.W.T) if self.symmetric else self.W
+        return self.effective_weight(self.W)
+
+    def effective_weight(self, W: Tensor) -> Tensor:
+        """The parametrization W ↦ W_eff applied to any raw W (n_hidden, n_hidden); pure, so its
+        vector–Jacobian product carries a gradient for W_eff back to the raw W."""
+        weight = 0.5 * (W + W.T) if self.symmetric else W
         if self.spectral_norm:
             weight = spectrally_normalize(weight, self.gamma, symmetric=self.symmetric)
         return weight

@@ -186,8 +186,11 @@ def anderson_acceleration(
         slot = (steps - 1) % memory
         F[:, slot], G[:, slot] = f, g
         n = min(steps, memory)
-        gram = G[:, :n] @ G[:, :n].transpose(1, 2)
-        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(torch.finfo(h.dtype).tiny)
+        # ⟨g_i, g_j⟩ with the conjugate on the left, so complex states (holomorphic EP) work.
+        gram = G[:, :n].conj() @ G[:, :n].transpose(1, 2)
+        scale = gram.diagonal(dim1=1, dim2=2).real.mean(dim=1).clamp_min(
+            torch.finfo(h.real.dtype).tiny
+        )
         gram = gram + (regularization * scale)[:, None, None] * eye[:n, :n]
         # Bordered system [[0, 1ᵀ], [1, GGᵀ + λI]] [ν; α] = [1; 0].
         A = h.new_zeros(batch, n + 1, n + 1)

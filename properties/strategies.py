@@ -80,8 +80,12 @@ class ModelSpec:
         )
         U = self.drive_scale * rng.standard_normal((self.n_hidden, self.n_in)) / np.sqrt(self.n_in)
         b = 0.1 * self.drive_scale * rng.standard_normal(self.n_hidden)
+        # The readout is drawn after W, U, b so that those stay what they were before it was.
+        V = rng.standard_normal((self.n_out, self.n_hidden)) / np.sqrt(self.n_hidden)
+        c = 0.1 * rng.standard_normal(self.n_out)
         with torch.no_grad():
-            for param, value in ((model.W, W), (model.U, U), (model.b, b)):
+            for param, value in ((model.W, W), (model.U, U), (model.b, b), (model.V, V),
+                                 (model.c, c)):
                 param.copy_(torch.as_tensor(value, dtype=param.dtype))
         return model
 
@@ -90,6 +94,11 @@ class ModelSpec:
         rng = np.random.default_rng(self.seed + 1 if seed is None else seed)
         return torch.as_tensor(scale * rng.standard_normal((batch, self.n_in)),
                                dtype=DTYPES[self.dtype])
+
+    def labels(self, batch: int, seed: int | None = None) -> torch.Tensor:
+        """(batch,) integer class labels in [0, n_out), reproducible from the seed."""
+        rng = np.random.default_rng(self.seed + 2 if seed is None else seed)
+        return torch.as_tensor(rng.integers(0, self.n_out, batch), dtype=torch.int64)
 
     def with_(self, **changes: Any) -> ModelSpec:
         return replace(self, **changes)

@@ -20,6 +20,8 @@ from .fixed_point import (
     fixed_point_map,
     iterate_map,
 )
+from .gradients import equilibria, implicit_gradients, pull_back_to_raw
+from .network import Network
 from .spectra import (
     jacobian_at_equilibrium,
     lipschitz_certificate,
@@ -29,6 +31,10 @@ from .spectra import (
 
 __all__ = [
     "NONLINEARITIES",
+    "Network",
+    "equilibria",
+    "implicit_gradients",
+    "pull_back_to_raw",
     "NumpyFixedPoint",
     "a_posteriori_bound",
     "a_priori_bound",

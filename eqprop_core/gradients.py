@@ -1,0 +1,383 @@
+"""Equilibrium Propagation: gradients from a free phase and nudged phases, no autograd through them.
+
+Total energy with nudge strength β (Scellier & Bengio 2017), per sample,
+
+    F(h, β) = E(h) + β ℓ(h),   E(h) = Σ G(h_i) − ½ hᵀW_eff h − hᵀ(Ux + b),   ℓ = CE(Vh + c, y),
+
+whose stationary points are the fixed points of the *nudged* map
+
+    h = T_β(h) = φ(W_eff h + Ux + b − β ∂ℓ/∂h),   ∂ℓ/∂h = Vᵀ(softmax(Vh + c) − onehot(y)).
+
+With h_β the nudged equilibrium (h_0 the free one), EP's theorem is
+
+    dℒ/dθ = d/dβ ∂F/∂θ(h_β, β) |_{β=0} = lim_{β→0} (1/β)[∂E/∂θ(h_β) − ∂E/∂θ(h_0)]
+
+for the energy parameters θ ∈ {W, U, b}, where ∂E/∂W_eff = −½hhᵀ, ∂E/∂U = −hxᵀ, ∂E/∂b = −h.
+The estimators differ only in which nudged states enter the derivative in β:
+
+    one_sided    (1/β)[∂E/∂θ(h_β) − ∂E/∂θ(h_0)]                       bias O(β)
+    symmetric    (1/2β)[∂E/∂θ(h_β) − ∂E/∂θ(h_−β)]                     bias O(β²)
+    holomorphic  Re (1/N) Σ_k [∂E/∂θ(h_{β_k}) − ∂E/∂θ(h_0)] / β_k,  β_k = |β|e^{2πik/N}
+                 (Laborieux & Zenke 2022: the N-point Cauchy formula for d/dβ on a circle, with
+                 complex states; its error is O(|β|^N). N = 1 is one-sided, N = 2 symmetric.)
+
+Sign convention: every estimate is of +dℒ/dθ, the gradient to *descend*; nudging with β > 0
+pulls h towards lower loss. The batch loss is the mean ℒ = (1/B) Σ ℓ_b: each sample is nudged by
+its own β ∂ℓ_b/∂h and the per-sample estimates are averaged.
+
+Readout parameters (V, c) are outside E; they get their explicit gradient ∂ℒ/∂V, ∂ℒ/∂c at h_0.
+The estimate for W_eff reaches the raw W by the chain rule of the local map W ↦ W_eff
+(symmetrization, then spectral normalization γW/σ(W)) — a vector–Jacobian product of that
+parametrization only, never of the dynamics.
+
+Asymmetric ("directed", vector-field) models have no energy. For them the same rule is applied
+in its vector-field form (Scellier et al. 2018): post-synaptic nudged difference × pre-synaptic
+free activity, ∂Ê/∂W_eff = −h h_0ᵀ. For a symmetric W it has the same limit as the energy
+form; for W ≠ Wᵀ the nudged phase propagates the error through W where backprop uses Wᵀ, and
+that bias does not vanish as β → 0 (track 15 measures it).
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
+from .solvers import SolverStats, get_solver, is_positive_integer
+
+ESTIMATORS = ("one_sided", "symmetric", "holomorphic")
+ON_UNCONVERGED = ("raise", "warn", "record")
+DEFAULT_POINTS = 4  # holomorphic estimator: N = 4 points on the circle unless told otherwise
+
+
+class PhaseNotConverged(RuntimeError):
+    """A free or nudged phase missed its tolerance, so an EP gradient from it would be wrong."""
+
+
+@dataclass(frozen=True)
+class NudgeSchedule:
+    """Which nudges to run and how to combine them: estimate = Re Σ_k w_k ∂E/∂θ(h_{β_k}) + w_0
+    ∂E/∂θ(h_0). Real for one-sided and symmetric; complex for holomorphic."""
+
+    estimator: str
+    betas: tuple[complex, ...]
+    weights: tuple[complex, ...]
+    free_weight: complex
+
+    @property
+    def is_complex(self) -> bool:
+        return self.estimator == "holomorphic"
+
+
+def nudge_schedule(estimator: str, beta: float, n_points: int | None = None) -> NudgeSchedule:
+    """The nudges β_k and weights w_k of an estimator (ValueError on a bad β, N or name)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
+        raise ValueError(f"beta must be a finite real number, got {beta!r}")
+    if beta == 0:
+        raise ValueError("beta must be non-zero: EP divides by the nudge strength")
+    if estimator != "holomorphic" and n_points is not None:
+        raise ValueError(f"n_points applies to the holomorphic estimator only, not {estimator!r}")
+    beta = float(beta)
+    if estimator == "one_sided":
+        return NudgeSchedule(estimator, (beta,), (1 / beta,), -1 / beta)
+    if estimator == "symmetric":
+        return NudgeSchedule(estimator, (beta, -beta), (0.5 / beta, -0.5 / beta), 0.0)
+    n = DEFAULT_POINTS if n_points is None else n_points
+    if not is_positive_integer(n):
+        raise ValueError(f"n_points must be a positive integer, got {n_points!r}")
+    n = int(n)
+    radius = abs(beta)
+    betas = tuple(radius * cmath.exp(2j * math.pi * k / n) for k in range(n))
+    weights = tuple(1 / (n * b) for b in betas)
+    return NudgeSchedule(estimator, betas, weights, -sum(weights))
+
+
+def one_hot_labels(y: Tensor, n_out: int, batch: int) -> Tensor:
+    """Integer labels (B,) in [0, n_out) as a one-hot (B, n_out) float64 tensor."""
+    y = torch.as_tensor(y)
+    if y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(f"y must be integer labels of shape ({batch},), got {tuple(y.shape)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if batch and (int(y.min()) < 0 or int(y.max()) >= n_out):
+        raise ValueError(
+            f"labels must lie in [0, {n_out}), got values in [{int(y.min())}, {int(y.max())}]"
+        )
+    return torch.nn.functional.one_hot(y.long(), n_out).to(torch.float64)
+
+
+def softmax(logits: Tensor) -> Tensor:
+    """Row softmax that also accepts complex logits (holomorphic extension of exp)."""
+    shift = logits.real.max(dim=1, keepdim=True).values
+    e = torch.exp(logits - shift)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def loss_gradient_wrt_state(h: Tensor, V: Tensor, c: Tensor, target: Tensor) -> Tensor:
+    """∂ℓ_b/∂h_b = Vᵀ(softmax(V h_b + c) − onehot(y_b)) per row: (B, n_hidden)."""
+    return (softmax(h @ V.T + c) - target) @ V
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """ℒ = mean_b CE(logits_b, y_b), the loss every estimator here is a gradient of."""
+    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(y).long())
+
+
+@dataclass(frozen=True)
+class Phases:
+    """The model's numbers in the dtype a phase runs in (complex for holomorphic nudges)."""
+
+    weight: Tensor
+    drive: Tensor
+    V: Tensor
+    c: Tensor
+    target: Tensor
+    phi: Callable[[Tensor], Tensor]
+
+    def nudged_map(self, beta: complex) -> Callable[[Tensor], Tensor]:
+        """T_β(h) = φ(h W_effᵀ + Ux + b − β ∂ℓ/∂h); β = 0 is the free map."""
+        if beta == 0:
+            return lambda h: self.phi(h @ self.weight.T + self.drive)
+        return lambda h: self.phi(
+            h @ self.weight.T + self.drive
+            - beta * loss_gradient_wrt_state(h, self.V, self.c, self.target)
+        )
+
+
+def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = None) -> Phases:
+    """Everything the free and nudged maps need, computed once (no autograd)."""
+    x = model.validate_input(x)
+    target = one_hot_labels(y, model.n_out, x.shape[0])
+    dtype = model.dtype if dtype is None else dtype
+    with torch.no_grad():
+        return Phases(
+            weight=model.recurrent_weight().to(dtype),
+            drive=model.input_drive(x).to(dtype),
+            V=model.V.detach().to(dtype),
+            c=model.c.detach().to(dtype),
+            target=target.to(device=x.device, dtype=dtype),
+            phi=model.activation.phi,
+        )
+
+
+def nudged_map(model: LoopedMLP, x: Tensor, y: Tensor, beta: float) -> Callable[[Tensor], Tensor]:
+    """T_β for this batch: h ↦ φ(h W_effᵀ + Ux + b − β Vᵀ(softmax(Vh + c) − onehot(y)))."""
+    return phases(model, x, y).nudged_map(beta)
+
+
+class EPGradients(dict):
+    """EP's gradient estimate, keyed exactly like `model.named_parameters()`, with its phases.
+
+    free: the free phase's SolverStats; nudged: one SolverStats per nudge β_k (same order as
+    `schedule.betas`); free_state: h_0 (B, n_hidden). A non-converged phase is refused by
+    `ep_gradients` unless `on_unconverged` says otherwise; `converged` tells which.
+    """
+
+    def __init__(self, grads: dict[str, Tensor], *, schedule: NudgeSchedule, free: SolverStats,
+                 nudged: list[SolverStats], free_state: Tensor) -> None:
+        super().__init__(grads)
+        self.schedule = schedule
+        self.free = free
+        self.nudged = nudged
+        self.free_state = free_state
+
+    @property
+    def converged(self) -> bool:
+        return self.free.all_converged and all(s.all_converged for s in self.nudged)
+
+    @property
+    def max_residual(self) -> float:
+        return max([self.free.max_residual] + [s.max_residual for s in self.nudged])
+
+
+def energy_partials(h: Tensor, x: Tensor, h_free: Tensor | None) -> dict[str, Tensor]:
+    """Batch-mean ∂E/∂θ at states h (B, n): W_eff: −½hᵀh/B, or −hᵀh_free/B in the vector-field
+    form (h_free given); U: −hᵀx/B; b: −mean h. Complex h stays complex (holomorphic)."""
+    batch = h.shape[0]
+    pre = h if h_free is None else h_free.to(h.dtype)
+    scale = 0.5 if h_free is None else 1.0
+    return {
+        "W": -scale * (h.T @ pre) / batch,
+        "U": -(h.T @ x.to(h.dtype)) / batch,
+        "b": -h.mean(dim=0),
+    }
+
+
+@dataclass
+class _Solve:
+    solver: str
+    tol: float
+    max_steps: int
+    options: dict = field(default_factory=dict)
+
+    def __call__(self, T: Callable[[Tensor], Tensor], h0: Tensor,
+                 fixed_steps: int | None) -> tuple[Tensor, SolverStats]:
+        if fixed_steps is not None:  # truncated EP: exactly this many plain updates
+            return get_solver("fixed_point")(T, h0, tol=self.tol, max_steps=fixed_steps)
+        return get_solver(self.solver)(T, h0, tol=self.tol, max_steps=self.max_steps,
+                                       **self.options)
+
+
+def _check_steps(steps: object) -> tuple[int, int] | None:
+    if steps is None:
+        return None
+    if (isinstance(steps, (tuple, list)) and len(steps) == 2
+            and all(is_positive_integer(s) for s in steps)):
+        return int(steps[0]), int(steps[1])
+    raise ValueError(
+        f"steps must be None (solve to tolerance) or (free_steps, nudged_steps), two positive "
+        f"integers; got {steps!r}"
+    )
+
+
+def _raw_parameter_gradient(model: LoopedMLP, grad_weight: Tensor) -> Tensor:
+    """Pull ∂ℒ/∂W_eff back to the raw W: the vector–Jacobian product of W ↦ W_eff(W) alone."""
+    with torch.enable_grad():
+        _, pullback = torch.func.vjp(model.effective_weight, model.W.detach())
+        (grad,) = pullback(grad_weight)
+    return grad
+
+
+def ep_gradients(
+    model: LoopedMLP,
+    x: Tensor,
+    y: Tensor,
+    *,
+    beta: float,
+    estimator: str = "symmetric",
+    n_points: int | None = None,
+    steps: tuple[int, int] | None = None,
+    solver: str = "anderson",
+    tol: float | None = None,
+    max_steps: int = 5000,
+    on_unconverged: str | None = None,
+    **solver_options: object,
+) -> EPGradients:
+    """EP's estimate of ∇_θ ℒ, ℒ = mean CE(model(x), y), for every raw parameter θ of `model`.
+
+    beta: nudge strength (finite, non-zero; the holomorphic estimator uses |β| as the radius).
+    estimator: "one_sided", "symmetric" or "holomorphic" (n_points = N ≥ 1, default 4).
+    steps: None solves every phase to `tol` (default `default_tolerance(dtype)`) with `solver`;
+        (T_free, T_nudged) runs exactly that many plain updates instead (truncated EP; the
+        nudged phases start from the free state).
+    on_unconverged: "raise" (default when solving to tolerance) refuses with PhaseNotConverged
+        naming the residual; "warn" warns EquilibriumNotConverged; "record" (default with
+        `steps`) only records it in the result's stats.
+    Returns EPGradients: a dict {name: tensor like the parameter} carrying the phases' stats.
+    """
+    schedule = nudge_schedule(estimator, beta, n_points)
+    fixed = _check_steps(steps)
+    mode = on_unconverged or ("record" if fixed else "raise")
+    if mode not in ON_UNCONVERGED:
+        raise ValueError(f"on_unconverged must be one of {list(ON_UNCONVERGED)}, got {mode!r}")
+    x = model.validate_input(x)
+    tol = default_tolerance(model.dtype) if tol is None else tol
+    solve = _Solve(solver, tol, max_steps, dict(solver_options))
+    state_dtype = (torch.complex128 if model.dtype == torch.float64 else torch.complex64) \
+        if schedule.is_complex else model.dtype
+    numbers = phases(model, x, y, state_dtype)
+    directed = not model.symmetric
+
+    with torch.no_grad():
+        h0 = x.new_zeros(x.shape[0], model.n_hidden, dtype=state_dtype)
+        h_free, free_stats = solve(numbers.nudged_map(0), h0, fixed and fixed[0])
+        partials = {k: schedule.free_weight * v for k, v in
+                    energy_partials(h_free, x, h_free if directed else None).items()}
+        nudged_stats = []
+        for beta_k, weight_k in zip(schedule.betas, schedule.weights):
+            beta_k = beta_k.real if not schedule.is_complex else beta_k
+            h_k, stats = solve(numbers.nudged_map(beta_k), h_free, fixed and fixed[1])
+            nudged_stats.append(stats)
+            for k, v in energy_partials(h_k, x, h_free if directed else None).items():
+                partials[k] = partials[k] + weight_k * v
+        estimates = {k: (v.real if v.is_complex() else v).to(model.dtype)
+                     for k, v in partials.items()}
+        h_real = h_free.real.to(model.dtype) if schedule.is_complex else h_free
+        readout_error = softmax(model.readout(h_real)) - numbers.target.real.to(model.dtype)
+        estimates["V"] = readout_error.T @ h_real / x.shape[0]
+        estimates["c"] = readout_error.mean(dim=0)
+    estimates["W"] = _raw_parameter_gradient(model, estimates["W"])
+
+    result = EPGradients(
+        {name: estimates[name].detach() for name, _ in model.named_parameters()},
+        schedule=schedule, free=free_stats, nudged=nudged_stats, free_state=h_real,
+    )
+    if not result.converged and mode != "record":
+        worst = [("free", free_stats)] + [(f"nudged(beta={b:.3g})", s) for b, s in
+                                           zip(schedule.betas, nudged_stats)]
+        failed = "; ".join(f"{name} phase {s.summary()}" for name, s in worst
+                           if not s.all_converged)
+        message = (f"EP gradient from an unconverged phase ({failed}); the estimate would be "
+                   "wrong by an unknown amount. Raise max_steps, use a contractive model, or "
+                   "pass on_unconverged='warn'/'record' to accept it.")
+        if mode == "raise":
+            raise PhaseNotConverged(message)
+        warnings.warn(message, EquilibriumNotConverged, stacklevel=2)
+    return result
+
+
+def nudge_surrogate(
+    model: LoopedMLP,
+    x: Tensor,
+    y: Tensor,
+    *,
+    beta: float,
+    estimator: str = "one_sided",
+    unroll: int = 0,
+    tol: float | None = None,
+    max_steps: int = 5000,
+) -> Tensor:
+    """The loss that finite-β EP descends exactly (track 14), as a differentiable scalar:
+
+        one_sided:  L_β = [F(h_β, β) − F(h_0, 0)] / β
+        symmetric:  L_β = [F(h_β, β) − F(h_−β, −β)] / 2β,     F(h, β) = mean_b [E(h_b) + βℓ(h_b)]
+
+    Because ∂F/∂h = 0 at every equilibrium, dL_β/dθ = the partial ∂L_β/∂θ at the fixed states,
+    which is exactly the finite-β EP update of W, U, b (energy form; symmetric models only; the
+    readout V, c enter F through βℓ, so L_β's gradient for them is ∂ℓ/∂(V, c) at h_β, or the
+    mean over ±β, where `ep_gradients` uses the exact ∂ℒ/∂(V, c) at h_0). `unroll` = K
+    re-applies the map K times *with* autograd from each (detached) equilibrium, so autograd
+    also sees dh/dθ (→ the implicit derivative as K grows): the envelope theorem then becomes a
+    measurable claim rather than a construction. As β → 0, L_β → ℒ.
+    """
+    if not model.symmetric:
+        raise ValueError("the finite-nudge surrogate needs an energy: symmetric=True models only")
+    if estimator not in ("one_sided", "symmetric"):
+        raise ValueError(f"estimator must be 'one_sided' or 'symmetric', got {estimator!r}")
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 0:
+        raise ValueError(f"unroll must be a non-negative integer, got {unroll!r}")
+    nudge_schedule(estimator, beta)  # validates beta
+    x = model.validate_input(x)
+    tol = default_tolerance(model.dtype) if tol is None else tol
+    numbers = phases(model, x, y)
+    labels = torch.as_tensor(y).long()
+    nudges = [0.0, float(beta)] if estimator == "one_sided" else [-float(beta), float(beta)]
+    with torch.no_grad():
+        h_free, free_stats = get_solver("anderson")(numbers.nudged_map(0), x.new_zeros(
+            x.shape[0], model.n_hidden), tol=tol, max_steps=max_steps)
+    values = []
+    for beta_k in nudges:
+        with torch.no_grad():
+            h, stats = (h_free, free_stats) if beta_k == 0 else get_solver("anderson")(
+                numbers.nudged_map(beta_k), h_free, tol=tol, max_steps=max_steps)
+        if not stats.all_converged:
+            raise PhaseNotConverged(f"surrogate phase beta={beta_k:g}: {stats.summary()}")
+        weight = model.recurrent_weight()
+        drive = model.input_drive(x)
+        for _ in range(unroll):
+            logits = model.readout(h)
+            nudge = (torch.softmax(logits, dim=1) - numbers.target) @ model.V
+            h = model.activation.phi(h @ weight.T + drive - beta_k * nudge)
+        F = model.energy(h, x).mean()
+        if beta_k != 0:
+            F = F + beta_k * cross_entropy(model.readout(h), labels)
+        values.append(F)
+    return (values[1] - values[0]) / (float(beta) if estimator == "one_sided" else 2 * float(beta))

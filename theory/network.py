@@ -1,0 +1,34 @@
+"""A recurrent network's numbers in float64, as read from its weights — what the witness sees.
+
+The witness receives the raw parameters, the matrix the model says its dynamics use (W_eff), and
+how W_eff was made from W (symmetrized? spectrally normalized?); it recomputes everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Network:
+    """h = φ(W_eff h + Ux + b), logits = V h + c; W is the raw parameter behind W_eff."""
+
+    weight: Array  # W_eff (n, n)
+    U: Array  # (n, n_in)
+    b: Array  # (n,)
+    activation: str
+    W: Array | None = None  # raw W (n, n)
+    V: Array | None = None  # (n_out, n)
+    c: Array | None = None  # (n_out,)
+    symmetric: bool = True
+    spectral_norm: bool = False
+
+    def drive(self, x: Array) -> Array:
+        """Ux + b for each row of x: (B, n)."""
+        if hasattr(x, "detach"):  # a torch tensor, read without importing torch
+            x = x.detach().cpu().numpy()
+        return np.atleast_2d(np.asarray(x, dtype=np.float64)) @ self.U.T + self.b
