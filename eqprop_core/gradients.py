@@ -289,6 +289,12 @@ def ep_gradients(
     with torch.no_grad():
         h0 = x.new_zeros(x.shape[0], model.n_hidden, dtype=state_dtype)
         h_free, free_stats = solve(numbers.nudged_map(0), h0, fixed and fixed[0])
+        if mode == "raise" and not free_stats.all_converged:
+            raise PhaseNotConverged(
+                f"EP gradient refused: free phase {free_stats.summary()}; every nudged phase "
+                "and the estimate would inherit its error. Raise max_steps, use a contractive "
+                "model (spectral_norm=True), or pass on_unconverged='warn'/'record'."
+            )
         partials = {k: schedule.free_weight * v for k, v in
                     energy_partials(h_free, x, h_free if directed else None).items()}
         nudged_stats = []

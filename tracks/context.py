@@ -74,6 +74,7 @@ class TrackContext:
     control: dict[str, Any] | None = None
     artifacts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -102,6 +103,14 @@ class TrackContext:
             "bound": evidence.bound,
             "details": {**evidence.details, **details},
         }
+
+    def claim(self, evidence: Evidence, source: str, **details: Any) -> None:
+        """Record the verdict on a *stated* figure (from the spec, an issue or the write-up):
+        `evidence` holds the measurement against the stated bound. A refuted claim is a
+        result, not a failure of the track — the checks are what certify the measurement."""
+        self.claims.append({"name": evidence.name, "source": source, "holds": evidence.passed,
+                            "value": evidence.value, "bound": evidence.bound,
+                            "details": {**evidence.details, **details}})
 
     def note(self, line: str) -> None:
         """A line of the human-readable account printed by the runner."""
@@ -164,6 +173,7 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         "skip_reason": skip_reason,
         "artifacts": ctx.artifacts,
         "notes": ctx.notes,
+        "claims": ctx.claims,
     }
     if error is not None:
         record["error"] = error

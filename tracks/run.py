@@ -142,6 +142,9 @@ def print_result(result: TrackResult, quiet: bool) -> None:
     for c in r["checks"]:
         print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {shown(c['value'])} "
               f"(bound {c['bound']})")
+    for c in r.get("claims", []):
+        print(f"    [claim {'holds' if c['holds'] else 'REFUTED'}] {c['name']} ({c['source']}): "
+              f"{shown(c['value'])} (stated {c['bound']})")
     control = r["negative_control"]
     if control:
         verdict = "failed as expected" if control["failed_as_expected"] else \
