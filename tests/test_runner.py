@@ -150,6 +150,23 @@ def test_a_failed_check_fails_the_track() -> None:
     assert finish(ctx, "A", "claim", time.perf_counter()).status == "fail"
 
 
+def test_a_refuted_claim_is_recorded_and_printed_but_leaves_the_status_alone(capsys) -> None:
+    from tracks.context import TrackResult
+    from tracks.run import print_result
+
+    ctx = context()
+    ctx.check(at_most("fine", 0.5, 1.0))
+    ctx.negative_control(at_most("must break", 5.0, 1.0))
+    ctx.claim(at_most("stated figure", 3e-3, 1e-3), source="TRACKS.md track 99", share=0.8)
+    record = finish(ctx, "B", "claim", time.perf_counter()).record
+    assert record["status"] == "pass"
+    (claim,) = record["claims"]
+    assert claim["holds"] is False and claim["value"] == 3e-3
+    assert claim["details"]["share"] == 0.8 and claim["source"] == "TRACKS.md track 99"
+    print_result(TrackResult(record), quiet=False)
+    assert "[claim REFUTED] stated figure (TRACKS.md track 99): 0.003" in capsys.readouterr().out
+
+
 def test_a_track_without_checks_fails() -> None:
     ctx = context()
     ctx.negative_control(at_most("must break", 5.0, 1.0))
