@@ -7,6 +7,15 @@ from __future__ import annotations
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .bptt import bptt_gradients, unrolled_loss
+from .gdd import (
+    GDD_ESTIMATORS,
+    PrimitiveModel,
+    StepAgreement,
+    StepUpdates,
+    bptt_step_gradients,
+    ep_step_updates,
+    gdd_agreement,
+)
 from .gradients import (
     ESTIMATORS,
     EPGradients,
@@ -25,6 +34,13 @@ __all__ = [
     "ESTIMATORS",
     "Activation",
     "EPGradients",
+    "GDD_ESTIMATORS",
+    "PrimitiveModel",
+    "StepAgreement",
+    "StepUpdates",
+    "bptt_step_gradients",
+    "ep_step_updates",
+    "gdd_agreement",
     "PhaseNotConverged",
     "bptt_gradients",
     "ep_gradients",
