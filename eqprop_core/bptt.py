@@ -26,8 +26,9 @@ def unrolled_loss(model: LoopedMLP, x: Tensor, y: Tensor, steps: int,
     h = x.new_zeros(x.shape[0], model.n_hidden) if h0 is None else h0.to(model.dtype)
     weight = model.recurrent_weight()
     drive = model.input_drive(x)
+    weight_t = weight.T
     for _ in range(int(steps)):
-        h = model.activation.phi(h @ weight.T + drive)
+        h = model.activation.phi(torch.addmm(drive, h, weight_t))
     return cross_entropy(model.readout(h), y)
 
 

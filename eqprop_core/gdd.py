@@ -156,9 +156,9 @@ def energy_model_problem(model: LoopedMLP, x: Tensor, y: Tensor, *,
     """The LoopedMLP F(h) = φ(W_eff h + Ux + b) with T_β = `nudged_map(model, x, y, β)`.
 
     Energy partials per sample: ∂E/∂W_eff = −½hhᵀ (symmetric W) or −h h_*ᵀ (asymmetric,
-    vector-field form), ∂E/∂U = −hxᵀ, ∂E/∂b = −h (`gradients.energy_partials` before its batch
-    mean). The BPTT step uses ½(W_t + W_tᵀ) for a symmetric model, so its gradient is the one of
-    a symmetric W_eff, and W_t itself for an asymmetric one. D = φ′(a*) per sample.
+    vector-field form), ∂E/∂U = −hxᵀ, ∂E/∂b = −h (as in `eqprop_core.gradients`, before the
+    batch mean). The BPTT step uses ½(W_t + W_tᵀ) for a symmetric model, so its gradient is the
+    one of a symmetric W_eff, and W_t itself for an asymmetric one. D = φ′(a*) per sample.
     """
     x = model.validate_input(x)
     batch = x.shape[0]

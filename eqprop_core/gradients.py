@@ -50,6 +50,7 @@ from torch import Tensor
 
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
 from .solvers import SolverStats, get_solver, is_positive_integer
+from .solvers import _finish as finish_solve
 
 ESTIMATORS = ("one_sided", "symmetric", "holomorphic")
 ON_UNCONVERGED = ("raise", "warn", "record")
@@ -144,22 +145,35 @@ class Phases:
 
     def nudged_map(self, beta: complex) -> Callable[[Tensor], Tensor]:
         """T_β(h) = φ(h W_effᵀ + Ux + b − β ∂ℓ/∂h); β = 0 is the free map."""
+        weight_t = self.weight.T
         if beta == 0:
-            return lambda h: self.phi(h @ self.weight.T + self.drive)
-        return lambda h: self.phi(
-            h @ self.weight.T + self.drive
-            - beta * loss_gradient_wrt_state(h, self.V, self.c, self.target)
-        )
+            return lambda h: self.phi(torch.addmm(self.drive, h, weight_t))
+        if self.weight.is_complex():
+            return lambda h: self.phi(
+                h @ weight_t + self.drive
+                - beta * loss_gradient_wrt_state(h, self.V, self.c, self.target)
+            )
+        # Real β: −β Vᵀ(p − y) = β Vᵀy − β Vᵀp; the label part is a constant drive, so a step
+        # is three fused matrix products, a softmax and φ (this is the inner loop of training).
+        drive = self.drive + beta * (self.target @ self.V)
+        readout_t, scaled = self.V.T, beta * self.V
+        return lambda h: self.phi(torch.addmm(
+            torch.addmm(drive, h, weight_t),
+            torch.softmax(torch.addmm(self.c, h, readout_t), dim=1), scaled, alpha=-1,
+        ))
 
 
-def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = None) -> Phases:
-    """Everything the free and nudged maps need, computed once (no autograd)."""
+def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = None, *,
+           weight: Tensor | None = None) -> Phases:
+    """Everything the free and nudged maps need, computed once (no autograd); `weight` is W_eff
+    when the caller already has it."""
     x = model.validate_input(x)
     target = one_hot_labels(y, model.n_out, x.shape[0])
     dtype = model.dtype if dtype is None else dtype
     with torch.no_grad():
+        weight = model.recurrent_weight() if weight is None else weight
         return Phases(
-            weight=model.recurrent_weight().to(dtype),
+            weight=weight.detach().to(dtype),
             drive=model.input_drive(x).to(dtype),
             V=model.V.detach().to(dtype),
             c=model.c.detach().to(dtype),
@@ -198,19 +212,6 @@ class EPGradients(dict):
         return max([self.free.max_residual] + [s.max_residual for s in self.nudged])
 
 
-def energy_partials(h: Tensor, x: Tensor, h_free: Tensor | None) -> dict[str, Tensor]:
-    """Batch-mean ∂E/∂θ at states h (B, n): W_eff: −½hᵀh/B, or −hᵀh_free/B in the vector-field
-    form (h_free given); U: −hᵀx/B; b: −mean h. Complex h stays complex (holomorphic)."""
-    batch = h.shape[0]
-    pre = h if h_free is None else h_free.to(h.dtype)
-    scale = 0.5 if h_free is None else 1.0
-    return {
-        "W": -scale * (h.T @ pre) / batch,
-        "U": -(h.T @ x.to(h.dtype)) / batch,
-        "b": -h.mean(dim=0),
-    }
-
-
 @dataclass
 class _Solve:
     solver: str
@@ -220,10 +221,16 @@ class _Solve:
 
     def __call__(self, T: Callable[[Tensor], Tensor], h0: Tensor,
                  fixed_steps: int | None) -> tuple[Tensor, SolverStats]:
-        if fixed_steps is not None:  # truncated EP: exactly this many plain updates
-            return get_solver("fixed_point")(T, h0, tol=self.tol, max_steps=fixed_steps)
-        return get_solver(self.solver)(T, h0, tol=self.tol, max_steps=self.max_steps,
-                                       **self.options)
+        if fixed_steps is None:
+            return get_solver(self.solver)(T, h0, tol=self.tol, max_steps=self.max_steps,
+                                           **self.options)
+        # Truncated EP: exactly this many plain updates, no per-step residual (it would cost a
+        # reduction and a device sync per step); the residual is measured once at the end.
+        h_prev, h = h0, h0
+        for _ in range(fixed_steps):
+            h_prev, h = h, T(h)
+        return finish_solve("truncated", T, h_prev, h, tol=self.tol, steps=fixed_steps,
+                            trace=[], lipschitz=None)
 
 
 def _check_steps(steps: object) -> tuple[int, int] | None:
@@ -236,14 +243,6 @@ def _check_steps(steps: object) -> tuple[int, int] | None:
         f"steps must be None (solve to tolerance) or (free_steps, nudged_steps), two positive "
         f"integers; got {steps!r}"
     )
-
-
-def _raw_parameter_gradient(model: LoopedMLP, grad_weight: Tensor) -> Tensor:
-    """Pull ∂ℒ/∂W_eff back to the raw W: the vector–Jacobian product of W ↦ W_eff(W) alone."""
-    with torch.enable_grad():
-        _, pullback = torch.func.vjp(model.effective_weight, model.W.detach())
-        (grad,) = pullback(grad_weight)
-    return grad
 
 
 def ep_gradients(
@@ -266,8 +265,8 @@ def ep_gradients(
     beta: nudge strength (finite, non-zero; the holomorphic estimator uses |β| as the radius).
     estimator: "one_sided", "symmetric" or "holomorphic" (n_points = N ≥ 1, default 4).
     steps: None solves every phase to `tol` (default `default_tolerance(dtype)`) with `solver`;
-        (T_free, T_nudged) runs exactly that many plain updates instead (truncated EP; the
-        nudged phases start from the free state).
+        (T_free, T_nudged) runs exactly that many plain updates instead, whatever the residual
+        (truncated EP, as trained in practice; the nudged phases start from the free state).
     on_unconverged: "raise" (default when solving to tolerance) refuses with PhaseNotConverged
         naming the residual; "warn" warns EquilibriumNotConverged; "record" (default with
         `steps`) only records it in the result's stats.
@@ -283,11 +282,16 @@ def ep_gradients(
     solve = _Solve(solver, tol, max_steps, dict(solver_options))
     state_dtype = (torch.complex128 if model.dtype == torch.float64 else torch.complex64) \
         if schedule.is_complex else model.dtype
-    numbers = phases(model, x, y, state_dtype)
+    # W_eff and the pull-back of its gradient to the raw W from one evaluation of W ↦ W_eff:
+    # a vector–Jacobian product of the parametrization only, never of the dynamics.
+    with torch.enable_grad():
+        weight, pull_back = torch.func.vjp(model.effective_weight, model.W.detach())
+    numbers = phases(model, x, y, state_dtype, weight=weight)
     directed = not model.symmetric
+    batch = x.shape[0]
 
     with torch.no_grad():
-        h0 = x.new_zeros(x.shape[0], model.n_hidden, dtype=state_dtype)
+        h0 = x.new_zeros(batch, model.n_hidden, dtype=state_dtype)
         h_free, free_stats = solve(numbers.nudged_map(0), h0, fixed and fixed[0])
         if mode == "raise" and not free_stats.all_converged:
             raise PhaseNotConverged(
@@ -295,22 +299,34 @@ def ep_gradients(
                 "and the estimate would inherit its error. Raise max_steps, use a contractive "
                 "model (spectral_norm=True), or pass on_unconverged='warn'/'record'."
             )
-        partials = {k: schedule.free_weight * v for k, v in
-                    energy_partials(h_free, x, h_free if directed else None).items()}
+        # ∂E/∂U and ∂E/∂b are linear in h, and so is ∂E/∂W_eff in the vector-field form, so
+        # they need only the combined state Σ_k w_k h_k; the energy form's −½hhᵀ is quadratic.
+        combined = schedule.free_weight * h_free
+        quadratic = schedule.free_weight * (h_free.T @ h_free)
         nudged_stats = []
         for beta_k, weight_k in zip(schedule.betas, schedule.weights):
             beta_k = beta_k.real if not schedule.is_complex else beta_k
             h_k, stats = solve(numbers.nudged_map(beta_k), h_free, fixed and fixed[1])
             nudged_stats.append(stats)
-            for k, v in energy_partials(h_k, x, h_free if directed else None).items():
-                partials[k] = partials[k] + weight_k * v
+            combined = combined + weight_k * h_k
+            if not directed:
+                quadratic = quadratic + weight_k * (h_k.T @ h_k)
+        if directed:
+            grad_weight = -(combined.T @ h_free) / batch
+        else:
+            grad_weight = -0.5 * quadratic / batch
+        estimates = {
+            "W": grad_weight,
+            "U": -(combined.T @ x.to(combined.dtype)) / batch,
+            "b": -combined.mean(dim=0),
+        }
         estimates = {k: (v.real if v.is_complex() else v).to(model.dtype)
-                     for k, v in partials.items()}
+                     for k, v in estimates.items()}
         h_real = h_free.real.to(model.dtype) if schedule.is_complex else h_free
         readout_error = softmax(model.readout(h_real)) - numbers.target.real.to(model.dtype)
-        estimates["V"] = readout_error.T @ h_real / x.shape[0]
+        estimates["V"] = readout_error.T @ h_real / batch
         estimates["c"] = readout_error.mean(dim=0)
-    estimates["W"] = _raw_parameter_gradient(model, estimates["W"])
+        (estimates["W"],) = pull_back(estimates["W"])
 
     result = EPGradients(
         {name: estimates[name].detach() for name, _ in model.named_parameters()},

@@ -17,7 +17,7 @@ NumpyModel = Network  # the name tracks 1–8 know it by
 
 def as_numpy(model: LoopedMLP) -> Network:
     def read(t: torch.Tensor):
-        return t.detach().cpu().double().numpy()
+        return t.detach().cpu().double().numpy().copy()  # a snapshot, not a view of the model
 
     with torch.no_grad():
         return Network(

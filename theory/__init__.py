@@ -5,6 +5,7 @@ This package never imports eqprop_core: it is the witness the suite checks the c
 
 from __future__ import annotations
 
+from . import golden  # the NumPy golden reference (track 23): golden.ep_gradients, …
 from .activations import NONLINEARITIES, nonlinearity
 from .banach import (
     a_posteriori_bound,
@@ -44,6 +45,7 @@ __all__ = [
     "energy_gradient",
     "find_fixed_point",
     "fixed_point_map",
+    "golden",
     "guaranteed_decrease",
     "iterate_map",
     "jacobian_at_equilibrium",
