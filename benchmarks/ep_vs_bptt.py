@@ -126,7 +126,7 @@ def parametrization_time(model: LoopedMLP, args: argparse.Namespace) -> float:
         synchronize(args.device)
         started = time.perf_counter()
         with torch.enable_grad():
-            torch.func.vjp(model.effective_weight, model.W.detach())
+            model.effective_weight(model.W.detach().clone().requires_grad_(True))
         synchronize(args.device)
         if repeat >= args.warmup:
             walls.append(time.perf_counter() - started)

@@ -284,8 +284,9 @@ def ep_gradients(
         if schedule.is_complex else model.dtype
     # W_eff and the pull-back of its gradient to the raw W from one evaluation of W ↦ W_eff:
     # a vector–Jacobian product of the parametrization only, never of the dynamics.
+    raw = model.W.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        weight, pull_back = torch.func.vjp(model.effective_weight, model.W.detach())
+        weight = model.effective_weight(raw)
     numbers = phases(model, x, y, state_dtype, weight=weight)
     directed = not model.symmetric
     batch = x.shape[0]
@@ -326,7 +327,7 @@ def ep_gradients(
         readout_error = softmax(model.readout(h_real)) - numbers.target.real.to(model.dtype)
         estimates["V"] = readout_error.T @ h_real / batch
         estimates["c"] = readout_error.mean(dim=0)
-        (estimates["W"],) = pull_back(estimates["W"])
+        (estimates["W"],) = torch.autograd.grad(weight, raw, grad_outputs=estimates["W"])
 
     result = EPGradients(
         {name: estimates[name].detach() for name, _ in model.named_parameters()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import profiles  # noqa: F401  (registers the ci / dev / thorough profiles)
 from .evidence import Evidence, at_least, at_most, holds, within
 from .extract import NumpyModel, as_numpy
-from .gradients import Agreement, agreement, fitted_slope, gradient_models
+from .gradients import Agreement, GradientProblem, agreement, fitted_slope, gradient_models
 from .search import MeasuredOnce, SearchOutcome, find_example, worst_case
 from .strategies import (
     ModelSpec,
@@ -17,6 +17,7 @@ from .strategies import (
 
 __all__ = [
     "Agreement",
+    "GradientProblem",
     "agreement",
     "fitted_slope",
     "gradient_models",

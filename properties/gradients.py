@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
+import theory
+from eqprop_core import EPGradients, ep_gradients
+
+from .extract import as_numpy
 from .strategies import ModelSpec
 
 GRADIENT_STRUCTURES = ("gaussian", "spike", "low_rank")  # simple top singular value: σ(W) is
@@ -96,3 +101,37 @@ def gradient_models(
         dtype=dtype,
         n_out=draw(st.integers(2, 4)),
     )
+
+
+class GradientProblem:
+    """One drawn model with its batch, the implicit reference and EP estimates cached by
+    (estimator, β) — so searches that score different metrics of one model solve it once."""
+
+    def __init__(self, spec: ModelSpec, batch: int = 4, tol: float = 1e-14) -> None:
+        self.spec = spec
+        self.model = spec.build()
+        self.x = spec.inputs(batch)
+        self.y = spec.labels(batch)
+        self.tol = tol
+        self._estimates: dict[tuple[str, float], EPGradients] = {}
+
+    @cached_property
+    def implicit(self) -> dict[str, np.ndarray]:
+        return theory.implicit_gradients(as_numpy(self.model), self.x, self.y)
+
+    def ep(self, beta: float, estimator: str = "symmetric") -> EPGradients:
+        key = (estimator, beta)
+        if key not in self._estimates:
+            self._estimates[key] = ep_gradients(self.model, self.x, self.y, beta=beta,
+                                                estimator=estimator, tol=self.tol)
+        return self._estimates[key]
+
+    def error(self, beta: float, estimator: str = "symmetric",
+              keys: Sequence[str] | None = None) -> Agreement:
+        """Per-parameter relative error and cosine of EP at β against the implicit gradient."""
+        return agreement(self.ep(beta, estimator), self.implicit, keys)
+
+    @cached_property
+    def asymmetry(self) -> float:
+        W = self.model.W.detach().numpy()
+        return float(np.linalg.norm(W - W.T) / np.linalg.norm(W + W.T))

@@ -1,0 +1,243 @@
+"""Track 11 — β scaling law: one-sided EP's bias is O(β), symmetric EP's is O(β²).
+
+Theorem (Taylor expansion of β ↦ ∂E/∂θ(h_β) at β = 0, `eqprop_core/gradients.py`):
+
+    one-sided   ĝ(β) − g* = a β + O(β²),     symmetric   ĝ(β) − g* = c β² + O(β⁴),
+
+so log‖ĝ(β) − g*‖ against log β has slope 1 and 2 while β is in the asymptotic regime. How far
+that regime reaches is model-dependent (the nudge is amplified by ‖(I − J*)⁻¹‖·‖V‖; leading
+coefficients cancel across the batch): with a, c the relative bias coefficients read at a probe
+(a = rel₁(β₀)/β₀ at β₀ = 1e-4, c = rel₂(β₀)/β₀² at β₀ = 1e-3), the one-sided relative error is
+aβ + cβ² + … (its β² coefficient is the symmetric estimator's leading one: both are f‴/6 for
+f(β) = ∂E/∂θ(h_β)) and the symmetric one cβ² + O(β⁴). The scales κ₁ = max(a, c/a) (one-sided)
+and κ₂ = max(a, √c) (symmetric; its β⁴ term is not measured, and a — the amplification of the
+nudge — sets the higher terms' scale) bound where the known terms stay small: βκ₁ ≤ ρ keeps the
+one-sided bias ≤ ρ and its β² term ≤ ρ of its β term, βκ₂ ≤ ρ the symmetric bias ≤ ρ² and βa ≤ ρ.
+Measured a ∈ 0.04..44, c ∈ 1e-3..5e3, κ₁ up to 270; near a relative error of 0.1–1 the error
+saturates and the line bends.
+
+Which error is fitted: the relative error of the energy-parameter gradient (W, U, b concatenated)
+against `theory.implicit_gradients`. The readout V, c is exact at every β (track 9) and carries
+no β law; a single parameter's leading coefficient can nearly cancel across the batch, bending
+that parameter's line without any change of the estimator's order (measured: a b-gradient whose
+error dips through zero near β = 4e-3), while the concatenated error's leading coefficient
+vanishes only if all of them do. Per-parameter slopes are recorded beside it.
+
+Checks (hypothesis-drawn symmetric `gradient_models`, batch 4, phases solved to residual 1e-14), in
+each estimator's asymptotic window on each model — 4 log-spaced β in [top/10, top], top = min(0.3,
+ρ/κ), ρ = 0.01 —: (1) the fitted one-sided slope is within 1 ± 0.1 and (2) the symmetric slope
+within 2 ± 0.15 (issue 3's tolerances; measured over ~900 drawn and hunted models: within 0.004 of
+the order, where windows from the predicted bias alone, ignoring c/a and a, let slopes stray by
+0.13 and 0.43); (3, 4) the solver's round-off does not bend the line: at the window's smallest β,
+solving the phases to residual 1e-15 instead of 1e-14 moves the estimate by ≤ 0.1 of the error
+being fitted. That floor, ≈ 2e-13/β on the O(1) scale of the partials, grows as β shrinks and would
+flatten the line; a relative change δ of the first of 4 points spread over a decade moves the
+least-squares slope by 0.39δ, so ≤ 0.04 — inside both tolerances (measured worst 5e-3: one-sided
+windows reach down to β ≈ 4e-6 on models whose first-order coefficient is small next to the second,
+κ₁ = c/a ≤ 270). Plain iteration stopped at 1e-14 is itself ~10× less accurate than Anderson there,
+so a plain-vs-Anderson comparison would measure the plain solver, not the floor.
+
+Stated figures (issue 3 acceptance), recorded as claims: over β ∈ [1e-3, 0.3] (8 log-spaced
+points) the fitted slopes are 1 ± 0.1 (one-sided) and 2 ± 0.15 (symmetric). They hold on a model
+only if the whole range lies in its asymptotic regime; on the others the higher-order terms take
+over inside the range (relative errors up to ~2 at β = 0.3 on failing models) and the line
+bends. Recorded: the share of drawn models meeting each figure, the worst slope and its model
+(the worst drawn model, not a shrunk one: each evaluation is a 16-solve sweep), and the κ
+and β = 0.3 errors of the models meeting vs failing it — the measured why.
+
+Negative control: an estimator labelled symmetric but computed one-sided, put through check (2)
+(the model's window, slope held to 2 ± 0.15); on the drawn model where its slope comes closest
+to 2 it still misses. The plot shows error vs β on the stated grid for a typical model and for
+the model with the worst stated-range slope, both estimators, fitted slopes in the legend.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from eqprop_core import ep_gradients
+from properties import (
+    GradientProblem,
+    MeasuredOnce,
+    ModelSpec,
+    at_most,
+    fitted_slope,
+    gradient_models,
+    worst_case,
+)
+from properties.gradients import flat
+
+from .plots import line_plot
+from .registry import track
+from .track_09_ep_vs_implicit import ENERGY_PARAMETERS
+
+STATED_BETAS = np.geomspace(1e-3, 0.3, 8)  # issue 3's range
+ORDERS = {"one_sided": 1.0, "symmetric": 2.0}
+PROBE_BETAS = {"one_sided": 1e-4, "symmetric": 1e-3}  # β₀: where ĉ = rel(β₀)/β₀^p is read
+REGIME = 0.01  # ρ: a window ends at βκ = ρ, where the neglected terms reach 1% of the leading
+WINDOW_POINTS = 4
+SLOPE_TOL = {"one_sided": 0.1, "symmetric": 0.15}  # issue 3 acceptance
+FLOOR_RATIO = 0.1  # ‖ĝ(tol) − ĝ(tol/10)‖ / fitted error at the window's smallest β
+
+
+def energy_error(problem: GradientProblem, beta: float, estimator: str) -> float:
+    """‖ĝ − g*‖/‖g*‖ over W, U, b concatenated."""
+    est, ref = problem.ep(float(beta), estimator), problem.implicit
+    e = np.concatenate([flat(est[k]) for k in ENERGY_PARAMETERS])
+    r = np.concatenate([flat(ref[k]) for k in ENERGY_PARAMETERS])
+    return float(np.linalg.norm(e - r) / np.linalg.norm(r))
+
+
+class ScalingProblem(GradientProblem):
+    """A GradientProblem with its asymptotic window and its sweeps."""
+
+    def coefficient(self, estimator: str) -> float:
+        """ĉ = rel(β₀)/β₀^p, the leading coefficient of the estimator's relative bias."""
+        beta = PROBE_BETAS[estimator]
+        return energy_error(self, beta, estimator) / beta ** ORDERS[estimator]
+
+    def radius(self, estimator: str) -> float:
+        """κ, the inverse β-scale on which the estimator's neglected terms grow, from a and c
+        (the one-sided and symmetric ĉ). The one-sided relative error is aβ + cβ² + … (its β²
+        coefficient is the symmetric one's leading coefficient: both are f‴/6 for f(β) =
+        ∂E/∂θ(h_β)), so κ₁ = max(a, c/a) keeps its bias ≤ ρ and its β² term ≤ ρ of its β term
+        when βκ₁ ≤ ρ. The symmetric one is cβ² + O(β⁴) with a fourth-order term not measured
+        here; κ₂ = max(a, √c) keeps its bias ≤ ρ² and βa — the amplification of the nudge,
+        which sets the higher terms' scale — ≤ ρ."""
+        a, c = self.coefficient("one_sided"), self.coefficient("symmetric")
+        return max(a, c / a) if estimator == "one_sided" else max(a, math.sqrt(c))
+
+    def window(self, estimator: str) -> np.ndarray:
+        """WINDOW_POINTS log-spaced β in [top/10, top], top = min(0.3, ρ/κ)."""
+        top = min(float(STATED_BETAS[-1]), REGIME / self.radius(estimator))
+        return np.geomspace(top / 10, top, WINDOW_POINTS)
+
+    def errors(self, betas: np.ndarray, estimator: str) -> list[float]:
+        return [energy_error(self, b, estimator) for b in betas]
+
+    def slope(self, betas: np.ndarray, estimator: str) -> float:
+        return fitted_slope(betas, self.errors(betas, estimator))
+
+    def window_slope(self, estimator: str) -> float:
+        return self.slope(self.window(estimator), estimator)
+
+    def parameter_slopes(self, betas: np.ndarray, estimator: str) -> dict[str, float]:
+        return {k: fitted_slope(betas, [self.error(float(b), estimator).relative_error[k]
+                                        for b in betas]) for k in ENERGY_PARAMETERS}
+
+    def floor_ratio(self, estimator: str) -> float:
+        """‖ĝ(tol) − ĝ(tol/10)‖/‖ĝ(tol) − g*‖ (W, U, b) at the smallest β of the estimator's
+        window: the solve's share of the fitted error (tightening the tolerance 10× moves an
+        estimate by about its own solver error)."""
+        beta = float(self.window(estimator)[0])
+        fitted = self.ep(beta, estimator)
+        tighter = ep_gradients(self.model, self.x, self.y, beta=beta, estimator=estimator,
+                               tol=self.tol / 10, on_unconverged="record")
+        a = np.concatenate([flat(fitted[k]) for k in ENERGY_PARAMETERS])
+        t = np.concatenate([flat(tighter[k]) for k in ENERGY_PARAMETERS])
+        r = np.concatenate([flat(self.implicit[k]) for k in ENERGY_PARAMETERS])
+        return float(np.linalg.norm(a - t) / np.linalg.norm(a - r))
+
+
+def deviation(slope: float, estimator: str) -> float:
+    return abs(slope - ORDERS[estimator])
+
+
+def value_range(values: np.ndarray, mask: np.ndarray) -> list[float] | None:
+    """[min, max] of the masked values (None when the mask selects nothing)."""
+    return [float(values[mask].min()), float(values[mask].max())] if mask.any() else None
+
+
+@track(11, "beta scaling law", "B",
+       "the relative error of one-sided EP falls as beta^1 and of symmetric EP as beta^2 where the "
+       "bias is small (asymptotic regime), clear of the solver's round-off floor")
+def run(ctx) -> None:
+    n = ctx.examples(10, 100)
+    strategy = gradient_models()
+    problems = MeasuredOnce(ScalingProblem)
+
+    for estimator in ORDERS:
+        def window_deviation(spec: ModelSpec, estimator: str = estimator) -> float:
+            return deviation(problems(spec).window_slope(estimator), estimator)
+
+        out = worst_case(strategy, window_deviation, bound=SLOPE_TOL[estimator],
+                         max_examples=n, seed=ctx.seed)
+        seen = problems.values()
+        slopes = [p.window_slope(estimator) for p in seen]
+        tops = [float(p.window(estimator)[-1]) for p in seen]
+        coefficients = [p.coefficient(estimator) for p in seen]
+        ctx.check(at_most(
+            f"{estimator} EP: |fitted slope - {ORDERS[estimator]:g}| in the asymptotic window "
+            f"(beta*kappa <= {REGIME:g})", out.worst, SLOPE_TOL[estimator],
+            slope_range=[min(slopes), max(slopes)], window_top_range=[min(tops), max(tops)],
+            bias_coefficient_range=[min(coefficients), max(coefficients)],
+            kappa_range=[min(p.radius(estimator) for p in seen),
+                         max(p.radius(estimator) for p in seen)],
+            **out.details()))
+    for estimator in ORDERS:
+        floor = worst_case(strategy, lambda spec, e=estimator: problems(spec).floor_ratio(e),
+                           bound=FLOOR_RATIO, max_examples=n, seed=ctx.seed)
+        ctx.check(at_most(f"{estimator} EP: solver round-off / fitted error at the window's "
+                          "smallest beta (tol 1e-14 vs 1e-15)", floor.worst,
+                          FLOOR_RATIO, **floor.details()))
+    seen = problems.values()
+    ranges = {e: (min(p.window_slope(e) for p in seen), max(p.window_slope(e) for p in seen))
+              for e in ORDERS}
+    ctx.note(f"{len(seen)} drawn models: in each model's asymptotic window the fitted slopes "
+             f"are one-sided {ranges['one_sided'][0]:.3f}..{ranges['one_sided'][1]:.3f}, "
+             f"symmetric {ranges['symmetric'][0]:.3f}..{ranges['symmetric'][1]:.3f}")
+
+    # Stated figures: slopes over [1e-3, 0.3], on every model drawn above.
+    stated = {e: np.array([p.slope(STATED_BETAS, e) for p in seen]) for e in ORDERS}
+    worst_model = {}
+    for estimator, slopes in stated.items():
+        dev = np.abs(slopes - ORDERS[estimator])
+        worst = seen[int(np.argmax(dev))]
+        worst_model[estimator] = worst
+        meets = dev <= SLOPE_TOL[estimator]
+        at_top = np.array([energy_error(p, STATED_BETAS[-1], estimator) for p in seen])
+        kappa = np.array([p.radius(estimator) for p in seen])
+
+        ctx.claim(at_most(f"{estimator} EP: |fitted slope - {ORDERS[estimator]:g}| over beta in "
+                          "[1e-3, 0.3] (8 points)", float(dev.max()), SLOPE_TOL[estimator]),
+                  source="issue 3 acceptance", share_meeting=float(meets.mean()),
+                  draws=len(slopes), slope_range=[float(slopes.min()), float(slopes.max())],
+                  worst_model=repr(worst.spec), worst_model_slope=worst.slope(STATED_BETAS,
+                                                                              estimator),
+                  worst_model_parameter_slopes=worst.parameter_slopes(STATED_BETAS, estimator),
+                  worst_model_window_top=float(worst.window(estimator)[-1]),
+                  relative_error_at_beta_0_3={"meeting": value_range(at_top, meets),
+                                              "failing": value_range(at_top, ~meets)},
+                  kappa={"meeting": value_range(kappa, meets),
+                         "failing": value_range(kappa, ~meets)})
+
+    # Control: "symmetric" that is really one-sided, through check (2) — its errors on the
+    # symmetric estimator's window.
+    def mislabeled_slope(p: ScalingProblem) -> float:
+        return p.slope(p.window("symmetric"), "one_sided")
+
+    mislabeled = [deviation(mislabeled_slope(p), "symmetric") for p in seen]
+    closest = seen[int(np.argmin(mislabeled))]
+    ctx.negative_control(
+        at_most("one-sided estimator labelled symmetric: |fitted slope - 2| in the asymptotic "
+                "window (the drawn model where it comes closest)", min(mislabeled),
+                SLOPE_TOL["symmetric"], model=repr(closest.spec),
+                slope=mislabeled_slope(closest), window=closest.window("symmetric").tolist()))
+
+    typical = ScalingProblem(ModelSpec(n_in=3, n_hidden=8, weight_scale=1.0, structure="gaussian",
+                                       seed=ctx.seed, gamma=0.95, drive_scale=1.0))
+    series, styles = {}, {}
+    for label, p in (("typical", typical), ("worst drawn", worst_model["symmetric"])):
+        for estimator, mark in (("one_sided", "o"), ("symmetric", "s")):
+            name = (f"{label}, {estimator.replace('_', '-')} "
+                    f"(slope {p.slope(STATED_BETAS, estimator):.2f})")
+            series[name] = (STATED_BETAS, p.errors(STATED_BETAS, estimator))
+            styles[name] = mark + ("-" if label == "typical" else "--")
+    line_plot(ctx.artifact_path("beta-scaling.png"), series,
+              title="EP relative error (W, U, b) vs beta", xlabel="beta",
+              ylabel="||g_EP - g*|| / ||g*||", logx=True, styles=styles)
+    shares = {e: 100 * np.mean(np.abs(stated[e] - ORDERS[e]) <= SLOPE_TOL[e]) for e in ORDERS}
+    ctx.note(f"over [1e-3, 0.3]: {shares['one_sided']:.0f}% of drawn models have one-sided slope "
+             f"1 +- 0.1, {shares['symmetric']:.0f}% symmetric 2 +- 0.15")
