@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-def _numbers(value: object, dtype: type = np.float64) -> Array:
+def _numbers(value: object, dtype: type | None = np.float64) -> Array:
     """A tensor (read without importing torch) or array-like as a NumPy array."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -75,8 +75,6 @@ def _batch(net: Network, x: object, y: object) -> tuple[Array, Array]:
         raise ValueError(f"x must have shape (batch, {n_in}), got {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("x contains non-finite values (NaN or ±inf)")
-    if net.V is None or net.c is None:
-        raise ValueError("the readout V, c is needed for the loss")
     labels = np.atleast_1d(_numbers(y, dtype=None))
     n_out = net.V.shape[0]
     if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
@@ -197,7 +195,7 @@ def nudges(estimator: str, beta: float,
     """The nudges β_k whose difference quotients the estimator averages (module doc)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
-    beta = _check_beta(beta, complex_ok=False)
+    beta = float(_check_beta(beta, complex_ok=False).real)
     if beta == 0:
         raise ValueError("beta must be non-zero: EP divides by the nudge strength")
     if estimator != "holomorphic":

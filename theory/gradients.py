@@ -18,6 +18,8 @@ symmetrized. r is read off as σ(W_eff)/σ(S). Nothing here calls the code under
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg
 from scipy.special import softmax
@@ -27,6 +29,7 @@ from .fixed_point import find_fixed_point
 from .network import Network
 
 Array = np.ndarray
+ArrayLike = Any  # a NumPy array, or a torch tensor (read through .detach(), never imported)
 
 
 def one_hot(y: Array, n_out: int) -> Array:
@@ -51,8 +54,6 @@ def equilibria(net: Network, x: Array, *, tol: float = 1e-14) -> Array:
 def pull_back_to_raw(net: Network, grad_weight: Array) -> Array:
     """∂ℒ/∂W from ∂ℒ/∂W_eff through symmetrization and spectral normalization (module doc)."""
     G = np.asarray(grad_weight, dtype=np.float64)
-    if net.W is None:
-        raise ValueError("the raw W is needed to pull a gradient back through the parametrization")
     S = 0.5 * (net.W + net.W.T) if net.symmetric else np.asarray(net.W, dtype=np.float64)
     if net.spectral_norm:
         u_, s_, vt_ = scipy.linalg.svd(net.weight)
@@ -67,13 +68,13 @@ def pull_back_to_raw(net: Network, grad_weight: Array) -> Array:
     return 0.5 * (G + G.T) if net.symmetric else G
 
 
-def implicit_gradients(net: Network, x: Array, y: Array, *, tol: float = 1e-14) -> dict[str, Array]:
+def implicit_gradients(
+    net: Network, x: ArrayLike, y: ArrayLike, *, tol: float = 1e-14
+) -> dict[str, Array]:
     """∇_θ ℒ for θ ∈ {W (raw), U, b, V, c} by implicit differentiation at h* (module doc).
 
-    x: (B, n_in) array, y: (B,) integer labels. Keys match `LoopedMLP.named_parameters()`.
+    x: (B, n_in) array or tensor, y: (B,) integer labels. Keys match `LoopedMLP.named_parameters()`.
     """
-    if net.V is None or net.c is None:
-        raise ValueError("the readout V, c is needed for the loss")
     x = np.atleast_2d(np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x,
                                  dtype=np.float64))
     y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)

@@ -21,9 +21,9 @@ class Network:
     U: Array  # (n, n_in)
     b: Array  # (n,)
     activation: str
-    W: Array | None = None  # raw W (n, n)
-    V: Array | None = None  # (n_out, n)
-    c: Array | None = None  # (n_out,)
+    W: Array  # raw W (n, n)
+    V: Array  # (n_out, n)
+    c: Array  # (n_out,)
     symmetric: bool = True
     spectral_norm: bool = False
 
