@@ -196,7 +196,7 @@ def sign_slip_gap(seed: int) -> float:
     return gradient_gap({k: -v for k, v in estimate.items()}, reference)
 
 
-@track(23, "Golden reference", "B",
+@track(23, "Golden reference", "C",
        "an independent NumPy/SciPy EqProp (free and nudged phases by Newton, EP one-sided, "
        "symmetric, holomorphic, implicit gradient) matches the torch one to 1e-10 (float64)")
 def run(ctx) -> None:
