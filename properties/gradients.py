@@ -32,6 +32,14 @@ def flat(value: Any) -> np.ndarray:
     return np.real(np.asarray(value)).astype(np.float64).ravel()
 
 
+def relative_error(estimate: Any, reference: Any) -> float:
+    """‖ĝ − g‖/‖g‖ in float64; a zero reference divides by the smallest normal number instead."""
+    e, r = flat(estimate), flat(reference)
+    if e.shape != r.shape:
+        raise ValueError(f"estimate has {e.size} entries, reference {r.size}")
+    return float(np.linalg.norm(e - r) / max(np.linalg.norm(r), np.finfo(np.float64).tiny))
+
+
 @dataclass(frozen=True)
 class Agreement:
     """Per-parameter relative error and cosine of an estimate against a reference."""
@@ -61,11 +69,12 @@ def agreement(estimate: Mapping[str, Any], reference: Mapping[str, Any],
     rel, cos = {}, {}
     tiny = np.finfo(np.float64).tiny
     for key in keys or list(reference):
+        try:
+            rel[key] = relative_error(estimate[key], reference[key])
+        except ValueError as err:
+            raise ValueError(f"{key}: {err}") from None
         e, r = flat(estimate[key]), flat(reference[key])
-        if e.shape != r.shape:
-            raise ValueError(f"{key}: estimate has {e.size} entries, reference {r.size}")
         nr, ne = np.linalg.norm(r), np.linalg.norm(e)
-        rel[key] = float(np.linalg.norm(e - r) / max(nr, tiny))
         cos[key] = 1.0 if nr == ne == 0 else float(e @ r / max(ne * nr, tiny))
     return Agreement(rel, cos)
 

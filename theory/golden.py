@@ -41,8 +41,8 @@ import numpy as np
 import scipy.linalg
 
 from .activations import nonlinearity
-from .gradients import equilibria, implicit_gradients, one_hot, pull_back_to_raw
-from .network import Network
+from .gradients import equilibria, implicit_gradients, pull_back_to_raw, read_batch
+from .network import Network, as_array
 
 Array = np.ndarray
 ESTIMATORS = ("one_sided", "symmetric", "holomorphic")
@@ -58,34 +58,6 @@ __all__ = [
     "nudged_phase",
     "nudges",
 ]
-
-
-def _numbers(value: object, dtype: type | None = np.float64) -> Array:
-    """A tensor (read without importing torch) or array-like as a NumPy array."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype)
-
-
-def _batch(net: Network, x: object, y: object) -> tuple[Array, Array]:
-    """x as (B, n_in) float64 and y as (B, n_out) one-hot; ValueError on anything else."""
-    x = np.atleast_2d(_numbers(x))
-    n_in = net.U.shape[1]
-    if x.ndim != 2 or x.shape[1] != n_in:
-        raise ValueError(f"x must have shape (batch, {n_in}), got {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains non-finite values (NaN or ±inf)")
-    labels = np.atleast_1d(_numbers(y, dtype=None))
-    n_out = net.V.shape[0]
-    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"y must be integer labels of shape ({x.shape[0]},), got {labels.dtype} {labels.shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
-        raise ValueError(
-            f"labels must lie in [0, {n_out}), got values in [{labels.min()}, {labels.max()}]"
-        )
-    return x, one_hot(labels, n_out)
 
 
 def _softmax(logits: Array) -> Array:
@@ -158,7 +130,7 @@ def _nudged_root(net: Network, a: Array, t: Array, beta: complex | float, h: Arr
 
 def free_phase(net: Network, x: object, *, tol: float = TOLERANCE) -> Array:
     """h_0 = φ(W_eff h_0 + Ux + b) for each row of x by Newton (`theory.equilibria`): (B, n)."""
-    x = np.atleast_2d(_numbers(x))
+    x = np.atleast_2d(as_array(x))
     if x.ndim != 2 or x.shape[1] != net.U.shape[1]:
         raise ValueError(f"x must have shape (batch, {net.U.shape[1]}), got {x.shape}")
     return equilibria(net, x, tol=tol)
@@ -171,7 +143,7 @@ def nudged_phase(net: Network, x: object, y: object, beta: complex | float, *,
     the free phase). Complex β gives complex128 states. ValueError if a sample's residual
     ‖F_β(h)‖₂ stays above tol."""
     beta = _check_beta(beta, complex_ok=True)
-    x, target = _batch(net, x, y)
+    x, target = read_batch(net, x, y)
     dtype = np.complex128 if isinstance(beta, complex) else np.float64
     start = free_phase(net, x, tol=tol) if start is None else np.atleast_2d(start)
     if start.shape != (x.shape[0], net.weight.shape[0]):
@@ -235,7 +207,7 @@ def ep_gradients(net: Network, x: object, y: object, *, beta: float,
     conventions of `eqprop_core.ep_gradients`. ValueError on bad β, N, labels or a phase that
     Newton cannot solve to `tol`."""
     betas = nudges(estimator, beta, n_points)
-    x, target = _batch(net, x, y)
+    x, target = read_batch(net, x, y)
     labels = target.argmax(axis=1)
     directed = not net.symmetric
     h_free = free_phase(net, x, tol=tol)

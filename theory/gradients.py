@@ -26,7 +26,7 @@ from scipy.special import softmax
 
 from .activations import nonlinearity
 from .fixed_point import find_fixed_point
-from .network import Network
+from .network import Network, as_array
 
 Array = np.ndarray
 ArrayLike = Any  # a NumPy array, or a torch tensor (read through .detach(), never imported)
@@ -35,6 +35,29 @@ ArrayLike = Any  # a NumPy array, or a torch tensor (read through .detach(), nev
 def one_hot(y: Array, n_out: int) -> Array:
     y = np.asarray(y)
     return np.eye(n_out)[y.astype(int)]
+
+
+def read_batch(net: Network, x: object, y: object) -> tuple[Array, Array]:
+    """x as (B, n_in) float64 and y as (B, n_out) one-hot, from arrays or tensors; ValueError
+    naming the problem on a wrong shape, non-finite x, or labels that are not integers in
+    [0, n_out)."""
+    x = np.atleast_2d(as_array(x))
+    n_in = net.U.shape[1]
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise ValueError(f"x must have shape (batch, {n_in}), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains non-finite values (NaN or ±inf)")
+    labels = np.atleast_1d(as_array(y, dtype=None))
+    n_out = net.V.shape[0]
+    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"y must be integer labels of shape ({x.shape[0]},), got {labels.dtype} {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+        raise ValueError(
+            f"labels must lie in [0, {n_out}), got values in [{labels.min()}, {labels.max()}]"
+        )
+    return x, one_hot(labels, n_out)
 
 
 def equilibria(net: Network, x: Array, *, tol: float = 1e-14) -> Array:
@@ -75,13 +98,10 @@ def implicit_gradients(
 
     x: (B, n_in) array or tensor, y: (B,) integer labels. Keys match `LoopedMLP.named_parameters()`.
     """
-    x = np.atleast_2d(np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x,
-                                 dtype=np.float64))
-    y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
+    x, target = read_batch(net, x, y)
     act = nonlinearity(net.activation)
     h_star = equilibria(net, x, tol=tol)
     drive = net.drive(x)
-    target = one_hot(y, net.V.shape[0])
     n = net.weight.shape[0]
     grads = {k: np.zeros_like(v) for k, v in
              (("W", net.weight), ("U", net.U), ("b", net.b), ("V", net.V), ("c", net.c))}
@@ -101,9 +121,9 @@ def implicit_gradients(
     return grads
 
 
-def loss(net: Network, x: Array, y: Array) -> float:
+def loss(net: Network, x: ArrayLike, y: ArrayLike) -> float:
     """ℒ = mean CE(V h* + c, y) at the Newton equilibria."""
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    x, target = read_batch(net, x, y)
     logits = equilibria(net, x) @ net.V.T + net.c
     logp = logits - scipy.special.logsumexp(logits, axis=1, keepdims=True)
-    return float(-np.mean(logp[np.arange(len(x)), np.asarray(y).astype(int)]))
+    return float(-np.mean(np.sum(target * logp, axis=1)))

@@ -13,6 +13,14 @@ import numpy as np
 Array = np.ndarray
 
 
+def as_array(value: object, dtype: type | None = np.float64) -> Array:
+    """A torch tensor (read through .detach(), without importing torch) or an array-like as a
+    NumPy array of `dtype` (None keeps its own)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=dtype)
+
+
 @dataclass(frozen=True)
 class Network:
     """h = φ(W_eff h + Ux + b), logits = V h + c; W is the raw parameter behind W_eff."""
@@ -29,6 +37,4 @@ class Network:
 
     def drive(self, x: Array) -> Array:
         """Ux + b for each row of x: (B, n)."""
-        if hasattr(x, "detach"):  # a torch tensor, read without importing torch
-            x = x.detach().cpu().numpy()
-        return np.atleast_2d(np.asarray(x, dtype=np.float64)) @ self.U.T + self.b
+        return np.atleast_2d(as_array(x)) @ self.U.T + self.b

@@ -40,7 +40,6 @@ of G carried by the projection term).
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +56,7 @@ from properties import (
     gradient_models,
     worst_case,
 )
-from properties.gradients import flat
+from properties.gradients import flat, relative_error
 
 from .registry import track
 from .track_09_ep_vs_implicit import AGREEMENT_TOL, SMALL_BETA
@@ -69,11 +68,6 @@ PULLBACK_TOL = 1e-9
 FD_RELATIVE_STEP = 1e-5  # ε = 1e-5·‖W‖_F
 FD_TOL = 1e-6
 INVARIANCE_TOL = 1e-8
-
-
-def relative(estimate: Any, reference: Any) -> float:
-    e, r = flat(estimate), flat(reference)
-    return float(np.linalg.norm(e - r) / np.linalg.norm(r))
 
 
 @st.composite
@@ -119,7 +113,7 @@ class SNProblem(GradientProblem):
     def pullback_error(self) -> float:
         """(1) EP's raw-W gradient vs theory.pull_back_to_raw(EP's W_eff gradient)."""
         hand = theory.pull_back_to_raw(as_numpy(self.model), self.clone_gradient(PULLBACK_BETA))
-        return relative(self.ep(PULLBACK_BETA)["W"], hand)
+        return relative_error(self.ep(PULLBACK_BETA)["W"], hand)
 
     def finite_difference_error(self) -> float:
         """(2) |⟨G, central FD of W_eff along D⟩ − ⟨VJP(G), D⟩| / ‖VJP(G)‖."""
@@ -138,11 +132,11 @@ class SNProblem(GradientProblem):
 
     def implicit_error(self) -> float:
         """(3) EP raw-W gradient vs the implicit raw-W gradient."""
-        return relative(self.ep(SMALL_BETA)["W"], self.implicit["W"])
+        return relative_error(self.ep(SMALL_BETA)["W"], self.implicit["W"])
 
     def naive_error(self) -> float:
         """Control: the clone's gradient (SN ignored) vs the implicit raw-W gradient."""
-        return relative(self.naive, self.implicit["W"])
+        return relative_error(self.naive, self.implicit["W"])
 
     @cached_property
     def naive(self) -> np.ndarray:
@@ -174,7 +168,7 @@ def run(ctx) -> None:
 
     def invariance(spec: ModelSpec) -> float:
         base = problems(spec).ep(PULLBACK_BETA)["W"]
-        return max(relative(s * problems(spec.with_(weight_scale=spec.weight_scale * s))
+        return max(relative_error(s * problems(spec.with_(weight_scale=spec.weight_scale * s))
                             .ep(PULLBACK_BETA)["W"], base) for s in INVARIANCE_SCALES)
 
     inv = worst_case(sn_models(), invariance, bound=INVARIANCE_TOL, max_examples=n,
