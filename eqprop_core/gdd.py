@@ -165,7 +165,7 @@ def energy_model_problem(model: LoopedMLP, x: Tensor, y: Tensor, *,
     one_hot_labels(y, model.n_out, batch)  # validates the labels
     with torch.no_grad():
         weight = model.recurrent_weight().detach()
-        V, c = model.V.detach(), model.c.detach()
+        V, c = model.readout_weight().detach(), model.c.detach()
         h_star, residual = _solved(nudged_map(model, x, y, 0.0), x.new_zeros(batch, model.n_hidden),
                                    tol, max_steps, "energy model")
         slope = model.activation.derivative(h_star @ weight.T + model.input_drive(x))
@@ -182,7 +182,8 @@ def energy_model_problem(model: LoopedMLP, x: Tensor, y: Tensor, *,
 
     return RecurrentProblem(
         free_state=h_star, residual=residual,
-        parameters={"W": weight.expand(batch, -1, -1), "U": model.U.detach().expand(batch, -1, -1),
+        parameters={"W": weight.expand(batch, -1, -1),
+                    "U": model.input_weight().detach().expand(batch, -1, -1),
                     "b": model.b.detach().expand(batch, -1)},
         step=step,
         nudged_map=lambda beta: (phases(model, x, y, torch.complex128).nudged_map(beta)

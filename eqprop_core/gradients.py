@@ -164,18 +164,21 @@ class Phases:
 
 
 def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = None, *,
-           weight: Tensor | None = None) -> Phases:
-    """Everything the free and nudged maps need, computed once (no autograd); `weight` is W_eff
-    when the caller already has it."""
+           weight: Tensor | None = None, input_weight: Tensor | None = None,
+           readout_weight: Tensor | None = None) -> Phases:
+    """Everything the free and nudged maps need, computed once (no autograd); `weight`,
+    `input_weight` and `readout_weight` are W_eff, U_eff and V_eff when the caller has them."""
     x = model.validate_input(x)
     target = one_hot_labels(y, model.n_out, x.shape[0])
     dtype = model.dtype if dtype is None else dtype
     with torch.no_grad():
         weight = model.recurrent_weight() if weight is None else weight
+        U = model.input_weight() if input_weight is None else input_weight
+        V = model.readout_weight() if readout_weight is None else readout_weight
         return Phases(
             weight=weight.detach().to(dtype),
-            drive=model.input_drive(x).to(dtype),
-            V=model.V.detach().to(dtype),
+            drive=(x @ U.detach().T + model.b.detach()).to(dtype),
+            V=V.detach().to(dtype),
             c=model.c.detach().to(dtype),
             target=target.to(device=x.device, dtype=dtype),
             phi=model.activation.phi,
@@ -258,6 +261,7 @@ def ep_gradients(
     tol: float | None = None,
     max_steps: int = 5000,
     on_unconverged: str | None = None,
+    state_transform: Callable[[Tensor], Tensor] | None = None,
     **solver_options: object,
 ) -> EPGradients:
     """EP's estimate of ∇_θ ℒ, ℒ = mean CE(model(x), y), for every raw parameter θ of `model`.
@@ -270,6 +274,8 @@ def ep_gradients(
     on_unconverged: "raise" (default when solving to tolerance) refuses with PhaseNotConverged
         naming the residual; "warn" warns EquilibriumNotConverged; "record" (default with
         `steps`) only records it in the result's stats.
+    state_transform: applied to the state after every update of every phase, h ← s(T(h)) (a
+        hardware model: neuron noise, low-precision states); None is the ideal dynamics.
     Returns EPGradients: a dict {name: tensor like the parameter} carrying the phases' stats.
     """
     schedule = nudge_schedule(estimator, beta, n_points)
@@ -282,18 +288,27 @@ def ep_gradients(
     solve = _Solve(solver, tol, max_steps, dict(solver_options))
     state_dtype = (torch.complex128 if model.dtype == torch.float64 else torch.complex64) \
         if schedule.is_complex else model.dtype
-    # W_eff and the pull-back of its gradient to the raw W from one evaluation of W ↦ W_eff:
-    # a vector–Jacobian product of the parametrization only, never of the dynamics.
-    raw = model.W.detach().clone().requires_grad_(True)
+    # W_eff, U_eff, V_eff and the pull-back of their gradients to the raw W, U, V from one
+    # evaluation of each parametrization: a vector–Jacobian product of θ ↦ θ_eff only, never of
+    # the dynamics.
+    raw = {name: getattr(model, name).detach().clone().requires_grad_(True) for name in "WUV"}
     with torch.enable_grad():
-        weight = model.effective_weight(raw)
-    numbers = phases(model, x, y, state_dtype, weight=weight)
+        effective = {"W": model.effective_weight(raw["W"]),
+                     "U": model.effective_input_weight(raw["U"]),
+                     "V": model.effective_readout_weight(raw["V"])}
+    numbers = phases(model, x, y, state_dtype, weight=effective["W"],
+                     input_weight=effective["U"], readout_weight=effective["V"])
+    nudged_map = numbers.nudged_map
+    if state_transform is not None:
+        def nudged_map(beta: complex) -> Callable[[Tensor], Tensor]:
+            T = numbers.nudged_map(beta)
+            return lambda h: state_transform(T(h))
     directed = not model.symmetric
     batch = x.shape[0]
 
     with torch.no_grad():
         h0 = x.new_zeros(batch, model.n_hidden, dtype=state_dtype)
-        h_free, free_stats = solve(numbers.nudged_map(0), h0, fixed and fixed[0])
+        h_free, free_stats = solve(nudged_map(0), h0, fixed and fixed[0])
         if mode == "raise" and not free_stats.all_converged:
             raise PhaseNotConverged(
                 f"EP gradient refused: free phase {free_stats.summary()}; every nudged phase "
@@ -307,7 +322,7 @@ def ep_gradients(
         nudged_stats = []
         for beta_k, weight_k in zip(schedule.betas, schedule.weights):
             beta_k = beta_k.real if not schedule.is_complex else beta_k
-            h_k, stats = solve(numbers.nudged_map(beta_k), h_free, fixed and fixed[1])
+            h_k, stats = solve(nudged_map(beta_k), h_free, fixed and fixed[1])
             nudged_stats.append(stats)
             combined = combined + weight_k * h_k
             if not directed:
@@ -324,10 +339,13 @@ def ep_gradients(
         estimates = {k: (v.real if v.is_complex() else v).to(model.dtype)
                      for k, v in estimates.items()}
         h_real = h_free.real.to(model.dtype) if schedule.is_complex else h_free
-        readout_error = softmax(model.readout(h_real)) - numbers.target.real.to(model.dtype)
+        V_eff = effective["V"].detach()
+        readout_error = softmax(h_real @ V_eff.T + model.c) - numbers.target.real.to(model.dtype)
         estimates["V"] = readout_error.T @ h_real / batch
         estimates["c"] = readout_error.mean(dim=0)
-        (estimates["W"],) = torch.autograd.grad(weight, raw, grad_outputs=estimates["W"])
+        pulled = torch.autograd.grad([effective[k] for k in "WUV"], [raw[k] for k in "WUV"],
+                                     grad_outputs=[estimates[k] for k in "WUV"])
+        estimates.update(zip("WUV", pulled))
 
     result = EPGradients(
         {name: estimates[name].detach() for name, _ in model.named_parameters()},
@@ -397,7 +415,7 @@ def nudge_surrogate(
         drive = model.input_drive(x)
         for _ in range(unroll):
             logits = model.readout(h)
-            nudge = (torch.softmax(logits, dim=1) - numbers.target) @ model.V
+            nudge = (torch.softmax(logits, dim=1) - numbers.target) @ model.readout_weight()
             h = model.activation.phi(h @ weight.T + drive - beta_k * nudge)
         F = model.energy(h, x).mean()
         if beta_k != 0:

@@ -7,9 +7,15 @@ Energy (symmetric W_eff only):          E(h) = Σ_i G(h_i) − ½ hᵀW_eff h �
 so ∇E(h) = φ⁻¹(h) − W_eff h − (Ux + b) = 0 exactly at the fixed points of T.
 
 W_eff (`recurrent_weight()`) is what the dynamics use: ½(W + Wᵀ) when `symmetric`, then scaled to
-γ/σ̂ with a certified σ̂ ≥ σ_max when `spectral_norm`. With sup|φ′| = s the update map is an
-L-contraction with L = ‖W_eff‖₂ · s; for tanh and SN this is L ≤ γ < 1, so the fixed point is
-unique and every solver start reaches it (Banach).
+γ/σ̂ with a certified σ̂ ≥ σ_max when `spectral_norm`. With `io_spectral_norm` the input and
+readout matrices are rescaled the same way (U_eff = γU/σ̂(U), V_eff = γV/σ̂(V): "SN on all
+layers"); they do not enter the contraction certificate. Every parametrization θ ↦ θ_eff is a
+pure method (`effective_weight`, `effective_input_weight`, `effective_readout_weight`), so a
+subclass with structured parameters (masked layers, convolution kernels) overrides only these and
+EP's gradient reaches its raw parameters by the vector–Jacobian product of that map.
+
+With sup|φ′| = s the update map is an L-contraction with L = ‖W_eff‖₂ · s; for tanh and SN
+this is L ≤ γ < 1, so the fixed point is unique and every solver start reaches it (Banach).
 
 The equilibrium is found without autograd: the forward pass is a measurement, and learning signals
 come from EqProp's phases (or from a BPTT reference, labelled as such), never from
@@ -55,6 +61,7 @@ class LoopedMLP(nn.Module):
         *,
         symmetric: bool = True,
         spectral_norm: bool = True,
+        io_spectral_norm: bool = False,
         gamma: float = 0.95,
         activation: str = "tanh",
         dtype: torch.dtype = torch.float32,
@@ -70,6 +77,7 @@ class LoopedMLP(nn.Module):
         self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
         self.symmetric = bool(symmetric)
         self.spectral_norm = bool(spectral_norm)
+        self.io_spectral_norm = bool(io_spectral_norm)
         self.gamma = float(gamma)
         self.activation = get_activation(activation)
 
@@ -91,6 +99,7 @@ class LoopedMLP(nn.Module):
         return (
             f"n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
             f"symmetric={self.symmetric}, spectral_norm={self.spectral_norm}, "
+            f"io_spectral_norm={self.io_spectral_norm}, "
             f"gamma={self.gamma}, activation={self.activation.name!r}"
         )
 
@@ -106,6 +115,22 @@ class LoopedMLP(nn.Module):
         if self.spectral_norm:
             weight = spectrally_normalize(weight, self.gamma, symmetric=self.symmetric)
         return weight
+
+    def input_weight(self) -> Tensor:
+        """U_eff, the input matrix the dynamics use (n_hidden, n_in)."""
+        return self.effective_input_weight(self.U)
+
+    def readout_weight(self) -> Tensor:
+        """V_eff, the readout matrix (n_out, n_hidden)."""
+        return self.effective_readout_weight(self.V)
+
+    def effective_input_weight(self, U: Tensor) -> Tensor:
+        """U ↦ U_eff: γU/σ̂(U) with `io_spectral_norm`, else U itself (pure)."""
+        return spectrally_normalize(U, self.gamma) if self.io_spectral_norm else U
+
+    def effective_readout_weight(self, V: Tensor) -> Tensor:
+        """V ↦ V_eff: γV/σ̂(V) with `io_spectral_norm`, else V itself (pure)."""
+        return spectrally_normalize(V, self.gamma) if self.io_spectral_norm else V
 
     def lipschitz_certificate(self) -> float:
         """L = σ̂(W_eff)·sup|φ′| ≥ the Lipschitz constant of T in ‖·‖₂ (σ̂ never under-estimates)."""
@@ -140,8 +165,8 @@ class LoopedMLP(nn.Module):
 
     # -- dynamics --------------------------------------------------------------------------
     def input_drive(self, x: Tensor) -> Tensor:
-        """Ux + b for each row of x: (B, n_hidden)."""
-        return x @ self.U.T + self.b
+        """U_eff x + b for each row of x: (B, n_hidden)."""
+        return x @ self.input_weight().T + self.b
 
     def step(self, h: Tensor, x: Tensor, *, weight: Tensor | None = None) -> Tensor:
         """One synchronous update T(h) = φ(h W_effᵀ + x Uᵀ + b); h (B, n_hidden), x (B, n_in)."""
@@ -212,8 +237,8 @@ class LoopedMLP(nn.Module):
         return h, stats
 
     def readout(self, h: Tensor) -> Tensor:
-        """logits = h Vᵀ + c: (B, n_out)."""
-        return h @ self.V.T + self.c
+        """logits = h V_effᵀ + c: (B, n_out)."""
+        return h @ self.readout_weight().T + self.c
 
     def forward(self, x: Tensor, **solver_options: Any) -> Tensor:
         """Logits at equilibrium, V h* + c. Same options as `equilibrium`.

@@ -2,7 +2,9 @@
 
 Only *reading* happens here: W_eff is the matrix the model says its dynamics use; the raw
 parameters and the parametrization flags (symmetrized, spectrally normalized) come with it so the
-witness can redo the chain rule W ↦ W_eff itself.
+witness can redo the chain rule W ↦ W_eff itself. U and V are read as the matrices the dynamics
+and readout use (U_eff, V_eff); for a model with `io_spectral_norm` the witness's gradients for
+them are therefore gradients w.r.t. U_eff and V_eff.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def as_numpy(model: LoopedMLP) -> Network:
 
     with torch.no_grad():
         return Network(
-            weight=read(model.recurrent_weight()), U=read(model.U), b=read(model.b),
-            activation=model.activation.name, W=read(model.W), V=read(model.V),
+            weight=read(model.recurrent_weight()), U=read(model.input_weight()),
+            b=read(model.b), activation=model.activation.name, W=read(model.W),
+            V=read(model.readout_weight()),
             c=read(model.c), symmetric=model.symmetric, spectral_norm=model.spectral_norm,
         )
