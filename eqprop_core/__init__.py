@@ -25,6 +25,7 @@ from .gradients import (
     nudge_surrogate,
     nudged_map,
 )
+from .layered import LayeredEqProp, layer_slices, path_graph_norm
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
 from .solvers import SOLVERS, SolverStats, get_solver
 from .spectral import certified_spectral_norm, spectrally_normalize
@@ -49,7 +50,10 @@ __all__ = [
     "nudged_map",
     "unrolled_loss",
     "EquilibriumNotConverged",
+    "LayeredEqProp",
     "LoopedMLP",
+    "layer_slices",
+    "path_graph_norm",
     "SOLVERS",
     "SolverStats",
     "certified_spectral_norm",

@@ -6,6 +6,7 @@ This package never imports eqprop_core: it is the witness the suite checks the c
 from __future__ import annotations
 
 from . import golden  # the NumPy golden reference (track 23): golden.ep_gradients, …
+from . import layered  # block-structured (layered) networks: theory.layered (track 21)
 from .activations import NONLINEARITIES, nonlinearity
 from .banach import (
     a_posteriori_bound,
