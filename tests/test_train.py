@@ -127,6 +127,7 @@ def test_every_variant_and_sn_mode_trains(digits) -> None:
 def test_all_layers_sn_bounds_input_and_readout() -> None:
     model, _ = build("standard", 20, 10, 4, sn="all", seed=0)
     for matrix in (model.input_weight(), model.readout_weight(), model.recurrent_weight()):
+        matrix = matrix.detach()
         assert float(torch.linalg.matrix_norm(matrix.double(), ord=2)) <= 0.95 * (1 + 1e-6)
 
 
