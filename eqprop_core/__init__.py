@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .bptt import bptt_gradients, unrolled_loss
+from .conv import (
+    ConvEqProp,
+    circular_conv_matrix,
+    conv_operator_norm,
+    conv_singular_values,
+    reshaped_kernel_norm,
+)
 from .gdd import (
     GDD_ESTIMATORS,
     PrimitiveModel,
@@ -50,7 +57,12 @@ __all__ = [
     "nudged_map",
     "unrolled_loss",
     "EquilibriumNotConverged",
+    "ConvEqProp",
     "LayeredEqProp",
+    "circular_conv_matrix",
+    "conv_operator_norm",
+    "conv_singular_values",
+    "reshaped_kernel_norm",
     "LoopedMLP",
     "layer_slices",
     "path_graph_norm",

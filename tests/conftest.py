@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from eqprop_core import LoopedMLP
 from properties.profiles import load_profile_from_env
@@ -15,8 +16,10 @@ from properties.profiles import load_profile_from_env
 from .builders import slow_contraction as build_slow_contraction
 
 load_profile_from_env("dev")
-# Unit tests solve tiny systems: one thread per pytest-xdist worker avoids oversubscribing cores.
+# Unit tests solve tiny systems: one thread per pytest-xdist worker avoids oversubscribing cores
+# (torch's and scipy's BLAS alike).
 torch.set_num_threads(1)
+threadpool_limits(1, user_api="blas")
 
 
 @pytest.fixture

@@ -231,7 +231,7 @@ def test_bad_model_arguments_raise_value_errors() -> None:
     with pytest.raises(ValueError, match="image_shape"):
         ConvEqProp((1, 8, 7))
     with pytest.raises(ValueError, match="channels"):
-        ConvEqProp(channels=(4,))
+        ConvEqProp(channels=(4,))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kernel_size"):
         ConvEqProp((1, 4, 4), kernel_size=5)
     with pytest.raises(ValueError, match="4-D"):

@@ -5,8 +5,11 @@ This package never imports eqprop_core: it is the witness the suite checks the c
 
 from __future__ import annotations
 
-from . import golden  # the NumPy golden reference (track 23): golden.ep_gradients, …
-from . import layered  # block-structured (layered) networks: theory.layered (track 21)
+from . import (
+    conv,  # circular convolutions as dense operators, their exact norms (track 22)
+    golden,  # the NumPy golden reference (track 23): golden.ep_gradients, …
+    layered,  # block-structured (layered) networks: theory.layered (track 21)
+)
 from .activations import NONLINEARITIES, nonlinearity
 from .banach import (
     a_posteriori_bound,
@@ -47,6 +50,8 @@ __all__ = [
     "find_fixed_point",
     "fixed_point_map",
     "golden",
+    "layered",
+    "conv",
     "guaranteed_decrease",
     "iterate_map",
     "jacobian_at_equilibrium",

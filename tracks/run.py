@@ -10,11 +10,13 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
 from .registry import GROUPS, all_tracks
@@ -50,9 +52,14 @@ def run_track(
     threads = torch.get_num_threads()
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
+    # scipy's BLAS gets the same limit as torch: OpenBLAS threads on small matrices cost far
+    # more than they gain, and oversubscribe the cores under `pytest -n auto`.
+    blas = threadpool_limits(spec.threads, user_api="blas") if spec.threads is not None \
+        else nullcontext()
     started = time.perf_counter()
     try:
-        spec.run(ctx)
+        with blas:
+            spec.run(ctx)
         result = finish(ctx, spec.group, spec.claim, started)
     except SkipTrack as skip:
         result = finish(ctx, spec.group, spec.claim, started, skip_reason=str(skip))
