@@ -32,6 +32,14 @@ from .gradients import (
     nudge_surrogate,
     nudged_map,
 )
+from .hardware import (
+    compose,
+    fake_quantize,
+    neuron_noise,
+    quantization_step,
+    quantize_states,
+    quantize_weights,
+)
 from .layered import LayeredEqProp, layer_slices, path_graph_norm
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
 from .solvers import SOLVERS, SolverStats, get_solver
@@ -58,6 +66,12 @@ __all__ = [
     "unrolled_loss",
     "EquilibriumNotConverged",
     "ConvEqProp",
+    "compose",
+    "fake_quantize",
+    "neuron_noise",
+    "quantization_step",
+    "quantize_states",
+    "quantize_weights",
     "LayeredEqProp",
     "circular_conv_matrix",
     "conv_operator_norm",
