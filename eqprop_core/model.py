@@ -46,6 +46,12 @@ def default_tolerance(dtype: torch.dtype) -> float:
     return 1e-12 if dtype == torch.float64 else 1e-5
 
 
+def uniform_parameter(*shape: int, fan_in: int, dtype: torch.dtype) -> nn.Parameter:
+    """U(−1/√fan_in, 1/√fan_in) entries (torch.nn.Linear's scale), from torch's global RNG."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(*shape, dtype=dtype).uniform_(-bound, bound))
+
+
 class LoopedMLP(nn.Module):
     """Recurrent MLP whose output is read at the fixed point h* = φ(W_eff h* + Ux + b).
 
@@ -81,15 +87,11 @@ class LoopedMLP(nn.Module):
         self.gamma = float(gamma)
         self.activation = get_activation(activation)
 
-        def uniform(*shape: int, fan_in: int) -> nn.Parameter:
-            bound = 1.0 / math.sqrt(fan_in)
-            return nn.Parameter(torch.empty(*shape, dtype=dtype).uniform_(-bound, bound))
-
-        self.W = uniform(n_hidden, n_hidden, fan_in=n_hidden)
-        self.U = uniform(n_hidden, n_in, fan_in=n_in)
-        self.b = uniform(n_hidden, fan_in=n_in)
-        self.V = uniform(n_out, n_hidden, fan_in=n_hidden)
-        self.c = uniform(n_out, fan_in=n_hidden)
+        self.W = uniform_parameter(n_hidden, n_hidden, fan_in=n_hidden, dtype=dtype)
+        self.U = uniform_parameter(n_hidden, n_in, fan_in=n_in, dtype=dtype)
+        self.b = uniform_parameter(n_hidden, fan_in=n_in, dtype=dtype)
+        self.V = uniform_parameter(n_out, n_hidden, fan_in=n_hidden, dtype=dtype)
+        self.c = uniform_parameter(n_out, fan_in=n_hidden, dtype=dtype)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .gradients import cross_entropy, ep_gradients
-from .model import LoopedMLP, default_tolerance
+from .model import LoopedMLP, default_tolerance, uniform_parameter
 from .solvers import is_positive_integer
 
 Monitor = Callable[[nn.Module], dict[str, float]]
@@ -167,14 +167,10 @@ class FeedForwardMLP(nn.Module):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
 
-        def uniform(*shape: int, fan_in: int) -> nn.Parameter:
-            bound = 1.0 / math.sqrt(fan_in)
-            return nn.Parameter(torch.empty(*shape, dtype=dtype).uniform_(-bound, bound))
-
-        self.U = uniform(n_hidden, n_in, fan_in=n_in)
-        self.b = uniform(n_hidden, fan_in=n_in)
-        self.V = uniform(n_out, n_hidden, fan_in=n_hidden)
-        self.c = uniform(n_out, fan_in=n_hidden)
+        self.U = uniform_parameter(n_hidden, n_in, fan_in=n_in, dtype=dtype)
+        self.b = uniform_parameter(n_hidden, fan_in=n_in, dtype=dtype)
+        self.V = uniform_parameter(n_out, n_hidden, fan_in=n_hidden, dtype=dtype)
+        self.c = uniform_parameter(n_out, fan_in=n_hidden, dtype=dtype)
 
     @property
     def dtype(self) -> torch.dtype:
