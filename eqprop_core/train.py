@@ -61,9 +61,9 @@ class LearningRule(Protocol):
     @property
     def label(self) -> str: ...
 
-    def gradients(self, model: nn.Module, x: Tensor, y: Tensor) -> BatchSignal: ...
+    def gradients(self, model: Any, x: Tensor, y: Tensor) -> BatchSignal: ...
 
-    def infer(self, model: nn.Module, x: Tensor) -> Inference: ...
+    def infer(self, model: Any, x: Tensor) -> Inference: ...
 
 
 def _check_steps(steps: object, label: str) -> None:
@@ -107,7 +107,7 @@ class EqProp:
         steps = "" if self.steps is None else f", T={self.steps[0]}+{self.steps[1]}"
         return f"EqProp ({self.estimator}, β={self.beta:g}{points}{steps})"
 
-    def gradients(self, model: nn.Module, x: Tensor, y: Tensor) -> BatchSignal:
+    def gradients(self, model: LoopedMLP, x: Tensor, y: Tensor) -> BatchSignal:
         g = ep_gradients(model, x, y, beta=self.beta, estimator=self.estimator,
                          n_points=self.n_points, steps=self.steps, on_unconverged="record",
                          state_transform=self.state_transform)
@@ -115,7 +115,7 @@ class EqProp:
             logits = model.readout(g.free_state)
         return BatchSignal(dict(g), Inference(logits, g.free.residual, g.free_state))
 
-    def infer(self, model: nn.Module, x: Tensor) -> Inference:
+    def infer(self, model: LoopedMLP, x: Tensor) -> Inference:
         return free_phase(model, x, None if self.steps is None else self.steps[0],
                           state_transform=self.state_transform)
 
@@ -134,7 +134,7 @@ class BPTT:
     def label(self) -> str:
         return f"BPTT baseline (T={self.steps})"
 
-    def gradients(self, model: nn.Module, x: Tensor, y: Tensor) -> BatchSignal:
+    def gradients(self, model: LoopedMLP, x: Tensor, y: Tensor) -> BatchSignal:
         x = model.validate_input(x)
         params = dict(model.named_parameters())
         with torch.enable_grad():
@@ -151,7 +151,7 @@ class BPTT:
         return BatchSignal(dict(zip(params, grads)),
                            Inference(logits.detach(), residual, h.detach()))
 
-    def infer(self, model: nn.Module, x: Tensor) -> Inference:
+    def infer(self, model: LoopedMLP, x: Tensor) -> Inference:
         return free_phase(model, x, self.steps)
 
 
@@ -188,7 +188,7 @@ class Backprop:
     def label(self) -> str:
         return "backprop MLP baseline"
 
-    def gradients(self, model: nn.Module, x: Tensor, y: Tensor) -> BatchSignal:
+    def gradients(self, model: FeedForwardMLP, x: Tensor, y: Tensor) -> BatchSignal:
         params = dict(model.named_parameters())
         with torch.enable_grad():
             logits = model(x)
@@ -196,7 +196,7 @@ class Backprop:
         return BatchSignal(dict(zip(params, grads)),
                            Inference(logits.detach(), logits.new_zeros(x.shape[0])))
 
-    def infer(self, model: nn.Module, x: Tensor) -> Inference:
+    def infer(self, model: FeedForwardMLP, x: Tensor) -> Inference:
         with torch.no_grad():
             logits = model(x)
         return Inference(logits, logits.new_zeros(x.shape[0]))

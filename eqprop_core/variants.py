@@ -75,6 +75,7 @@ def build(variant: str, n_in: int, n_hidden: int, n_out: int, *, sn: str = "recu
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LoopedMLP(n_in, n_hidden, n_out, symmetric=chosen.symmetric, gamma=gamma,
-                          dtype=dtype, **flags)
+                          dtype=dtype, spectral_norm=flags["spectral_norm"],
+                          io_spectral_norm=flags["io_spectral_norm"])
     rule = EqProp(chosen.rule.estimator, chosen.rule.beta, chosen.rule.n_points, steps)
     return model, rule
