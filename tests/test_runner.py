@@ -214,3 +214,37 @@ def test_a_nan_measurement_is_written_as_strict_json(tmp_path: Path) -> None:
     assert record["checks"][0]["value"] == "nan"
     assert record["checks"][0]["details"] == {"residual": "inf"}
     assert record["negative_control"]["value"] == "inf"
+
+
+# -- selection: groups and reruns of failures ---------------------------------------------------
+def test_group_selects_every_track_of_the_group_in_order() -> None:
+    from tracks.registry import all_tracks
+    from tracks.run import select_groups
+
+    implemented = all_tracks()
+    assert select_groups(["A"], implemented) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert select_groups(["b", "A"], implemented)[:9] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert all(implemented[n].group == "C" for n in select_groups(["C"], implemented))
+
+
+def test_unknown_group_and_missing_results_are_usage_errors(capsys, tmp_path: Path) -> None:
+    assert main(["--group", "Z"]) == 2
+    assert "unknown group 'Z'" in capsys.readouterr().err
+    assert main(["--failed-only", "--out", str(tmp_path / "absent")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_failed_only_reruns_failed_and_unreadable_records(capsys, tmp_path: Path) -> None:
+    from tracks.registry import all_tracks
+    from tracks.run import failed_tracks
+
+    (tmp_path / "track-01.json").write_text(json.dumps({"track": 1, "status": "fail"}))
+    (tmp_path / "track-02.json").write_text(json.dumps({"track": 2, "status": "pass"}))
+    (tmp_path / "track-03.json").write_text("{not json")
+    assert failed_tracks(tmp_path, all_tracks()) == [1, 3]
+    assert main(["--failed-only", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "track  1" in out and "track  3" in out and "track  2" not in out
+    assert strict_json((tmp_path / "track-01.json").read_text())["status"] == "pass"
+    assert main(["--failed-only", "--out", str(tmp_path)]) == 0
+    assert "nothing to rerun" in capsys.readouterr().out

@@ -6,6 +6,7 @@ Exit status: 0 every selected track certified (skips allowed), 1 a track failed,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -99,6 +100,34 @@ def parse_track_numbers(tokens: Sequence[str], implemented: dict) -> list[int]:
     return numbers
 
 
+def select_groups(groups: Sequence[str], implemented: dict) -> list[int]:
+    """Every implemented track of the named groups (A–D), in track order."""
+    for group in groups:
+        if group.upper() not in GROUPS:
+            raise UsageError(f"unknown group {group!r}: choose from {', '.join(GROUPS)}")
+    wanted = {g.upper() for g in groups}
+    return [n for n, t in implemented.items() if t.group in wanted]
+
+
+def failed_tracks(out_dir: Path, implemented: dict) -> list[int]:
+    """Tracks whose DIR/track-NN.json says status "fail" (or cannot be read as a record)."""
+    if not out_dir.is_dir():
+        raise UsageError(f"--failed-only reads earlier results, but {out_dir}/ does not exist "
+                         "(run the tracks first, or pass --out DIR)")
+    failed = []
+    for n in implemented:
+        path = out_dir / f"track-{n:02d}.json"
+        if not path.exists():
+            continue
+        try:
+            status = json.loads(path.read_text()).get("status")
+        except (ValueError, AttributeError):
+            status = "fail"  # a corrupt record certifies nothing: rerun it
+        if status == "fail":
+            failed.append(n)
+    return failed
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + two lines; we, one
         raise UsageError(message)
@@ -112,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "JSON per track (DIR/track-NN.json).",
         epilog="examples:\n  python -m tracks.run --list\n  python -m tracks.run --all\n"
         "  python -m tracks.run --track 1 3 5-8 --out results --seed 1\n"
+        "  python -m tracks.run --group A B\n"
+        "  python -m tracks.run --failed-only --out results\n"
         "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -119,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--list", action="store_true", help="list the implemented tracks")
     what.add_argument("--track", nargs="+", metavar="N", help="track numbers or ranges (1-8)")
     what.add_argument("--all", action="store_true", help="run every implemented track")
+    what.add_argument("--group", nargs="+", metavar="G", help="every implemented track of "
+                      f"these groups ({', '.join(f'{g}: {d}' for g, d in GROUPS.items())})")
+    what.add_argument("--failed-only", action="store_true", help="rerun the tracks whose "
+                      "JSON in --out records a failure (status fail, or unreadable)")
     parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} "
                         "(quick: CPU, CI-sized; full: more examples and seeds)")
     parser.add_argument("--out", default="results", type=Path, help="results directory "
@@ -187,7 +222,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seed < 0:
             raise UsageError(f"invalid seed {seed}: must be >= 0")
         device = resolve_device(args.device)
-        numbers = list(implemented) if args.all else parse_track_numbers(args.track, implemented)
+        if args.all:
+            numbers = list(implemented)
+        elif args.group:
+            numbers = select_groups(args.group, implemented)
+        elif args.failed_only:
+            numbers = failed_tracks(args.out, implemented)
+            if not numbers:
+                print(f"no failed tracks recorded in {args.out}/ — nothing to rerun")
+                return 0
+        else:
+            numbers = parse_track_numbers(args.track, implemented)
     except UsageError as err:
         print(f"tracks.run: error: {err}", file=sys.stderr)
         return 2
