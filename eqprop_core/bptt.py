@@ -8,6 +8,8 @@ EP does not (track 29).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -16,19 +18,32 @@ from .model import LoopedMLP
 from .solvers import is_positive_integer
 
 
-def unrolled_loss(model: LoopedMLP, x: Tensor, y: Tensor, steps: int,
-                  h0: Tensor | None = None) -> Tensor:
-    """ℒ after `steps` synchronous updates from h0, as a graph autograd can differentiate."""
+def unroll(model: LoopedMLP, x: Tensor, steps: int, h0: Tensor | None = None
+           ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """(h_T, T): the state after `steps` synchronous updates from h0 (default 0), as a graph
+    autograd can differentiate, and the update map T itself (W_eff and Ux + b computed once)."""
     if not is_positive_integer(steps):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     x = model.validate_input(x)
-    one_hot_labels(y, model.n_out, x.shape[0])  # validates the labels
-    h = x.new_zeros(x.shape[0], model.n_hidden) if h0 is None else h0.to(model.dtype)
-    weight = model.recurrent_weight()
+    weight_t = model.recurrent_weight().T
     drive = model.input_drive(x)
-    weight_t = weight.T
+    phi = model.activation.phi
+
+    def T(h: Tensor) -> Tensor:
+        return phi(torch.addmm(drive, h, weight_t))
+
+    h = x.new_zeros(x.shape[0], model.n_hidden) if h0 is None else h0.to(model.dtype)
     for _ in range(int(steps)):
-        h = model.activation.phi(torch.addmm(drive, h, weight_t))
+        h = T(h)
+    return h, T
+
+
+def unrolled_loss(model: LoopedMLP, x: Tensor, y: Tensor, steps: int,
+                  h0: Tensor | None = None) -> Tensor:
+    """ℒ after `steps` synchronous updates from h0, as a graph autograd can differentiate."""
+    x = model.validate_input(x)
+    one_hot_labels(y, model.n_out, x.shape[0])  # validates the labels
+    h, _ = unroll(model, x, steps, h0)
     return cross_entropy(model.readout(h), y)
 
 

@@ -70,7 +70,7 @@ from .gradients import (
     one_hot_labels,
     phases,
 )
-from .model import LoopedMLP
+from .model import LoopedMLP, layer_widths
 from .solvers import get_solver, is_positive_integer
 
 Parameters = dict[str, Tensor]
@@ -269,9 +269,7 @@ class PrimitiveModel:
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of "
                              f"{sorted(NONLINEARITIES)}")
-        for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if not is_positive_integer(value):
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        n_in, n_hidden, n_out = layer_widths(n_in, n_hidden, n_out)
         if not (isinstance(lipschitz, (int, float)) and 0 < lipschitz < 1):
             raise ValueError(f"lipschitz must lie in (0, 1) for a contraction, got {lipschitz!r}")
         g = torch.Generator().manual_seed(seed)

@@ -177,7 +177,7 @@ def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = N
         V = model.readout_weight() if readout_weight is None else readout_weight
         return Phases(
             weight=weight.detach().to(dtype),
-            drive=(x @ U.detach().T + model.b.detach()).to(dtype),
+            drive=model.input_drive(x, input_weight=U.detach()).to(dtype),
             V=V.detach().to(dtype),
             c=model.c.detach().to(dtype),
             target=target.to(device=x.device, dtype=dtype),
@@ -339,8 +339,8 @@ def ep_gradients(
         estimates = {k: (v.real if v.is_complex() else v).to(model.dtype)
                      for k, v in estimates.items()}
         h_real = h_free.real.to(model.dtype) if schedule.is_complex else h_free
-        V_eff = effective["V"].detach()
-        readout_error = softmax(h_real @ V_eff.T + model.c) - numbers.target.real.to(model.dtype)
+        logits = model.readout(h_real, readout_weight=effective["V"].detach())
+        readout_error = softmax(logits) - numbers.target.real.to(model.dtype)
         estimates["V"] = readout_error.T @ h_real / batch
         estimates["c"] = readout_error.mean(dim=0)
         pulled = torch.autograd.grad([effective[k] for k in "WUV"], [raw[k] for k in "WUV"],

@@ -46,6 +46,15 @@ def default_tolerance(dtype: torch.dtype) -> float:
     return 1e-12 if dtype == torch.float64 else 1e-5
 
 
+def layer_widths(n_in: object, n_hidden: object, n_out: object) -> tuple[int, int, int]:
+    """(n_in, n_hidden, n_out) as ints; ValueError naming the first that is not a positive
+    integer."""
+    for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+        if not is_positive_integer(value):
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    return int(n_in), int(n_hidden), int(n_out)  # type: ignore[call-overload]
+
+
 def uniform_parameter(*shape: int, fan_in: int, dtype: torch.dtype) -> nn.Parameter:
     """U(−1/√fan_in, 1/√fan_in) entries (torch.nn.Linear's scale), from torch's global RNG."""
     bound = 1.0 / math.sqrt(fan_in)
@@ -73,14 +82,11 @@ class LoopedMLP(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if not is_positive_integer(value):
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        self.n_in, self.n_hidden, self.n_out = layer_widths(n_in, n_hidden, n_out)
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and 0 < gamma < 1):
             raise ValueError(f"gamma must lie in (0, 1) for a contraction margin, got {gamma!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
         self.symmetric = bool(symmetric)
         self.spectral_norm = bool(spectral_norm)
         self.io_spectral_norm = bool(io_spectral_norm)
@@ -166,9 +172,11 @@ class LoopedMLP(nn.Module):
         return h.to(device=self.W.device, dtype=self.dtype)
 
     # -- dynamics --------------------------------------------------------------------------
-    def input_drive(self, x: Tensor) -> Tensor:
-        """U_eff x + b for each row of x: (B, n_hidden)."""
-        return x @ self.input_weight().T + self.b
+    def input_drive(self, x: Tensor, *, input_weight: Tensor | None = None) -> Tensor:
+        """U_eff x + b for each row of x: (B, n_hidden); `input_weight` is U_eff when the caller
+        already has it."""
+        U = self.input_weight() if input_weight is None else input_weight
+        return x @ U.T + self.b
 
     def step(self, h: Tensor, x: Tensor, *, weight: Tensor | None = None) -> Tensor:
         """One synchronous update T(h) = φ(h W_effᵀ + x Uᵀ + b); h (B, n_hidden), x (B, n_in)."""
@@ -238,9 +246,11 @@ class LoopedMLP(nn.Module):
             )
         return h, stats
 
-    def readout(self, h: Tensor) -> Tensor:
-        """logits = h V_effᵀ + c: (B, n_out)."""
-        return h @ self.readout_weight().T + self.c
+    def readout(self, h: Tensor, *, readout_weight: Tensor | None = None) -> Tensor:
+        """logits = h V_effᵀ + c: (B, n_out); `readout_weight` is V_eff when the caller already
+        has it."""
+        V = self.readout_weight() if readout_weight is None else readout_weight
+        return h @ V.T + self.c
 
     def forward(self, x: Tensor, **solver_options: Any) -> Tensor:
         """Logits at equilibrium, V h* + c. Same options as `equilibrium`.

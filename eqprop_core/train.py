@@ -32,8 +32,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from .bptt import unroll
 from .gradients import cross_entropy, ep_gradients
-from .model import LoopedMLP, default_tolerance, uniform_parameter
+from .model import LoopedMLP, default_tolerance, layer_widths, uniform_parameter
 from .solvers import is_positive_integer
 
 Monitor = Callable[[nn.Module], dict[str, float]]
@@ -138,16 +139,11 @@ class BPTT:
         x = model.validate_input(x)
         params = dict(model.named_parameters())
         with torch.enable_grad():
-            weight_t = model.recurrent_weight().T
-            drive = model.input_drive(x)
-            h = x.new_zeros(x.shape[0], model.n_hidden)
-            for _ in range(self.steps):
-                h = model.activation.phi(torch.addmm(drive, h, weight_t))
+            h, T = unroll(model, x, self.steps)
             logits = model.readout(h)
             grads = torch.autograd.grad(cross_entropy(logits, y), list(params.values()))
             with torch.no_grad():
-                residual = torch.linalg.vector_norm(
-                    model.activation.phi(torch.addmm(drive, h, weight_t)) - h, dim=1)
+                residual = torch.linalg.vector_norm(T(h) - h, dim=1)
         return BatchSignal(dict(zip(params, grads)),
                            Inference(logits.detach(), residual, h.detach()))
 
@@ -162,10 +158,7 @@ class FeedForwardMLP(nn.Module):
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        for label, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if not is_positive_integer(value):
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
+        self.n_in, self.n_hidden, self.n_out = layer_widths(n_in, n_hidden, n_out)
 
         self.U = uniform_parameter(n_hidden, n_in, fan_in=n_in, dtype=dtype)
         self.b = uniform_parameter(n_hidden, fan_in=n_in, dtype=dtype)

@@ -57,9 +57,10 @@ def jacobian_radius(model: LoopedMLP, weight: np.ndarray, x: torch.Tensor,
     return float(max(np.max(np.abs(scipy.linalg.eigvals(s[:, None] * weight))) for s in slope))
 
 
-def spectrum_monitor(model: LoopedMLP) -> dict[str, Any]:
-    """Trainer monitor: scipy's σ_max of W_dyn, its certificate L = σ·sup|φ′| and the raw σ."""
-    weight = dynamics_matrix(model)
+def spectrum_monitor(model: LoopedMLP, weight: np.ndarray | None = None) -> dict[str, Any]:
+    """Trainer monitor: scipy's σ_max of W_dyn, its certificate L = σ·sup|φ′| and the raw σ
+    (`weight` is W_dyn when the caller has measured it already)."""
+    weight = dynamics_matrix(model) if weight is None else weight
     sigma = spectral_norm(weight)
     return {"sigma_scipy": sigma,
             "lipschitz_scipy": sigma * nonlinearity(model.activation.name).sup_slope,

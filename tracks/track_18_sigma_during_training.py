@@ -60,9 +60,9 @@ def train_arm(data: Dataset, sn: str, *, hidden: int, lr: float, epochs: int,
     probe = data.x_train[:PROBE].flatten(1)
 
     def monitor(m: Any) -> dict[str, Any]:
-        record = spectrum_monitor(m)
-        record["rho_scipy"] = jacobian_radius(m, dynamics_matrix(m), probe,
-                                              rule.infer(m, probe).state)
+        weight = dynamics_matrix(m)
+        record = spectrum_monitor(m, weight)
+        record["rho_scipy"] = jacobian_radius(m, weight, probe, rule.infer(m, probe).state)
         return record
 
     return train(model, rule, data, epochs=epochs, lr=lr, seed=seed, monitors=[monitor],
