@@ -308,7 +308,7 @@ class TrainingRun:
         return asdict(self)
 
 
-def _progress_enabled(progress: bool | None) -> bool:
+def progress_enabled(progress: bool | None) -> bool:
     if progress is not None:
         return progress
     return not os.environ.get("CI") and sys.stderr.isatty()
@@ -380,7 +380,7 @@ def train(
             eval_s=time.perf_counter() - started, extra=extra)
 
     run.history.append(measure(0, None, None, 0.0))
-    show = _progress_enabled(progress)
+    show = progress_enabled(progress)
     n_batches = math.ceil(x_train.shape[0] / batch_size)
     for epoch in range(1, epochs + 1):
         order = torch.randperm(x_train.shape[0], generator=generator)

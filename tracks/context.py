@@ -75,6 +75,7 @@ class TrackContext:
     artifacts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -104,13 +105,19 @@ class TrackContext:
             "details": {**evidence.details, **details},
         }
 
-    def claim(self, evidence: Evidence, source: str, **details: Any) -> None:
+    def claim(self, evidence: Evidence, source: str, *, verdict: str | None = None,
+              **details: Any) -> None:
         """Record the verdict on a *stated* figure (from the spec, an issue or the write-up):
         `evidence` holds the measurement against the stated bound. A refuted claim is a
-        result, not a failure of the track — the checks are what certify the measurement."""
+        result, not a failure of the track — the checks are what certify the measurement.
+        `verdict`: "confirmed" | "refuted" | "inconclusive" (default: from evidence.passed)."""
+        if verdict is None:
+            verdict = "confirmed" if evidence.passed else "refuted"
+        if verdict not in ("confirmed", "refuted", "inconclusive"):
+            raise ValueError(f"unknown verdict {verdict!r}")
         self.claims.append({"name": evidence.name, "source": source, "holds": evidence.passed,
-                            "value": evidence.value, "bound": evidence.bound,
-                            "details": {**evidence.details, **details}})
+                            "verdict": verdict, "value": evidence.value,
+                            "bound": evidence.bound, "details": {**evidence.details, **details}})
 
     def note(self, line: str) -> None:
         """A line of the human-readable account printed by the runner."""
@@ -175,6 +182,8 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         "notes": ctx.notes,
         "claims": ctx.claims,
     }
+    if ctx.results:  # a benchmark's tables, rendered to markdown from this JSON by tracks.tables
+        record["results"] = ctx.results
     if error is not None:
         record["error"] = error
     return TrackResult(jsonable(record))

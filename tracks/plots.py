@@ -35,6 +35,7 @@ def line_plot(
 
 def save_figure(fig: plt.Figure, path: Path, *, dpi: int = 110) -> None:
     """Write `fig` to `path` (format from the suffix), trimmed to its contents, and free it."""
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)

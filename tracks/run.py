@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
 from .registry import GROUPS, all_tracks
+from .tables import table_name, write_table
 
 
 class UsageError(Exception):
@@ -71,7 +72,11 @@ def run_track(
     finally:
         torch.set_num_threads(threads)
     if out_dir is not None:
-        result.write(out_dir)
+        if "results" in result.record:
+            result.record["artifacts"].append(table_name(number))
+        path = result.write(out_dir)
+        if "results" in result.record:
+            write_table(path)  # from the JSON just written, so the table cannot disagree with it
     return result
 
 
@@ -185,7 +190,9 @@ def print_result(result: TrackResult, quiet: bool) -> None:
         print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {shown(c['value'])} "
               f"(bound {c['bound']})")
     for c in r.get("claims", []):
-        print(f"    [claim {'holds' if c['holds'] else 'REFUTED'}] {c['name']} ({c['source']}): "
+        verdict = c.get("verdict", "confirmed" if c["holds"] else "refuted")
+        print(f"    [claim {verdict if verdict != 'refuted' else 'REFUTED'}] {c['name']} "
+              f"({c['source']}): "
               f"{shown(c['value'])} (stated {c['bound']})")
     control = r["negative_control"]
     if control:

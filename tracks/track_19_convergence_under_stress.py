@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import statistics
 
-import numpy as np
-import scipy.stats
 import torch
 
 from eqprop_core.data import load_dataset
@@ -40,6 +38,7 @@ from eqprop_core.train import TrainingRun, train
 from eqprop_core.variants import build
 from properties import at_least, at_most, holds
 from properties.learning import banach_convergence
+from properties.statistics import paired_difference
 from tracks.context import TrackContext
 from tracks.plots import line_plot
 from tracks.registry import track
@@ -48,16 +47,6 @@ GAMMA = 0.95
 TOL = 1e-5
 HIDDEN = 128
 GRID = {"quick": ((1e-3, 3e-3, 1e-2), 2, 6), "full": ((3e-4, 1e-3, 3e-3, 1e-2, 3e-2), 3, 15)}
-
-
-def paired_difference(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean of a − b over paired cells and its 95% confidence interval (t distribution)."""
-    diff = np.asarray(a) - np.asarray(b)
-    mean = float(diff.mean())
-    if len(diff) < 2 or float(diff.std(ddof=1)) == 0:
-        return mean, mean, mean
-    half = float(scipy.stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
-    return mean, mean - half, mean + half
 
 
 @track(19, "Convergence under stress", "C",
@@ -98,7 +87,8 @@ def run(ctx: TrackContext) -> None:
                           ("test_accuracy", "test accuracy")):
         with_sn = [getattr(final["recurrent", lr, s], metric) for lr, s in cells]
         without = [getattr(final["off", lr, s], metric) for lr, s in cells]
-        mean, low, high = paired_difference(with_sn, without)
+        difference = paired_difference(with_sn, without)
+        mean, low, high = difference.mean, difference.low, difference.high
         table[metric] = (mean, low, high)
         ctx.claim(holds(f"SN improves {label} (final epoch, paired over lr × seed)", low > 0,
                         "95% CI of SN − no SN above 0", mean, ci=[low, high],

@@ -1,0 +1,592 @@
+"""Group D — the dataset benchmarks behind tracks 25–28: the write-up's claims table, measured.
+
+One matrix per dataset: the four variants (`eqprop_core.variants`: standard, holomorphic,
+finite-nudge β = 0.5, directed) × the three SN arms (off; recurrent weight only; all layers) ×
+seeds, every run trained by real EqProp (free phase, nudged phases, update from the difference
+of ∂E/∂θ) from ONE shared initialization per seed (`build` draws raw parameters from the seed
+alone, so the arms of a seed differ only in what they do with them).
+
+Protocol (fixed before measuring, identical for every arm):
+
+1. Learning rate. Each arm (variant × SN mode) picks its Adam rate from a small fixed grid by
+   validation accuracy: a fixed 20% of the train subset is held out, the arm is trained on the
+   rest for the full epoch budget, and the rate with the highest final validation accuracy wins
+   (a diverged run scores −∞; ties go to the smaller rate). No arm loses to a bad rate.
+2. Matrix. Every arm is trained on the whole train subset at its chosen rate, for each seed,
+   and evaluated on the test subset with inference exactly as trained (T free updates).
+3. Per arm: test accuracy mean ± 95% CI over seeds (t interval), ‖W_eff‖₂ of the matrix the
+   dynamics use (and the raw, pre-normalization σ for contrast — the write-up's Lipschitz column
+   mixed the two), the certificate L = ‖W_eff‖₂·sup|φ′|, ρ(J) at the inferred state (16-sample
+   probe), the share of test samples whose free phase met the residual tolerance in T steps,
+   the divergence count and the training wall time.
+4. SN vs no SN: per variant, Welch's t-test over seeds of the accuracy difference (SN − no SN,
+   in points; the paired difference by seed is reported beside it), for both SN arms.
+
+Checks (each can fail; a refuted claim never fails the track — claims are verdicts):
+(1) SN arms: L = σ_max(W_dyn)·sup|φ′| ≤ γ by scipy on every final model (the contraction the
+    write-up's SN did not deliver: σ ≈ 1.02 is not < 1);
+(2) the reported ‖W_eff‖₂ is the dynamics' matrix: trainer σ vs scipy σ_max(W_dyn), relative
+    error ≤ 1e-5 on every completed run;
+(3) matched initialization: every arm of a seed starts from bit-identical raw W, U, b, V, c;
+(4) no SN-arm run diverged (a no-SN divergence is a measurement, counted in the table);
+(5) the benchmark learns beyond a linear model: the best arm's mean test accuracy ≥ a
+    logistic-regression baseline (scikit-learn) fitted on the same train subset;
+(6) at least 3 seeds per arm (group D's rule), so every interval rests on ≥ 2 degrees of freedom.
+
+Negative control: the standard SN-recurrent arm at its chosen rate with the training labels
+permuted (no information about the task): check (5)'s bound must fail on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import statistics
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from eqprop_core import LoopedMLP
+from eqprop_core.data import Dataset, DataUnavailable, load_dataset
+from eqprop_core.train import EqProp, TrainingRun, evaluate, progress_enabled, train
+from eqprop_core.variants import SN_MODES, VARIANTS, build
+from properties import at_least, at_most, holds
+from properties.learning import raw_norm, spectrum_monitor
+from properties.statistics import (
+    CONFIRMED,
+    INCONCLUSIVE,
+    Interval,
+    Verdict,
+    direction_verdict,
+    effect_verdict,
+    equivalence_verdict,
+    mean_ci,
+    paired_difference,
+    range_verdict,
+    value_verdict,
+    welch,
+)
+from tracks.context import TrackContext
+from tracks.plots import save_figure
+
+GAMMA = 0.95
+SN_LABELS = {"off": "no SN", "recurrent": "SN recurrent", "all": "SN all layers"}
+WRITE_UP = "write-up 'Equilibrium Propagation with Spectral Normalization'"
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """One row of the write-up's SVHN table: accuracies in %, Lipschitz SN → no SN."""
+
+    architecture: str
+    with_sn: float
+    without_sn: float
+    lipschitz_sn: float
+    lipschitz_no_sn: float
+
+    @property
+    def delta(self) -> float:
+        return self.with_sn - self.without_sn
+
+
+CLAIMED_SVHN: dict[str, ClaimedRow] = {
+    "standard": ClaimedRow("Standard LoopedMLP", 57.2, 33.2, 1.02, 5.89),
+    "holomorphic": ClaimedRow("Holomorphic-inspired", 52.9, 27.4, 2.08, 4.94),
+    "finite_nudge": ClaimedRow("Finite-Nudge (β=0.5)", 51.4, 24.3, 2.03, 5.33),
+    "directed": ClaimedRow("DEEP (asymmetric / directed)", 59.2, 28.6, 2.29, 5.63),
+}
+CLAIMED_GROWTH = (5.0, 6.0)  # "without SN the recurrent Lipschitz constant grows to 5–6"
+# "MNIST shows minimal difference": equivalence margin in accuracy points, fixed before measuring.
+MINIMAL_DIFFERENCE_POINTS = 2.0
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one profile trains: subset sizes (None: the whole split), width, epochs, seeds, the
+    learning-rate grid, the phases (T_free, T_nudged) and which variants / SN arms."""
+
+    n_train: int | None
+    n_test: int | None
+    hidden: int
+    epochs: int
+    seeds: int
+    rates: tuple[float, ...]
+    steps: tuple[int, int] = (30, 10)
+    batch_size: int = 64
+    validation: float = 0.2
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    sn_modes: tuple[str, ...] = SN_MODES
+
+    def __post_init__(self) -> None:
+        if self.seeds < 2:
+            raise ValueError(f"a confidence interval needs ≥ 2 seeds, got {self.seeds}")
+        if not self.rates or any(not r > 0 for r in self.rates):
+            raise ValueError(f"learning-rate grid must be positive numbers, got {self.rates}")
+        if "off" not in self.sn_modes:
+            raise ValueError("the SN comparison needs the 'off' arm")
+
+    def describe(self) -> str:
+        sizes = ("whole splits" if self.n_train is None else
+                 f"{self.n_train:,} train / {self.n_test:,} test")
+        return (f"{sizes}, hidden {self.hidden}, T = {self.steps[0]} free + {self.steps[1]} "
+                f"nudged, {self.epochs} epochs, batch {self.batch_size}, {self.seeds} seeds, "
+                f"Adam lr grid {{{', '.join(f'{r:g}' for r in self.rates)}}} chosen per arm on "
+                f"a {self.validation:.0%} validation split")
+
+
+# quick: CI on 2 CPU cores (≈ 5 min for track 25); full: the write-up's setup (5,000 / 1,000
+# subsets, hidden 384, 30 steps, 25 epochs, batch 64; its lr 5e-4 is in the grid), 5 seeds.
+PROFILES = {
+    "quick": Setup(n_train=3000, n_test=1000, hidden=128, epochs=4, seeds=3, rates=(1e-3, 3e-3)),
+    "full": Setup(n_train=5000, n_test=1000, hidden=384, epochs=25, seeds=5,
+                  rates=(5e-4, 1e-3, 2e-3)),
+}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A dataset benchmark: the dataset per profile and which of the write-up's claims it tests.
+
+    `fallback`: a dataset used (with a note) when `dataset` is absent, e.g. the MNIST-10k split
+    from ../shared/data for full MNIST; without one an absent dataset skips the track.
+    """
+
+    dataset: str
+    quick_dataset: str | None = None
+    fallback: str | None = None
+    claimed: dict[str, ClaimedRow] | None = None
+    minimal_difference: bool = False
+
+
+# -- one arm -------------------------------------------------------------------------------
+@dataclass
+class ArmRun:
+    """One trained (variant, SN mode, seed) cell and the scipy measurements of its final model."""
+
+    variant: str
+    sn: str
+    seed: int
+    lr: float
+    run: TrainingRun
+    accuracy: float
+    sigma_scipy: float | None
+    lipschitz_scipy: float | None
+    sigma_raw: float
+
+    @property
+    def final(self) -> Any:
+        return self.run.history[-1]
+
+
+def _raw_parameters(model: LoopedMLP) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def _final_accuracy(model: LoopedMLP, rule: EqProp, data: Dataset, run: TrainingRun) -> float:
+    """A completed run's last test accuracy; a diverged run's model is re-evaluated as it stands
+    (its early history would flatter it)."""
+    if run.outcome == "completed":
+        return run.final_test_accuracy
+    return evaluate(model, rule, data.x_test, data.y_test).accuracy
+
+
+class Progress:
+    """One bar over every training run of a benchmark (on in a terminal, off under CI)."""
+
+    def __init__(self, total: int, title: str) -> None:
+        self.bar = None
+        if progress_enabled(None):
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc=title, unit="run", file=sys.stderr)
+
+    def step(self, label: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train_arm(variant: str, sn: str, seed: int, lr: float, data: Dataset, setup: Setup,
+               device: str, progress: Progress | None = None
+               ) -> tuple[LoopedMLP, EqProp, TrainingRun, dict[str, torch.Tensor]]:
+    """Build the arm from `seed`'s shared initialization and train it; also returns a copy of
+    the raw parameters it started from."""
+    model, rule = build(variant, data.n_features, setup.hidden, data.n_classes, sn=sn,
+                        seed=seed, gamma=GAMMA, steps=setup.steps)
+    start = _raw_parameters(model)
+    model.to(device)
+    run = train(model, rule, data, epochs=setup.epochs, lr=lr, batch_size=setup.batch_size,
+                seed=seed, monitors=(lambda m: {"sigma_raw": raw_norm(m)},), progress=False)
+    if progress is not None:
+        progress.step(f"{variant}/{SN_LABELS[sn]}/seed {seed}/lr {lr:g}")
+    return model, rule, run, start
+
+
+def choose_rate(variant: str, sn: str, data: Dataset, setup: Setup, seed: int,
+                device: str, progress: Progress | None = None
+                ) -> tuple[float, dict[str, float]]:
+    """The arm's rate: best final validation accuracy over the grid (diverged: −∞; ties: the
+    smaller rate). Returns (rate, {rate: validation accuracy})."""
+    validation = data.validation_split(setup.validation, seed=0)
+    scores: dict[str, float] = {}
+    best, best_score = setup.rates[0], -math.inf
+    for lr in sorted(setup.rates):
+        run = _train_arm(variant, sn, seed, lr, validation, setup, device, progress)[2]
+        score = run.final_test_accuracy if run.outcome == "completed" else -math.inf
+        scores[f"{lr:g}"] = score if math.isfinite(score) else float("nan")
+        if score > best_score:
+            best, best_score = lr, score
+    return best, scores
+
+
+def _scipy_spectrum(model: LoopedMLP) -> tuple[float | None, float | None]:
+    """σ_max(W_dyn) and L by scipy on a CPU copy; None for a model with non-finite parameters."""
+    cpu = copy.deepcopy(model).cpu()
+    if not all(bool(torch.isfinite(p).all()) for p in cpu.parameters()):
+        return None, None
+    spectrum = spectrum_monitor(cpu)
+    return spectrum["sigma_scipy"], spectrum["lipschitz_scipy"]
+
+
+def linear_baseline(data: Dataset, seed: int) -> float:
+    """Test accuracy of multinomial logistic regression (scikit-learn, lbfgs) on the same split."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    x_train = data.x_train.flatten(1).double().cpu().numpy()
+    x_test = data.x_test.flatten(1).double().cpu().numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier = LogisticRegression(max_iter=300, random_state=seed)
+        classifier.fit(x_train, data.y_train.cpu().numpy())
+    return float(classifier.score(x_test, data.y_test.cpu().numpy()))
+
+
+# -- the matrix ----------------------------------------------------------------------------
+def load_benchmark_data(ctx: TrackContext, bench: Benchmark, setup: Setup) -> Dataset:
+    """The dataset of this profile, subset as the setup says; absent ⇒ fallback or skip."""
+    name = bench.quick_dataset if ctx.quick and bench.quick_dataset else bench.dataset
+    try:
+        data = load_dataset(name, seed=0)
+    except DataUnavailable as missing:
+        if bench.fallback is None or bench.fallback == name:
+            ctx.skip(str(missing))
+        try:
+            data = load_dataset(bench.fallback, seed=0)
+        except DataUnavailable as also_missing:
+            ctx.skip(f"{missing}; the stand-in {bench.fallback} is absent too: "
+                     f"{also_missing.command}")
+        ctx.note(f"{name} is absent ({missing.command} obtains it); measured on "
+                 f"{bench.fallback} instead")
+    if setup.n_train is not None and setup.n_test is not None:
+        n_train = min(setup.n_train, data.x_train.shape[0])
+        n_test = min(setup.n_test, data.x_test.shape[0])
+        data = data.subset(n_train, n_test, seed=0)
+    return data
+
+
+def _summary(values: Sequence[float | None]) -> dict[str, Any]:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    interval = mean_ci(finite) if finite else Interval(math.nan, math.nan, math.nan, 0)
+    return {**interval.to_json(), "per_seed": [None if v is None else float(v) for v in values]}
+
+
+def _trajectory(runs: Sequence[ArmRun], key: str) -> list[float]:
+    """Mean over seeds, per epoch, of a history metric (epochs every run reached)."""
+    length = min(len(r.run.history) for r in runs)
+    series = [[r.run.series(key)[e] for r in runs] for e in range(length)]
+    return [float(statistics.mean(v for v in values if v is not None)) for values in series]
+
+
+def summarize_arm(runs: Sequence[ArmRun], sweep: dict[str, float]) -> dict[str, Any]:
+    first = runs[0]
+    return {
+        "variant": first.variant, "sn": first.sn, "label": SN_LABELS[first.sn],
+        "lr": first.lr, "sweep_validation_accuracy": sweep,
+        "accuracy": _summary([r.accuracy for r in runs]),
+        "sigma_eff": _summary([r.final.sigma_eff for r in runs]),
+        "sigma_raw": _summary([r.sigma_raw for r in runs]),
+        "lipschitz": _summary([r.lipschitz_scipy for r in runs]),
+        "rho": _summary([r.final.rho for r in runs]),
+        "converged_share": _summary([r.final.converged_share for r in runs]),
+        "divergences": sum(r.run.outcome != "completed" for r in runs),
+        "divergence_details": [r.run.divergence for r in runs if r.run.divergence],
+        "train_s": statistics.mean(r.run.train_seconds for r in runs),
+        "trajectory": {key: _trajectory(runs, key)
+                       for key in ("sigma_eff", "sigma_raw", "test_accuracy")},
+    }
+
+
+def compare(arms: dict[tuple[str, str], list[ArmRun]], variant: str, sn: str) -> dict[str, Any]:
+    """SN arm `sn` − no SN for `variant`, in accuracy points: Welch over seeds, and paired."""
+    with_sn = [100 * r.accuracy for r in arms[variant, sn]]
+    without = [100 * r.accuracy for r in arms[variant, "off"]]
+    test = welch(with_sn, without)
+    paired = paired_difference(with_sn, without)
+    return {"variant": variant, "sn": sn, "welch": test.to_json(), "paired": paired.to_json()}
+
+
+def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = None) -> None:
+    """Run the matrix of `bench` under `setup` (default: the profile's) and record everything."""
+    setup = setup or PROFILES[ctx.profile]
+    data = load_benchmark_data(ctx, bench, setup).to(device=ctx.device)
+    ctx.note(f"data: {data.title}; setup: {setup.describe()}")
+    seeds = list(range(ctx.seed, ctx.seed + setup.seeds))
+    baseline = linear_baseline(data, ctx.seed)
+
+    n_arms = len(setup.variants) * len(setup.sn_modes)
+    progress = Progress(n_arms * (len(setup.rates) + setup.seeds) + 1,
+                        f"track {ctx.number} ({ctx.profile})")
+    rates: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
+    for variant in setup.variants:
+        for sn in setup.sn_modes:
+            rates[variant, sn] = choose_rate(variant, sn, data, setup, ctx.seed, ctx.device,
+                                             progress)
+
+    arms: dict[tuple[str, str], list[ArmRun]] = {key: [] for key in rates}
+    mismatched: list[str] = []
+    for seed in seeds:
+        initial: dict[str, torch.Tensor] | None = None
+        for (variant, sn), (lr, _) in rates.items():
+            model, rule, run, start = _train_arm(variant, sn, seed, lr, data, setup, ctx.device,
+                                                 progress)
+            if initial is None:
+                initial = start
+            elif any(not torch.equal(start[k], initial[k]) for k in initial):
+                mismatched.append(f"{variant}/{sn}/seed {seed}")
+            sigma, lipschitz = _scipy_spectrum(model)
+            arms[variant, sn].append(ArmRun(
+                variant, sn, seed, lr, run, _final_accuracy(model, rule, data, run), sigma,
+                lipschitz, raw_norm(model)))
+
+    summaries = {key: summarize_arm(runs, rates[key][1]) for key, runs in arms.items()}
+    comparisons = [compare(arms, variant, sn) for variant in setup.variants
+                   for sn in setup.sn_modes if sn != "off"]
+    _record_checks(ctx, arms, summaries, baseline, mismatched, seeds)
+    _negative_control(ctx, data, setup, rates, baseline, progress)
+    progress.close()
+    verdicts = _record_claims(ctx, bench, setup, summaries, comparisons)
+    ctx.results.update({
+        "kind": "dataset benchmark",
+        "dataset": data.title,
+        "setup": {**dataclasses.asdict(setup), "description": setup.describe(), "gamma": GAMMA},
+        "linear_baseline_accuracy": baseline,
+        "arms": list(summaries.values()),
+        "comparisons": comparisons,
+        "verdicts": verdicts,
+        "claimed": None if bench.claimed is None else {
+            v: dataclasses.asdict(row) for v, row in bench.claimed.items()},
+    })
+    _notes(ctx, summaries, comparisons, baseline)
+    results_figure(ctx, summaries, bench.claimed, baseline, data.title)
+
+
+def _record_checks(ctx: TrackContext, arms: dict[tuple[str, str], list[ArmRun]],
+                   summaries: dict[tuple[str, str], dict[str, Any]], baseline: float,
+                   mismatched: list[str], seeds: list[int]) -> None:
+    sn_runs = [r for (_, sn), runs in arms.items() if sn != "off" for r in runs]
+    lipschitz = [r.lipschitz_scipy if r.lipschitz_scipy is not None else math.inf
+                 for r in sn_runs]
+    worst = max(lipschitz) if lipschitz else math.nan
+    ctx.check(at_most("SN arms: max certified L = σ_max(W_dyn)·sup|φ′| (scipy) over final models",
+                      worst, GAMMA, runs=len(sn_runs)))
+    errors = [abs(r.final.sigma_eff - r.sigma_scipy) / r.sigma_scipy
+              for runs in arms.values() for r in runs
+              if r.run.outcome == "completed" and r.sigma_scipy]
+    ctx.check(at_most("reported ‖W_eff‖₂ vs scipy σ_max(W_dyn): max relative error",
+                      max(errors) if errors else math.nan, 1e-5, runs=len(errors)))
+    ctx.check(holds("matched initialization: every arm of a seed starts from identical raw "
+                    "W, U, b, V, c", not mismatched, "0 mismatched arms", len(mismatched),
+                    mismatched=mismatched))
+    diverged = [f"{r.variant}/{r.sn}/seed {r.seed}" for r in sn_runs
+                if r.run.outcome != "completed"]
+    ctx.check(holds("no SN-arm run diverged", not diverged, "0 diverged SN runs", len(diverged),
+                    diverged=diverged))
+    best_key = max(summaries, key=lambda k: summaries[k]["accuracy"]["mean"])
+    ctx.check(at_least("best arm's mean test accuracy vs a logistic-regression baseline",
+                       summaries[best_key]["accuracy"]["mean"], baseline,
+                       arm=f"{best_key[0]}/{SN_LABELS[best_key[1]]}"))
+    ctx.check(at_least("seeds per arm (group D: ≥ 3)", len(seeds), 3))
+
+
+def _negative_control(ctx: TrackContext, data: Dataset, setup: Setup,
+                      rates: dict[tuple[str, str], tuple[float, dict[str, float]]],
+                      baseline: float, progress: Progress) -> None:
+    variant = "standard" if "standard" in setup.variants else setup.variants[0]
+    sn = "recurrent" if "recurrent" in setup.sn_modes else setup.sn_modes[-1]
+    generator = torch.Generator().manual_seed(ctx.seed)
+    order = torch.randperm(data.y_train.shape[0], generator=generator).to(data.y_train.device)
+    permuted = dataclasses.replace(data, y_train=data.y_train[order])
+    model, rule, run, _ = _train_arm(variant, sn, ctx.seed, rates[variant, sn][0], permuted,
+                                     setup, ctx.device, progress)
+    ctx.negative_control(at_least(
+        f"{variant}/{SN_LABELS[sn]} trained on permuted labels: test accuracy vs the "
+        "logistic-regression baseline", _final_accuracy(model, rule, data, run), baseline))
+
+
+# -- verdicts --------------------------------------------------------------------------------
+def _claim(ctx: TrackContext, name: str, verdict: Verdict, value: float, bound: str,
+           source: str, **details: Any) -> dict[str, Any]:
+    ctx.claim(holds(name, verdict.verdict == CONFIRMED, bound, value, **details), source,
+              verdict=verdict.verdict, reason=verdict.reason)
+    return {"claim": name, "value": value, "stated": bound, **verdict.to_json(), "source": source}
+
+
+def _record_claims(ctx: TrackContext, bench: Benchmark, setup: Setup,
+                   summaries: dict[tuple[str, str], dict[str, Any]],
+                   comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The write-up's claims on this dataset, each with a three-valued verdict and its test."""
+    verdicts = []
+    claimed_setup = setup == PROFILES["full"]
+    for comparison in comparisons:
+        if comparison["sn"] != "recurrent":
+            continue
+        variant = comparison["variant"]
+        test = comparison["welch"]
+        low, high, delta = test["low"], test["high"], test["difference"]
+        details = {"test": "Welch's t-test over seeds (SN − no SN, accuracy points)",
+                   "p": test["p"], "df": test["df"], "ci": [low, high]}
+        if bench.claimed is not None and variant in bench.claimed:
+            row = bench.claimed[variant]
+            verdicts.append(_claim(
+                ctx, f"{variant}: SN − no SN test accuracy = {row.delta:+.1f} points",
+                effect_verdict(low, high, row.delta, " points"), delta,
+                f"{row.delta:+.1f} points", WRITE_UP, **details))
+        elif bench.minimal_difference:
+            verdicts.append(_claim(
+                ctx, f"{variant}: MNIST shows minimal SN vs no-SN difference",
+                equivalence_verdict(low, high, MINIMAL_DIFFERENCE_POINTS, " points"), delta,
+                f"|Δ| < {MINIMAL_DIFFERENCE_POINTS:g} points (margin fixed in advance)",
+                WRITE_UP, **details))
+        else:
+            verdicts.append(_claim(
+                ctx, f"{variant}: SN improves test accuracy", direction_verdict(
+                    low, high, " points"), delta, "Δ > 0", WRITE_UP + " (benefit across variants)",
+                **details))
+    for variant in setup.variants:
+        off = summaries[variant, "off"]["sigma_eff"]
+        verdicts.append(_claim(
+            ctx, f"{variant}: without SN the recurrent Lipschitz constant grows to 5–6",
+            range_verdict(off["low"], off["high"], *CLAIMED_GROWTH), off["mean"],
+            "in [5, 6]", WRITE_UP, test="95% t-interval over seeds of ‖W_eff‖₂·sup|φ′| "
+            "(tanh: sup|φ′| = 1), final epoch"))
+    if bench.claimed is None:
+        return verdicts
+    for variant in setup.variants:
+        row = bench.claimed.get(variant)
+        if row is None:
+            continue
+        levels = (("with SN test accuracy", "recurrent", "accuracy", row.with_sn, 100, "%"),
+                  ("without SN test accuracy", "off", "accuracy", row.without_sn, 100, "%"),
+                  ("without SN Lipschitz", "off", "sigma_eff", row.lipschitz_no_sn, 1, ""))
+        for label, sn, key, stated, scale, unit in levels:
+            measured = summaries[variant, sn][key]
+            verdict = value_verdict(scale * measured["low"], scale * measured["high"], stated,
+                                    unit) if claimed_setup else Verdict(
+                INCONCLUSIVE, f"not tested: the {ctx.profile} profile's setup is not the "
+                              "claimed one (see setup); run --profile full")
+            verdicts.append(_claim(ctx, f"{variant}: {label} = {stated:g}{unit}", verdict,
+                                   scale * measured["mean"], f"{stated:g}{unit}", WRITE_UP,
+                                   test="claimed value inside the 95% t-interval over seeds"))
+    return verdicts
+
+
+# -- the account -----------------------------------------------------------------------------
+def _fmt(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
+    mean, half = summary["mean"], 0.5 * (summary["high"] - summary["low"])
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}" if math.isfinite(half) \
+        else f"{scale * mean:.{digits}f}"
+
+
+def _notes(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
+           comparisons: list[dict[str, Any]], baseline: float) -> None:
+    ctx.note(f"logistic-regression baseline (same split): {100 * baseline:.2f}%")
+    for (variant, _), s in summaries.items():
+        ctx.note(f"{variant:12s} {s['label']:13s} lr {s['lr']:<6g} accuracy "
+                 f"{_fmt(s['accuracy'], 100)}%  ‖W_eff‖₂ {_fmt(s['sigma_eff'])}  raw σ "
+                 f"{_fmt(s['sigma_raw'])}  ρ(J) {_fmt(s['rho'])}  converged "
+                 f"{_fmt(s['converged_share'], 100, 1)}%  diverged {s['divergences']}")
+    for c in comparisons:
+        w = c["welch"]
+        ctx.note(f"{c['variant']}: {SN_LABELS[c['sn']]} − no SN = {w['difference']:+.2f} points "
+                 f"(Welch 95% CI {w['low']:+.2f} to {w['high']:+.2f}, p = {w['p']:.3g}; paired "
+                 f"{c['paired']['mean']:+.2f}, CI {c['paired']['low']:+.2f} to "
+                 f"{c['paired']['high']:+.2f})")
+    for claim in ctx.claims:
+        ctx.note(f"verdict: {claim['name']}: {claim['verdict'].upper()} — "
+                 f"{claim['details']['reason']}")
+
+
+def results_figure(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
+                   claimed: dict[str, ClaimedRow] | None, baseline: float, title: str) -> None:
+    """Left: test accuracy per arm, bars with 95% CIs (the write-up's claims as stars); middle:
+    ‖W_eff‖₂, the norm the dynamics use, per epoch; right: the raw σ(W) per epoch (what the
+    write-up's Lipschitz column reported for most rows). Means over seeds."""
+    path = ctx.artifact_path("results.svg")
+    if path is None:
+        return
+    from matplotlib.lines import Line2D
+
+    variants = list(dict.fromkeys(v for v, _ in summaries))
+    modes = list(dict.fromkeys(sn for _, sn in summaries))
+    fig, (bars, effective, raw) = plt.subplots(1, 3, figsize=(15, 5.2), layout="constrained",
+                                               gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    fig.suptitle(f"Track {ctx.number}: {title}", fontsize=10)
+    width = 0.8 / len(modes)
+    colors = dict(zip(SN_MODES, ("tab:gray", "tab:blue", "tab:green")))
+    for j, sn in enumerate(modes):
+        accuracy = [summaries[v, sn]["accuracy"] for v in variants]
+        errors = [100 * 0.5 * (a["high"] - a["low"]) for a in accuracy]
+        positions = np.arange(len(variants)) + (j - (len(modes) - 1) / 2) * width
+        bars.bar(positions, [100 * a["mean"] for a in accuracy], width,
+                 yerr=np.nan_to_num(errors), capsize=3, color=colors[sn], label=SN_LABELS[sn])
+        if claimed is not None and sn in ("off", "recurrent"):
+            stated = [getattr(claimed[v], "with_sn" if sn == "recurrent" else "without_sn")
+                      if v in claimed else np.nan for v in variants]
+            bars.plot(positions, stated, "k*", markersize=9,
+                      label="claimed (write-up)" if sn == "recurrent" else None)
+    bars.axhline(100 * baseline, color="tab:red", linestyle=":",
+                 label="logistic-regression baseline")
+    # Zoom onto the measured range (bars from 0 would hide differences of a point or two).
+    floor = [100 * baseline] + [100 * summaries[k]["accuracy"]["low"] for k in summaries] + (
+        [min(r.without_sn for r in claimed.values())] if claimed else [])
+    finite_floor = [f for f in floor if math.isfinite(f)]
+    bars.set_ylim(bottom=max(0.0, min(finite_floor) - 5) if finite_floor else 0.0)
+    bars.set_xticks(np.arange(len(variants)), variants)
+    bars.set_ylabel("test accuracy (%), mean ± 95% CI over seeds (axis zoomed)")
+    bars.set_title("test accuracy per arm", fontsize=9)
+    bars.grid(True, axis="y", alpha=0.3)
+    styles = {"off": "--", "recurrent": "-", "all": ":"}
+    palette = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+    for axes, key, label in ((effective, "sigma_eff", "‖W_eff‖₂ (the dynamics' matrix)"),
+                             (raw, "sigma_raw", "raw σ_max(W), before SN")):
+        for (variant, sn), s in summaries.items():
+            trajectory = s["trajectory"][key]
+            axes.plot(range(len(trajectory)), trajectory, styles[sn], color=palette[variant],
+                      marker=".")
+        axes.axhline(GAMMA, color="k", linewidth=0.8)
+        axes.axhline(1.0, color="tab:red", linewidth=0.8, linestyle=":")
+        axes.set_xlabel("epoch")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.set_title(f"{label}, mean over seeds", fontsize=9)
+        axes.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color=palette[v], label=v) for v in variants] + [
+        Line2D([], [], color="k", linestyle=styles[sn], label=SN_LABELS[sn]) for sn in modes] + [
+        Line2D([], [], color="k", linewidth=0.8, label=f"γ = {GAMMA}"),
+        Line2D([], [], color="tab:red", linewidth=0.8, linestyle=":", label="L = 1")]
+    bar_handles, bar_labels = bars.get_legend_handles_labels()
+    fig.legend(bar_handles + handles, bar_labels + [h.get_label() for h in handles],
+               loc="outside lower center", ncol=7, fontsize=7.5)
+    save_figure(fig, path)
