@@ -70,6 +70,10 @@ def test_every_arm_has_intervals_and_every_row_a_verdict(svhn_record: tuple[dict
         assert f"{variant}: with SN test accuracy = {row.with_sn:g}%" in claims
     assert all(v["verdict"] in ("confirmed", "refuted", "inconclusive") and v["reason"]
                for v in results["verdicts"])
+    assert results["verdict"].startswith("verdict — SN − no SN = the claimed Δ: ")
+    assert results["verdict"] in record["notes"]
+    assert any(n.startswith("claimed | measured — Standard LoopedMLP: with SN 57.2% | ")
+               for n in record["notes"])
     # The claimed levels are only compared under the claimed (full) setup.
     levels = [v for v in results["verdicts"] if "= 5" in v["claim"] and "%" in v["claim"]]
     assert levels and all(v["verdict"] == "inconclusive" for v in levels)
@@ -153,3 +157,25 @@ def test_mnist_without_any_mnist_files_skips(tmp_path: Path, monkeypatch: pytest
         assert record["status"] == "skip", record.get("error")
         assert f"python -m eqprop_core.data fetch mnist10k --root {tmp_path}" in \
             record["skip_reason"]
+
+
+def _without_timings(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items()
+                if not (k.endswith("_s") or k == "environment")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_same_seed_same_results(svhn_record: tuple[dict, Path], tmp_path: Path) -> None:
+    record, path = svhn_record
+    root = path.parent.parent / "again"
+    write_svhn_mat(root / "svhn" / "train_32x32.mat", 80, 0)
+    write_svhn_mat(root / "svhn" / "test_32x32.mat", 40, 1)
+    ctx = TrackContext(27, "SVHN (synthetic plumbing)", out_dir=tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EQPROP_DATA", str(root))
+        run_benchmark(ctx, Benchmark("svhn", claimed=CLAIMED_SVHN), TINY)
+    again = finish(ctx, "D", "plumbing", time.perf_counter()).record
+    assert _without_timings(again) == _without_timings(record)

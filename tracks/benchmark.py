@@ -384,10 +384,12 @@ def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = Non
         "arms": list(summaries.values()),
         "comparisons": comparisons,
         "verdicts": verdicts,
+        "verdict": verdict_line(verdicts),
         "claimed": None if bench.claimed is None else {
             v: dataclasses.asdict(row) for v, row in bench.claimed.items()},
     })
-    _notes(ctx, summaries, comparisons, baseline)
+    _notes(ctx, summaries, comparisons, baseline, bench.claimed)
+    ctx.note(ctx.results["verdict"])
     results_figure(ctx, summaries, bench.claimed, baseline, data.title)
 
 
@@ -435,11 +437,14 @@ def _negative_control(ctx: TrackContext, data: Dataset, setup: Setup,
 
 
 # -- verdicts --------------------------------------------------------------------------------
-def _claim(ctx: TrackContext, name: str, verdict: Verdict, value: float, bound: str,
-           source: str, **details: Any) -> dict[str, Any]:
+def _claim(ctx: TrackContext, kind: str, variant: str, name: str, verdict: Verdict,
+           value: float, bound: str, source: str, **details: Any) -> dict[str, Any]:
+    """Record the verdict on `variant`'s instance of the claim `kind`."""
+    name = f"{variant}: {name}"
     ctx.claim(holds(name, verdict.verdict == CONFIRMED, bound, value, **details), source,
               verdict=verdict.verdict, reason=verdict.reason)
-    return {"claim": name, "value": value, "stated": bound, **verdict.to_json(), "source": source}
+    return {"claim": name, "kind": kind, "variant": variant, "value": value, "stated": bound,
+            **verdict.to_json(), "source": source}
 
 
 def _record_claims(ctx: TrackContext, bench: Benchmark, setup: Setup,
@@ -459,24 +464,28 @@ def _record_claims(ctx: TrackContext, bench: Benchmark, setup: Setup,
         if bench.claimed is not None and variant in bench.claimed:
             row = bench.claimed[variant]
             verdicts.append(_claim(
-                ctx, f"{variant}: SN − no SN test accuracy = {row.delta:+.1f} points",
+                ctx, "SN − no SN = the claimed Δ", variant,
+                f"SN − no SN test accuracy = {row.delta:+.1f} points",
                 effect_verdict(low, high, row.delta, " points"), delta,
                 f"{row.delta:+.1f} points", WRITE_UP, **details))
         elif bench.minimal_difference:
             verdicts.append(_claim(
-                ctx, f"{variant}: MNIST shows minimal SN vs no-SN difference",
+                ctx, "MNIST shows minimal difference", variant,
+                "MNIST shows minimal SN vs no-SN difference",
                 equivalence_verdict(low, high, MINIMAL_DIFFERENCE_POINTS, " points"), delta,
                 f"|Δ| < {MINIMAL_DIFFERENCE_POINTS:g} points (margin fixed in advance)",
                 WRITE_UP, **details))
         else:
             verdicts.append(_claim(
-                ctx, f"{variant}: SN improves test accuracy", direction_verdict(
+                ctx, "SN improves accuracy", variant, "SN improves test accuracy",
+                direction_verdict(
                     low, high, " points"), delta, "Δ > 0", WRITE_UP + " (benefit across variants)",
                 **details))
     for variant in setup.variants:
         off = summaries[variant, "off"]["sigma_eff"]
         verdicts.append(_claim(
-            ctx, f"{variant}: without SN the recurrent Lipschitz constant grows to 5–6",
+            ctx, "no-SN Lipschitz grows to 5–6", variant,
+            "without SN the recurrent Lipschitz constant grows to 5–6",
             range_verdict(off["low"], off["high"], *CLAIMED_GROWTH), off["mean"],
             "in [5, 6]", WRITE_UP, test="95% t-interval over seeds of ‖W_eff‖₂·sup|φ′| "
             "(tanh: sup|φ′| = 1), final epoch"))
@@ -495,10 +504,23 @@ def _record_claims(ctx: TrackContext, bench: Benchmark, setup: Setup,
                                     unit) if claimed_setup else Verdict(
                 INCONCLUSIVE, f"not tested: the {ctx.profile} profile's setup is not the "
                               "claimed one (see setup); run --profile full")
-            verdicts.append(_claim(ctx, f"{variant}: {label} = {stated:g}{unit}", verdict,
+            verdicts.append(_claim(ctx, f"{label} = the claimed value", variant,
+                                   f"{label} = {stated:g}{unit}", verdict,
                                    scale * measured["mean"], f"{stated:g}{unit}", WRITE_UP,
                                    test="claimed value inside the 95% t-interval over seeds"))
     return verdicts
+
+
+def verdict_line(verdicts: list[dict[str, Any]]) -> str:
+    """One line: per kind of claim, how many variants confirm, refute or cannot decide it,
+    e.g. "verdict — no-SN Lipschitz grows to 5–6: 4 refuted"."""
+    tally: dict[str, dict[str, int]] = {}
+    for v in verdicts:
+        counts = tally.setdefault(v["kind"], {})
+        counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+    return "verdict — " + "; ".join(
+        f"{claim}: " + ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+        for claim, counts in tally.items())
 
 
 # -- the account -----------------------------------------------------------------------------
@@ -511,8 +533,19 @@ def _fmt(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def _notes(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
-           comparisons: list[dict[str, Any]], baseline: float) -> None:
+           comparisons: list[dict[str, Any]], baseline: float,
+           claimed: dict[str, ClaimedRow] | None) -> None:
     ctx.note(f"logistic-regression baseline (same split): {100 * baseline:.2f}%")
+    for variant, row in (claimed or {}).items():
+        if (variant, "off") not in summaries or (variant, "recurrent") not in summaries:
+            continue
+        sn, off = summaries[variant, "recurrent"], summaries[variant, "off"]
+        ctx.note(f"claimed | measured — {row.architecture}: with SN {row.with_sn:.1f}% | "
+                 f"{_fmt(sn['accuracy'], 100, 1)}%; without SN {row.without_sn:.1f}% | "
+                 f"{_fmt(off['accuracy'], 100, 1)}%; Lipschitz {row.lipschitz_sn:.2f} → "
+                 f"{row.lipschitz_no_sn:.2f} | L {_fmt(sn['lipschitz'])} → "
+                 f"{_fmt(off['lipschitz'])} (raw σ {_fmt(sn['sigma_raw'])} → "
+                 f"{_fmt(off['sigma_raw'])})")
     for (variant, _), s in summaries.items():
         ctx.note(f"{variant:12s} {s['label']:13s} lr {s['lr']:<6g} accuracy "
                  f"{_fmt(s['accuracy'], 100)}%  ‖W_eff‖₂ {_fmt(s['sigma_eff'])}  raw σ "

@@ -95,7 +95,7 @@ def benchmark_markdown(record: dict[str, Any]) -> str:
                          "without SN, claimed (%)", "without SN, measured (%)",
                          "Lipschitz claimed SN → no SN", "L measured (W_eff, scipy)",
                          "raw σ(W) measured"], rows)
-    lines += ["## Verdicts", ""]
+    lines += ["## Verdicts", "", results.get("verdict", ""), ""]
     lines += _table(["claim", "measured", "stated", "verdict", "why"],
                     [[v["claim"], f"{_number(v['value']):.3g}", v["stated"],
                       v["verdict"].upper() if v["verdict"] == "refuted" else v["verdict"],
