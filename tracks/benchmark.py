@@ -55,7 +55,7 @@ import torch
 
 from eqprop_core import LoopedMLP
 from eqprop_core.data import Dataset, DataUnavailable, load_dataset
-from eqprop_core.train import EqProp, TrainingRun, evaluate, progress_enabled, train
+from eqprop_core.train import EpochRecord, EqProp, TrainingRun, evaluate, progress_enabled, train
 from eqprop_core.variants import SN_MODES, VARIANTS, build
 from properties import at_least, at_most, holds
 from properties.learning import raw_norm, spectrum_monitor
@@ -75,6 +75,7 @@ from properties.statistics import (
 )
 from tracks.context import TrackContext
 from tracks.plots import save_figure
+from tracks.tables import mean_pm
 
 GAMMA = 0.95
 SN_LABELS = {"off": "no SN", "recurrent": "SN recurrent", "all": "SN all layers"}
@@ -181,7 +182,7 @@ class ArmRun:
     sigma_raw: float
 
     @property
-    def final(self) -> Any:
+    def final(self) -> EpochRecord:
         return self.run.history[-1]
 
 
@@ -226,7 +227,7 @@ def _train_arm(variant: str, sn: str, seed: int, lr: float, data: Dataset, setup
     start = _raw_parameters(model)
     model.to(device)
     run = train(model, rule, data, epochs=setup.epochs, lr=lr, batch_size=setup.batch_size,
-                seed=seed, monitors=(lambda m: {"sigma_raw": raw_norm(m)},), progress=False)
+                seed=seed, monitors=(lambda _: {"sigma_raw": raw_norm(model)},), progress=False)
     if progress is not None:
         progress.step(f"{variant}/{SN_LABELS[sn]}/seed {seed}/lr {lr:g}")
     return model, rule, run, start
@@ -404,7 +405,7 @@ def _record_checks(ctx: TrackContext, arms: dict[tuple[str, str], list[ArmRun]],
                       worst, GAMMA, runs=len(sn_runs)))
     errors = [abs(r.final.sigma_eff - r.sigma_scipy) / r.sigma_scipy
               for runs in arms.values() for r in runs
-              if r.run.outcome == "completed" and r.sigma_scipy]
+              if r.run.outcome == "completed" and r.sigma_scipy and r.final.sigma_eff is not None]
     ctx.check(at_most("reported ‖W_eff‖₂ vs scipy σ_max(W_dyn): max relative error",
                       max(errors) if errors else math.nan, 1e-5, runs=len(errors)))
     ctx.check(holds("matched initialization: every arm of a seed starts from identical raw "
@@ -492,12 +493,13 @@ def _record_claims(ctx: TrackContext, bench: Benchmark, setup: Setup,
     if bench.claimed is None:
         return verdicts
     for variant in setup.variants:
-        row = bench.claimed.get(variant)
-        if row is None:
+        stated_row = bench.claimed.get(variant)
+        if stated_row is None:
             continue
-        levels = (("with SN test accuracy", "recurrent", "accuracy", row.with_sn, 100, "%"),
-                  ("without SN test accuracy", "off", "accuracy", row.without_sn, 100, "%"),
-                  ("without SN Lipschitz", "off", "sigma_eff", row.lipschitz_no_sn, 1, ""))
+        levels = (("with SN test accuracy", "recurrent", "accuracy", stated_row.with_sn, 100, "%"),
+                  ("without SN test accuracy", "off", "accuracy", stated_row.without_sn, 100,
+                   "%"),
+                  ("without SN Lipschitz", "off", "sigma_eff", stated_row.lipschitz_no_sn, 1, ""))
         for label, sn, key, stated, scale, unit in levels:
             measured = summaries[variant, sn][key]
             verdict = value_verdict(scale * measured["low"], scale * measured["high"], stated,
@@ -524,14 +526,6 @@ def verdict_line(verdicts: list[dict[str, Any]]) -> str:
 
 
 # -- the account -----------------------------------------------------------------------------
-def _fmt(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
-    mean, half = summary["mean"], 0.5 * (summary["high"] - summary["low"])
-    if not math.isfinite(mean):
-        return "n/a"
-    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}" if math.isfinite(half) \
-        else f"{scale * mean:.{digits}f}"
-
-
 def _notes(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
            comparisons: list[dict[str, Any]], baseline: float,
            claimed: dict[str, ClaimedRow] | None) -> None:
@@ -541,16 +535,16 @@ def _notes(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
             continue
         sn, off = summaries[variant, "recurrent"], summaries[variant, "off"]
         ctx.note(f"claimed | measured — {row.architecture}: with SN {row.with_sn:.1f}% | "
-                 f"{_fmt(sn['accuracy'], 100, 1)}%; without SN {row.without_sn:.1f}% | "
-                 f"{_fmt(off['accuracy'], 100, 1)}%; Lipschitz {row.lipschitz_sn:.2f} → "
-                 f"{row.lipschitz_no_sn:.2f} | L {_fmt(sn['lipschitz'])} → "
-                 f"{_fmt(off['lipschitz'])} (raw σ {_fmt(sn['sigma_raw'])} → "
-                 f"{_fmt(off['sigma_raw'])})")
+                 f"{mean_pm(sn['accuracy'], 100, 1)}%; without SN {row.without_sn:.1f}% | "
+                 f"{mean_pm(off['accuracy'], 100, 1)}%; Lipschitz {row.lipschitz_sn:.2f} → "
+                 f"{row.lipschitz_no_sn:.2f} | L {mean_pm(sn['lipschitz'])} → "
+                 f"{mean_pm(off['lipschitz'])} (raw σ {mean_pm(sn['sigma_raw'])} → "
+                 f"{mean_pm(off['sigma_raw'])})")
     for (variant, _), s in summaries.items():
         ctx.note(f"{variant:12s} {s['label']:13s} lr {s['lr']:<6g} accuracy "
-                 f"{_fmt(s['accuracy'], 100)}%  ‖W_eff‖₂ {_fmt(s['sigma_eff'])}  raw σ "
-                 f"{_fmt(s['sigma_raw'])}  ρ(J) {_fmt(s['rho'])}  converged "
-                 f"{_fmt(s['converged_share'], 100, 1)}%  diverged {s['divergences']}")
+                 f"{mean_pm(s['accuracy'], 100)}%  ‖W_eff‖₂ {mean_pm(s['sigma_eff'])}  raw σ "
+                 f"{mean_pm(s['sigma_raw'])}  ρ(J) {mean_pm(s['rho'])}  converged "
+                 f"{mean_pm(s['converged_share'], 100, 1)}%  diverged {s['divergences']}")
     for c in comparisons:
         w = c["welch"]
         ctx.note(f"{c['variant']}: {SN_LABELS[c['sn']]} − no SN = {w['difference']:+.2f} points "
@@ -601,7 +595,7 @@ def results_figure(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str,
     bars.set_ylabel("test accuracy (%), mean ± 95% CI over seeds (axis zoomed)")
     bars.set_title("test accuracy per arm", fontsize=9)
     bars.grid(True, axis="y", alpha=0.3)
-    styles = {"off": "--", "recurrent": "-", "all": ":"}
+    styles: dict[str, Any] = {"off": "--", "recurrent": "-", "all": ":"}
     palette = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
     for axes, key, label in ((effective, "sigma_eff", "‖W_eff‖₂ (the dynamics' matrix)"),
                              (raw, "sigma_raw", "raw σ_max(W), before SN")):

@@ -13,7 +13,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -123,7 +123,7 @@ class TrackContext:
         """A line of the human-readable account printed by the runner."""
         self.notes.append(line)
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str) -> NoReturn:
         raise SkipTrack(reason)
 
     def artifact_path(self, suffix: str) -> Path | None:

@@ -28,7 +28,8 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _interval(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
+def mean_pm(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
+    """'mean ± half-width' of a {mean, low, high} summary (just the mean when no interval)."""
     mean, low, high = (_number(summary.get(k)) for k in ("mean", "low", "high"))
     if not math.isfinite(mean):
         return "n/a"
@@ -63,10 +64,10 @@ def benchmark_markdown(record: dict[str, Any]) -> str:
     lines += _table(
         ["variant", "SN", "chosen lr", "test accuracy (%)", "‖W_eff‖₂", "raw σ(W)",
          "L (scipy)", "ρ(J)", "converged in T (%)", "diverged", "train s / run"],
-        [[a["variant"], a["label"], f"{_number(a['lr']):g}", _interval(a["accuracy"], 100),
-          _interval(a["sigma_eff"], 1, 3), _interval(a["sigma_raw"], 1, 3),
-          _interval(a["lipschitz"], 1, 3), _interval(a["rho"], 1, 3),
-          _interval(a["converged_share"], 100, 1), a["divergences"],
+        [[a["variant"], a["label"], f"{_number(a['lr']):g}", mean_pm(a["accuracy"], 100),
+          mean_pm(a["sigma_eff"], 1, 3), mean_pm(a["sigma_raw"], 1, 3),
+          mean_pm(a["lipschitz"], 1, 3), mean_pm(a["rho"], 1, 3),
+          mean_pm(a["converged_share"], 100, 1), a["divergences"],
           f"{_number(a['train_s']):.1f}"] for a in results["arms"]])
     lines += ["## SN − no SN, test accuracy (points)", ""]
     lines += _table(
@@ -85,11 +86,11 @@ def benchmark_markdown(record: dict[str, Any]) -> str:
             if sn is None or off is None:
                 continue
             rows.append([
-                row["architecture"], f"{row['with_sn']:.1f}", _interval(sn["accuracy"], 100, 1),
-                f"{row['without_sn']:.1f}", _interval(off["accuracy"], 100, 1),
+                row["architecture"], f"{row['with_sn']:.1f}", mean_pm(sn["accuracy"], 100, 1),
+                f"{row['without_sn']:.1f}", mean_pm(off["accuracy"], 100, 1),
                 f"{row['lipschitz_sn']:.2f} → {row['lipschitz_no_sn']:.2f}",
-                f"{_interval(sn['lipschitz'])} → {_interval(off['lipschitz'])}",
-                f"{_interval(sn['sigma_raw'])} → {_interval(off['sigma_raw'])}"])
+                f"{mean_pm(sn['lipschitz'])} → {mean_pm(off['lipschitz'])}",
+                f"{mean_pm(sn['sigma_raw'])} → {mean_pm(off['sigma_raw'])}"])
         lines += ["## Claimed (write-up) beside measured", ""]
         lines += _table(["architecture", "with SN, claimed (%)", "with SN, measured (%)",
                          "without SN, claimed (%)", "without SN, measured (%)",
