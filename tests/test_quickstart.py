@@ -25,3 +25,13 @@ def test_quick_start_has_exactly_two_commands() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert quick_start_commands()[1] in ci_lines
+
+
+def test_certify_workflow_runs_the_readme_commands() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "certify.yml").read_text()
+    runs = [line.split("run:", 1)[1].strip() for line in workflow.splitlines()
+            if line.strip().startswith("run:") and line.split("run:", 1)[1].strip()]
+    for command in quick_start_commands():
+        assert command in runs, command
+    assert "--badges results/badges" in quick_start_commands()[0]
+    assert "upload-artifact" in workflow

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
 from .registry import GROUPS, all_tracks
+from .report import certify
 from .tables import table_name, write_table
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m tracks.run --track 1 3 5-8 --out results --seed 1\n"
         "  python -m tracks.run --group A B\n"
         "  python -m tracks.run --failed-only --out results\n"
+        "  python -m tracks.run --all --badges results/badges\n"
         "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", default="0", help="seed for torch, numpy and hypothesis "
                         "(default 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--badges", type=Path, metavar="DIR", help="also write, from the JSON "
+                        "of the tracks run, one SVG badge per track, summary.svg and "
+                        "CERTIFICATE.md/.html into DIR")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
     return parser
 
@@ -250,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         statuses.append(result.status)
     passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
     print(f"{passed} certified, {failed} failed, {skipped} skipped — results in {args.out}/")
+    if args.badges is not None:
+        written = certify(args.out, args.badges, numbers)
+        print(f"badges and certificate ({len(written)} files) in {args.badges}/")
     return 1 if failed else 0
 
 
