@@ -24,6 +24,7 @@ from tracks.benchmark import (
     run_benchmark,
 )
 from tracks.context import TrackContext, finish
+from tracks.report import without_timings
 from tracks.run import main, run_track
 from tracks.tables import benchmark_markdown, write_table
 from tracks.tables import main as tables_main
@@ -159,15 +160,6 @@ def test_mnist_without_any_mnist_files_skips(tmp_path: Path, monkeypatch: pytest
             record["skip_reason"]
 
 
-def _without_timings(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items()
-                if not (k.endswith("_s") or k == "environment")}
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
-
-
 def test_same_seed_same_results(svhn_record: tuple[dict, Path], tmp_path: Path) -> None:
     record, path = svhn_record
     root = path.parent.parent / "again"
@@ -178,4 +170,4 @@ def test_same_seed_same_results(svhn_record: tuple[dict, Path], tmp_path: Path) 
         patch.setenv("EQPROP_DATA", str(root))
         run_benchmark(ctx, Benchmark("svhn", claimed=CLAIMED_SVHN), TINY)
     again = finish(ctx, "D", "plumbing", time.perf_counter()).record
-    assert _without_timings(again) == _without_timings(record)
+    assert without_timings(again) == without_timings(record)
