@@ -7,10 +7,12 @@ exactly once with the evidence of a case that must fail. Status: `pass` iff ever
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -44,6 +46,61 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return repr(value)
+
+
+# A timing field: seconds, which differ between identical runs. `…_by_s` / `…_over_s` keys are
+# indexed by, or divided by, a slope s (tracks 7 and 8): data, not timings.
+TIMING_SUFFIX = "_s"
+NOT_SECONDS = ("_by_s", "_over_s")
+DROPPED_KEYS = ("environment",)
+
+
+def is_timing(key: str, value: Any) -> bool:
+    """A timing field: a key ending in `_s` (seconds) holding a number or a mapping of numbers;
+    not `…_by_s` / `…_over_s` (indexed by, or divided by, a slope s: tracks 7 and 8)."""
+    if (not key.endswith(TIMING_SUFFIX) or key.endswith(NOT_SECONDS)
+            or isinstance(value, bool)):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return (isinstance(value, Mapping) and bool(value)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for v in value.values()))
+
+
+def canonical_record(record: Mapping[str, Any], *, drop: Sequence[str] = DROPPED_KEYS
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """(record without `drop`ped top-level keys and timing fields at any depth, removed paths)."""
+    removed: list[str] = []
+
+    def strip(value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            kept = {}
+            for key, item in value.items():
+                if is_timing(str(key), item):
+                    removed.append(f"{path}{key}")
+                else:
+                    kept[key] = strip(item, f"{path}{key}.")
+            return kept
+        if isinstance(value, list):
+            return [strip(item, f"{path}[].") for item in value]
+        return value
+
+    top = {k: v for k, v in record.items() if k not in drop}
+    return strip(top, ""), sorted(set(removed))
+
+
+def canonical_bytes(record: Mapping[str, Any], *, drop: Sequence[str] = DROPPED_KEYS) -> bytes:
+    """The canonical serialization: timing and environment removed, keys sorted, no spaces."""
+    stripped, _ = canonical_record(record, drop=drop)
+    return json.dumps(stripped, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode()
+
+
+def fingerprint(record: Mapping[str, Any], *, drop: Sequence[str] = DROPPED_KEYS) -> str:
+    """sha256 of the canonical bytes."""
+    return hashlib.sha256(canonical_bytes(record, drop=drop)).hexdigest()
+
 
 
 def environment(device: str) -> dict[str, str]:

@@ -14,9 +14,9 @@ writes, into the badge directory,
                    device, seed, profile) and the sha256 of its results; the HTML is one
                    self-contained page with the track's plots embedded as data URIs.
 
-The results hash is taken over the canonical JSON (sorted keys) with timing fields (`duration_s`
-and every key ending in `_s`) and the environment removed, so two runs with the same seed on the
-same software produce the same hash.
+The results hash is taken over the canonical JSON (`tracks.context.canonical_bytes`: sorted keys,
+timing fields and the environment removed), so two runs with the same seed on the same software
+produce the same hash — track 24 certifies that they do.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from tracks.context import fingerprint
 
 STATUS_WORD = {"pass": "certified", "fail": "failed", "skip": "skipped"}
 STATUS_COLOR = {"pass": "green", "fail": "red", "skip": "lightgrey"}
@@ -54,20 +56,10 @@ def load_results(out_dir: Path, numbers: Sequence[int] | None = None) -> list[di
     return records
 
 
-def without_timings(value: Any) -> Any:
-    """`value` with `duration_s`, every `*_s` key and `environment` removed (recursively)."""
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items()
-                if not (k.endswith("_s") or k == "environment")}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    return value
-
-
 def results_hash(record: dict[str, Any]) -> str:
-    """sha256 of the record's canonical JSON without timings and environment."""
-    canonical = json.dumps(without_timings(record), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """sha256 of the record's canonical JSON (`tracks.context.fingerprint`: timing fields and
+    the environment removed, keys sorted)."""
+    return fingerprint(record)
 
 
 def combined_hash(records: Sequence[dict[str, Any]]) -> str:
