@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
 from properties.evidence import Evidence
 
@@ -133,6 +135,7 @@ class TrackContext:
     notes: list[str] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
+    model: Any = None  # a properties.fixed_model.FixedModel under `--model`, else None
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -145,6 +148,11 @@ class TrackContext:
     def examples(self, quick: int, full: int) -> int:
         """How many hypothesis examples a search gets under this profile."""
         return quick if self.quick else full
+
+    def models(self, default: SearchStrategy) -> SearchStrategy:
+        """The models a certification check draws: the user's model under `--model`
+        (`st.just`, everything else still drawn), else `default` (the suite's own)."""
+        return default if self.model is None else st.just(self.model)
 
     def check(self, evidence: Evidence) -> Evidence:
         self.checks.append(evidence)
@@ -239,6 +247,8 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         "notes": ctx.notes,
         "claims": ctx.claims,
     }
+    if ctx.model is not None:
+        record["model"] = repr(ctx.model)
     if ctx.results:  # a benchmark's tables, rendered to markdown from this JSON by tracks.tables
         record["results"] = ctx.results
     if error is not None:

@@ -24,7 +24,6 @@ GROUPS = {
 }
 
 
-
 @dataclass(frozen=True)
 class Track:
     number: int
@@ -33,17 +32,27 @@ class Track:
     claim: str
     run: Callable[[TrackContext], None]
     threads: int | None = 1
+    model_requires: tuple[str, ...] | None = None
+    model_reason: str = ("it trains, sweeps or benchmarks the suite's own models; a given model "
+                         "is certified by the tracks of groups A and B")
 
 
 _REGISTRY: dict[int, Track] = {}
 
 
-def track(number: int, name: str, group: str, claim: str, *, threads: int | None = 1) -> Callable:
+def track(number: int, name: str, group: str, claim: str, *, threads: int | None = 1,
+          model_requires: tuple[str, ...] | None = None,
+          model_reason: str | None = None) -> Callable:
     """Register the decorated `run(ctx)` as track `number`.
 
     `threads`: torch intra-op threads while the track runs. The default 1 suits tracks of small
     matrices, where BLAS threading costs more than it gains and oversubscribes the cores under
     `pytest -n auto`; a track with large batched work passes None (torch's default).
+
+    `model_requires`: None if the track cannot certify a user's model (`--model`; then
+    `model_reason` says why, and the track is skipped with it), else what the model must have
+    (keys of `properties.fixed_model.REQUIREMENTS`; () for any model): a model lacking one is
+    skipped with the reason.
     """
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
@@ -51,7 +60,8 @@ def track(number: int, name: str, group: str, claim: str, *, threads: int | None
     def register(fn: Callable[[TrackContext], None]) -> Callable[[TrackContext], None]:
         if number in _REGISTRY and _REGISTRY[number].run is not fn:
             raise ValueError(f"track {number} registered twice")
-        _REGISTRY[number] = Track(number, name, group, claim, fn, threads)
+        _REGISTRY[number] = Track(number, name, group, claim, fn, threads, model_requires,
+                                  model_reason or Track.model_reason)
         return fn
 
     return register

@@ -104,7 +104,9 @@ def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path,
     lines = ["# eqprop-verify certificate", "",
              f"**{certified}/{len(records)} tracks certified** · profile `{first['profile']}` · "
              f"seed {first['seed']} · device {first.get('environment', {}).get('device', '?')}",
-             "", f"Environment: {_environment_line(records)}.  ",
+             "", *([f"Model certified: `{first['model']}` (`--model`)  "]
+                   if first.get("model") else []),
+             f"Environment: {_environment_line(records)}.  ",
              f"Results hash (sha256, timings removed): `{combined_hash(records)}`", "",
              "| track | name | status | checks passed | negative control failed as expected |",
              "|---|---|---|---|---|"]
@@ -170,6 +172,8 @@ def certificate_html(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
              "<h1>eqprop-verify certificate</h1>",
              f"<p id='summary'><b>{certified}/{len(records)} tracks certified</b> · profile "
              f"{e(str(first['profile']))} · seed {first['seed']}</p>",
+             *([f"<p>Model certified: <code>{e(first['model'])}</code> (--model)</p>"]
+               if first.get("model") else []),
              f"<p>Environment: {e(_environment_line(records))}<br>Results hash (sha256, timings "
              f"removed): <code>{combined_hash(records)}</code></p>",
              "<table><tr><th>track</th><th>name</th><th>status</th><th>checks passed</th>"

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from properties.fixed_model import FixedModel, load_fixed_model
+
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
-from .registry import GROUPS, all_tracks
+from .registry import GROUPS, Track, all_tracks
 from .report import certify
 from .tables import table_name, write_table
 
@@ -39,17 +41,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def model_skip_reason(spec: Track, model: FixedModel) -> str | None:
+    """Why track `spec` cannot certify the user's `model` (None: it can)."""
+    if spec.model_requires is None:
+        return f"track {spec.number} does not certify a given model: {spec.model_reason}"
+    unmet = model.unmet(spec.model_requires)
+    if unmet:
+        return f"{model!r} lacks {'; '.join(unmet)}, which track {spec.number} needs"
+    return None
+
+
 def run_track(
     number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
-    out_dir: Path | None = None,
+    out_dir: Path | None = None, model: FixedModel | None = None,
 ) -> TrackResult:
-    """Run one track and return its JSON record (written to out_dir/track-NN.json if given)."""
+    """Run one track and return its JSON record (written to out_dir/track-NN.json if given).
+
+    `model`: certify this user's model (`--model`) instead of the suite's drawn ones; a track
+    that cannot, or whose requirements the model misses, is skipped with the reason.
+    """
     tracks = all_tracks()
     if number not in tracks:
         raise ValueError(f"unknown track {number}; implemented: {format_numbers(tracks)}")
     spec = tracks[number]
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
-                       out_dir=out_dir)
+                       out_dir=out_dir, model=model)
+    refused = None if model is None else model_skip_reason(spec, model)
     torch.manual_seed(seed)
     np.random.seed(seed)
     threads = torch.get_num_threads()
@@ -61,6 +78,8 @@ def run_track(
         else nullcontext()
     started = time.perf_counter()
     try:
+        if refused is not None:
+            ctx.skip(refused)
         with blas:
             spec.run(ctx)
         result = finish(ctx, spec.group, spec.claim, started)
@@ -150,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m tracks.run --group A B\n"
         "  python -m tracks.run --failed-only --out results\n"
         "  python -m tracks.run --all --badges results/badges\n"
+        "  python -m tracks.run --model examples.user_model:build --track 1-16\n"
         "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -171,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--badges", type=Path, metavar="DIR", help="also write, from the JSON "
                         "of the tracks run, one SVG badge per track, summary.svg and "
                         "CERTIFICATE.md/.html into DIR")
+    parser.add_argument("--model", metavar="MODULE:FACTORY", help="certify your own model: "
+                        "FACTORY() (in package.module or path/to/file.py) returns an "
+                        "eqprop_core.LoopedMLP (or subclass); the tracks hold it fixed and draw "
+                        "everything else; tracks that cannot take it are skipped with the reason "
+                        "(protocol: properties/fixed_model.py)")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
     return parser
 
@@ -189,6 +214,8 @@ def print_result(result: TrackResult, quiet: bool) -> None:
             print(f"    failed: {', '.join(failed) or r.get('error', 'negative control')}")
         return
     print(f"    claim: {r['claim']}")
+    if r.get("model"):
+        print(f"    model: {r['model']}")
     for line in r["notes"]:
         print(f"    {line}")
     for c in r["checks"]:
@@ -234,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seed < 0:
             raise UsageError(f"invalid seed {seed}: must be >= 0")
         device = resolve_device(args.device)
+        model = None
+        if args.model is not None:
+            try:
+                model = load_fixed_model(args.model, seed)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
         if args.all:
             numbers = list(implemented)
         elif args.group:
@@ -250,11 +283,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     statuses = []
     for n in numbers:
-        result = run_track(n, profile=args.profile, seed=seed, device=device, out_dir=args.out)
+        result = run_track(n, profile=args.profile, seed=seed, device=device, out_dir=args.out,
+                           model=model)
         print_result(result, args.quiet)
         statuses.append(result.status)
     passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
-    print(f"{passed} certified, {failed} failed, {skipped} skipped — results in {args.out}/")
+    subject = f" for {model!r}" if model is not None else ""
+    print(f"{passed} certified, {failed} failed, {skipped} skipped{subject} — results in "
+          f"{args.out}/")
     if args.badges is not None:
         written = certify(args.out, args.badges, numbers)
         print(f"badges and certificate ({len(written)} files) in {args.badges}/")

@@ -19,16 +19,20 @@ from hypothesis import strategies as st
 import theory
 from properties import as_numpy, at_least, at_most, contractive_models, holds, worst_case
 
+from .premises import contraction_premise, scipy_lipschitz
 from .registry import track
 
-pairs = st.tuples(
-    contractive_models(symmetric=None, max_hidden=10),
-    st.sampled_from([0.0, 1e-3, 1.0, 10.0]),  # input scale
-    st.sampled_from([0.0, 0.1, 1.0, 1e3]),  # centre scale
-    st.floats(0.0, 1.0),  # share of the top singular direction in a − b
-    st.sampled_from([1e-6, 1e-3, 0.1, 1.0, 10.0]),  # ‖a − b‖
-    st.integers(0, 2**16),
-)
+
+def pairs(models: st.SearchStrategy) -> st.SearchStrategy:
+    """(model, input scale, centre scale, top-direction share, ‖a − b‖, seed) cases."""
+    return st.tuples(
+        models,
+        st.sampled_from([0.0, 1e-3, 1.0, 10.0]),  # input scale
+        st.sampled_from([0.0, 0.1, 1.0, 1e3]),  # centre scale
+        st.floats(0.0, 1.0),  # share of the top singular direction in a − b
+        st.sampled_from([1e-6, 1e-3, 0.1, 1.0, 10.0]),  # ‖a − b‖
+        st.integers(0, 2**16),
+    )
 
 
 def expansion_ratio(case: tuple) -> float:
@@ -55,25 +59,27 @@ def expansion_ratio(case: tuple) -> float:
 
 
 @track(2, "Lipschitz certificate", "A",
-       "||T(a) - T(b)|| <= L ||a - b|| with L = ||W_eff||_2 sup|phi'| (scipy), tight to 0.9")
+       "||T(a) - T(b)|| <= L ||a - b|| with L = ||W_eff||_2 sup|phi'| (scipy) < 1, tight to 0.9",
+       model_requires=())
 def run(ctx) -> None:
     n = ctx.examples(150, 1500)
+    models = ctx.models(contractive_models(symmetric=None))
 
     def certificate_ratio(spec) -> float:
-        model = spec.build()
-        return model.lipschitz_certificate() / theory.lipschitz_certificate(
-            as_numpy(model).weight, spec.activation)
+        return spec.build().lipschitz_certificate() / scipy_lipschitz(spec)
 
-    agree = worst_case(contractive_models(symmetric=None), lambda s: abs(certificate_ratio(s) - 1),
+    agree = worst_case(models, lambda s: abs(certificate_ratio(s) - 1),
                        bound=1e-5, max_examples=n // 3, seed=ctx.seed)
-    low = worst_case(contractive_models(symmetric=None), lambda s: -certificate_ratio(s),
+    low = worst_case(models, lambda s: -certificate_ratio(s),
                      bound=-1.0, max_examples=n // 3, seed=ctx.seed)
     ctx.check(holds("model certificate >= scipy certificate (never under-estimates)",
                     not low.falsified, ">= 1.0 x scipy L", value=-low.worst, **low.details()))
     ctx.check(at_most("|model certificate / scipy certificate - 1|", agree.worst, 1e-5,
                       **agree.details()))
+    contraction_premise(ctx, models, n // 3)
 
-    hunt = worst_case(pairs, expansion_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
+    hunt = worst_case(pairs(ctx.models(contractive_models(symmetric=None, max_hidden=10))),
+                      expansion_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
     ctx.check(at_most("max ||T(a)-T(b)|| / (L ||a-b||) over drawn pairs", hunt.worst, 1.0,
                       **hunt.details()))
     ctx.check(at_least("tightness: best ratio found / L", hunt.worst, 0.9,
@@ -81,7 +87,8 @@ def run(ctx) -> None:
     ctx.note(f"{hunt.examples} drawn pairs; tightest ratio/L = {hunt.worst:.6f} "
              f"({'bound held' if not hunt.falsified else 'BOUND BROKEN'})")
 
-    too_low = worst_case(pairs, lambda c: expansion_ratio(c) / 0.9, bound=1.0, max_examples=n,
+    too_low = worst_case(pairs(contractive_models(symmetric=None, max_hidden=10)),
+                         lambda c: expansion_ratio(c) / 0.9, bound=1.0, max_examples=n,
                          seed=ctx.seed)
     ctx.negative_control(
         at_most("bound 0.9 L holds for every pair", too_low.worst, 1.0, **too_low.details()),

@@ -32,14 +32,16 @@ from properties import (
     worst_case,
 )
 
+from .premises import contraction_premise, describe_models
 from .registry import track
 
 TOL = 1e-12
 
 
 @st.composite
-def model_and_starts(draw: st.DrawFn) -> tuple[ModelSpec, np.ndarray, float]:
-    spec = draw(contractive_models(max_hidden=10))
+def model_and_starts(draw: st.DrawFn, models: st.SearchStrategy
+                     ) -> tuple[ModelSpec, np.ndarray, float]:
+    spec = draw(models)
     starts = np.concatenate([draw(initial_states(spec.n_hidden, batch=2)) for _ in range(3)])
     x_scale = draw(st.sampled_from([0.0, 1.0, 10.0]))
     return spec, starts, x_scale
@@ -94,10 +96,13 @@ def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.nda
 
 
 @track(3, "Fixed-point uniqueness", "A",
-       "with L < 1 all starts (huge norms, corners) reach one h*; solvers and Newton agree")
+       "with L < 1 all starts (huge norms, corners) reach one h*; solvers and Newton agree",
+       model_requires=())
 def run(ctx) -> None:
     n = ctx.examples(25, 250)
-    cases = model_and_starts()
+    models = ctx.models(contractive_models(max_hidden=10))
+    contraction_premise(ctx, models, n)
+    cases = model_and_starts(models)
     labels = {
         "unconverged": ("unconverged solves (anderson + fixed_point)", 0.0),
         "spread": ("max spread of h* over starts", 1e-9),
@@ -108,8 +113,8 @@ def run(ctx) -> None:
         out = worst_case(cases, measure.metric(metric), bound=bound,
                          max_examples=n, seed=ctx.seed)
         ctx.check(at_most(name, out.worst, bound, **out.details()))
-    ctx.note(f"{n} drawn contractive models x 6 starts each (zeros, Gaussian, 1e6-norm, "
-             "corners), float64, tol 1e-12")
+    ctx.note(f"{describe_models(ctx, n)} x 6 starts each (zeros, Gaussian, "
+             "1e6-norm, corners), float64, tol 1e-12")
 
     grid = np.array([-2.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 2.0])
     fixed_points = {}

@@ -341,7 +341,10 @@ def plot_frontier(path, grid: np.ndarray, rows: list[dict], s_cert: float) -> No
 
 @track(7, "When SN is critical", "A",
        "L < 1 suffices for a unique, convergent equilibrium; the measured failure frontier "
-       "lies at or beyond L = 1 for every family")
+       "lies at or beyond L = 1 for every family",
+       model_reason="it maps where uniqueness and convergence fail across families of weight "
+       "scales, a study of the suite's own model families rather than a property of one "
+       "model (tracks 2-6 certify a given model's contraction and its consequences)")
 def run(ctx) -> None:
     s_cert = 1.0 / theory.nonlinearity("tanh").sup_slope
     fine = 0.1 if ctx.quick else 0.05  # step through the frontier region; coarser past s = 2

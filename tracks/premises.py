@@ -1,0 +1,38 @@
+"""The premise of the contraction tracks, as a check: the certified L is below 1.
+
+Tracks 2–4 state theorems for L-contractions. Over the suite's own `contractive_models` the
+premise holds by construction (SN with γ < 1); a user's model (`--model`) has to earn it, and a
+model whose scipy certificate is L ≥ 1 is refused here — measured, with its L — rather than
+having Banach bounds with L ≥ 1 evaluated as if they meant something.
+"""
+
+from __future__ import annotations
+
+from hypothesis.strategies import SearchStrategy
+
+import theory
+from properties import as_numpy, holds, worst_case
+
+from .context import TrackContext
+
+
+def scipy_lipschitz(spec) -> float:
+    """L = ‖W_eff‖₂ · sup|φ′| by scipy, from the matrix the model's dynamics use."""
+    return theory.lipschitz_certificate(as_numpy(spec.build()).weight, spec.activation)
+
+
+def contraction_premise(ctx: TrackContext, models: SearchStrategy, examples: int) -> bool:
+    """Record 'max certified L < 1' over `models`; True iff it holds."""
+    out = worst_case(models, scipy_lipschitz, bound=1.0, max_examples=examples, seed=ctx.seed)
+    holds_ = out.worst < 1.0
+    ctx.check(holds("certified contraction: max L = ||W_eff||_2 sup|phi'| (scipy) < 1", holds_,
+                    "< 1", value=out.worst, **out.details()))
+    return holds_
+
+
+def describe_models(ctx: TrackContext, n: int, default: str = "drawn contractive models") -> str:
+    """What the certification checks drew: '{n} {default}', or the user's model under
+    `--model` (with n draws of everything else)."""
+    if ctx.model is None:
+        return f"{n} {default}"
+    return f"the fixed model {ctx.model!r} ({n} draws of the rest)"
