@@ -6,8 +6,7 @@ gradient does not depend on the data). Compared, in one run:
 
     EP    `ep_gradients(model, x, y, beta=0.1, estimator="symmetric", steps=(T, T/3))`:
           T plain free steps and two nudged phases of T/3 steps each, no autograd through them
-          (tol set to the smallest normal float, so that every step runs: with `steps`,
-          `ep_gradients` otherwise stops a phase early once its residual is below tol)
+          (with `steps`, every update runs whatever the residual)
     BPTT  `bptt_gradients(model, x, y, steps=T)`: autograd through T unrolled steps (REFERENCE
           and BASELINE, not EqProp)
 
@@ -45,7 +44,7 @@ Criteria (PASS/FAIL, exit 1 on any FAIL; numbers are printed whatever they are):
     EP's peak-RSS growth against T is below a quarter of a state per step — storing even one
     state per step fails both. BPTT's slopes, in states per step, are printed beside them.
 
-    python benchmarks/ep_vs_bptt.py [--n-in 784] [--steps 30 100 300] [--repeats 20]
+    python -m benchmarks.ep_vs_bptt [--n-in 784] [--steps 30 100 300] [--repeats 20]
 """
 
 from __future__ import annotations
@@ -61,12 +60,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
+from benchmarks import measure
 from eqprop_core import LoopedMLP, bptt_gradients, ep_gradients
 
 METHODS = ("EP", "BPTT")
@@ -75,7 +71,6 @@ BETA = 0.1
 # resident set follows what is live instead of what the heap once held (less RSS noise).
 STRICT_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "16384", "MALLOC_TRIM_THRESHOLD_": "0",
                  "MALLOC_TOP_PAD_": "0"}
-ALL_STEPS = torch.finfo(torch.float32).tiny  # a tol no residual reaches: every step runs
 N_OUT = 10
 
 
@@ -93,13 +88,8 @@ def gradient(method: str, model: LoopedMLP, x: torch.Tensor, y: torch.Tensor, st
     """One gradient: EP with (steps, steps // 3) plain steps, or BPTT through `steps` steps."""
     if method == "EP":
         return ep_gradients(model, x, y, beta=BETA, estimator="symmetric",
-                            steps=(steps, max(1, steps // 3)), tol=ALL_STEPS)
+                            steps=(steps, max(1, steps // 3)))
     return bptt_gradients(model, x, y, steps=steps)
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def wall_times(model, x, y, steps: int, args: argparse.Namespace, *,
@@ -109,10 +99,10 @@ def wall_times(model, x, y, steps: int, args: argparse.Namespace, *,
     walls: dict[str, list[float]] = {m: [] for m in METHODS}
     for repeat in range(args.warmup + (repeats or args.repeats)):
         for method in METHODS:
-            synchronize(args.device)
+            measure.synchronize(args.device)
             started = time.perf_counter()
             gradient(method, model, x, y, steps)
-            synchronize(args.device)
+            measure.synchronize(args.device)
             if repeat >= args.warmup:
                 walls[method].append(time.perf_counter() - started)
     return walls
@@ -123,53 +113,25 @@ def parametrization_time(model: LoopedMLP, args: argparse.Namespace) -> float:
     with eigenvectors that both methods need once)."""
     walls = []
     for repeat in range(args.warmup + args.repeats):
-        synchronize(args.device)
+        measure.synchronize(args.device)
         started = time.perf_counter()
         with torch.enable_grad():
             model.effective_weight(model.W.detach().clone().requires_grad_(True))
-        synchronize(args.device)
+        measure.synchronize(args.device)
         if repeat >= args.warmup:
             walls.append(time.perf_counter() - started)
     return statistics.median(walls)
 
 
-class LiveTensorBytes(TorchDispatchMode):
-    """Peak bytes of tensor storages made by torch ops while active and still alive."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for key in [k for k, (ref, _) in self.live.items() if ref.expired()]:
-            del self.live[key]
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                storage = t.untyped_storage()
-                ref = StorageWeakRef(storage)
-                self.live.setdefault(ref.cdata, (ref, storage.nbytes()))
-        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
-        return out
-
-
 def live_tensor_peak(method: str, model, x, y, steps: int) -> int:
-    """Peak live bytes of the tensors one gradient call makes (LiveTensorBytes)."""
-    with LiveTensorBytes() as tracker:
-        gradient(method, model, x, y, steps)
-    return tracker.peak
+    """Peak live bytes of the tensors one gradient call makes (measure.LiveTensorBytes)."""
+    return measure.live_tensor_peak(lambda: gradient(method, model, x, y, steps))
 
 
 def cuda_peak(method: str, model, x, y, steps: int) -> int:
     """torch.cuda.max_memory_allocated growth over one call (bytes), after a warm-up call."""
     gradient(method, model, x, y, steps)
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    gradient(method, model, x, y, steps)
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
+    return measure.cuda_peak(lambda: gradient(method, model, x, y, steps))
 
 
 # -- peak RSS, one fresh process per (method, T) -------------------------------------------------
@@ -198,12 +160,12 @@ def rss_worker(method: str, steps: int, args: argparse.Namespace) -> dict:
 
 
 def rss_in_fresh_process(method: str, steps: int, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--rss-worker", method, str(steps),
+    command = [sys.executable, "-m", "benchmarks.ep_vs_bptt", "--rss-worker", method, str(steps),
                "--n-in", str(args.n_in), "--hidden", str(args.hidden),
                "--batch", str(args.batch), "--seed", str(args.seed),
                "--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          env={**os.environ, **STRICT_MALLOC})
+                          env={**os.environ, **STRICT_MALLOC}, cwd=Path(__file__).parents[1])
     if done.returncode != 0:
         raise RuntimeError(f"memory worker {method} T={steps} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -211,7 +173,7 @@ def rss_in_fresh_process(method: str, steps: int, args: argparse.Namespace) -> d
 
 def slope_per_step(steps: list[int], values: list[float]) -> float:
     """Least-squares slope of values against steps."""
-    return float(np.polyfit(np.asarray(steps, float), np.asarray(values, float), 1)[0])
+    return measure.linear_fit(steps, values).slope
 
 
 @dataclass

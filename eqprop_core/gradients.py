@@ -317,19 +317,29 @@ def ep_gradients(
             )
         # ∂E/∂U and ∂E/∂b are linear in h, and so is ∂E/∂W_eff in the vector-field form, so
         # they need only the combined state Σ_k w_k h_k; the energy form's −½hhᵀ is quadratic.
-        combined = schedule.free_weight * h_free
-        quadratic = schedule.free_weight * (h_free.T @ h_free)
+        # The symmetric estimator gives h_0 the weight 0: skip its (n × B × n) product rather
+        # than multiply it by zero (same numbers: 0·a + b = b for the finite states used).
+        combined: Tensor | None = None
+        quadratic: Tensor | None = None
+        if schedule.free_weight != 0:
+            combined = schedule.free_weight * h_free
+            if not directed:
+                quadratic = schedule.free_weight * (h_free.T @ h_free)
         nudged_stats = []
         for beta_k, weight_k in zip(schedule.betas, schedule.weights):
             beta_k = beta_k.real if not schedule.is_complex else beta_k
             h_k, stats = solve(nudged_map(beta_k), h_free, fixed and fixed[1])
             nudged_stats.append(stats)
-            combined = combined + weight_k * h_k
+            term = weight_k * h_k
+            combined = term if combined is None else combined + term
             if not directed:
-                quadratic = quadratic + weight_k * (h_k.T @ h_k)
+                outer = weight_k * (h_k.T @ h_k)
+                quadratic = outer if quadratic is None else quadratic + outer
+        assert combined is not None  # every schedule has at least one nudge
         if directed:
             grad_weight = -(combined.T @ h_free) / batch
         else:
+            assert quadratic is not None
             grad_weight = -0.5 * quadratic / batch
         estimates = {
             "W": grad_weight,

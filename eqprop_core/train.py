@@ -314,6 +314,15 @@ def progress_enabled(progress: bool | None) -> bool:
     return not os.environ.get("CI") and sys.stderr.isatty()
 
 
+def apply_update(optimizer: torch.optim.Optimizer, params: dict[str, nn.Parameter],
+                 grads: dict[str, Tensor]) -> None:
+    """θ ← optimizer(θ, g): each parameter's .grad set to the rule's estimate g (in the
+    parameter's dtype), then one optimizer step (the update of every training step)."""
+    for name, p in params.items():
+        p.grad = grads[name].to(p.dtype)
+    optimizer.step()
+
+
 def _finite(*tensors: Tensor) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
@@ -407,9 +416,7 @@ def train(
             correct += int((logits.argmax(dim=1) == yb).sum())
             loss_sum += float(loss) * xb.shape[0]
             seen += xb.shape[0]
-            for name, p in params.items():
-                p.grad = signal.grads[name].to(p.dtype)
-            optimizer.step()
+            apply_update(optimizer, params, signal.grads)
             if weight_transform is not None:
                 with torch.no_grad():
                     weight_transform(model)
