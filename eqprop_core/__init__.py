@@ -14,6 +14,14 @@ from .conv import (
     conv_singular_values,
     reshaped_kernel_norm,
 )
+from .event_driven import (
+    SCHEMES,
+    EventStats,
+    asynchronous_iteration,
+    event_driven_equilibrium,
+    lazy_iteration,
+    synchronous_iteration,
+)
 from .gdd import (
     GDD_ESTIMATORS,
     PrimitiveModel,
@@ -47,6 +55,12 @@ from .spectral import certified_spectral_norm, spectrally_normalize
 
 __all__ = [
     "ACTIVATIONS",
+    "SCHEMES",
+    "EventStats",
+    "asynchronous_iteration",
+    "event_driven_equilibrium",
+    "lazy_iteration",
+    "synchronous_iteration",
     "ESTIMATORS",
     "Activation",
     "EPGradients",

@@ -11,6 +11,16 @@ from . import (
     layered,  # block-structured (layered) networks: theory.layered (track 21)
 )
 from .activations import NONLINEARITIES, nonlinearity
+from .asynchronous import (
+    MaxNormCertificate,
+    conditioned_weights,
+    gauss_seidel_iteration_matrix,
+    max_norm_certificate,
+    max_norm_lipschitz,
+    perron_weights,
+    residual_error_bound,
+    weighted_max_norm,
+)
 from .banach import (
     a_posteriori_bound,
     a_priori_bound,
@@ -36,6 +46,14 @@ from .spectra import (
 
 __all__ = [
     "NONLINEARITIES",
+    "MaxNormCertificate",
+    "conditioned_weights",
+    "gauss_seidel_iteration_matrix",
+    "max_norm_certificate",
+    "max_norm_lipschitz",
+    "perron_weights",
+    "residual_error_bound",
+    "weighted_max_norm",
     "Network",
     "equilibria",
     "implicit_gradients",
