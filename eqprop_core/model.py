@@ -9,10 +9,14 @@ so ∇E(h) = φ⁻¹(h) − W_eff h − (Ux + b) = 0 exactly at the fixed points
 W_eff (`recurrent_weight()`) is what the dynamics use: ½(W + Wᵀ) when `symmetric`, then scaled to
 γ/σ̂ with a certified σ̂ ≥ σ_max when `spectral_norm`. With `io_spectral_norm` the input and
 readout matrices are rescaled the same way (U_eff = γU/σ̂(U), V_eff = γV/σ̂(V): "SN on all
-layers"); they do not enter the contraction certificate. Every parametrization θ ↦ θ_eff is a
-pure method (`effective_weight`, `effective_input_weight`, `effective_readout_weight`), so a
-subclass with structured parameters (masked layers, convolution kernels) overrides only these and
-EP's gradient reaches its raw parameters by the vector–Jacobian product of that map.
+layers"); they do not enter the contraction certificate. `sn_method` picks σ̂: "exact" (default;
+`spectral.certified_spectral_norm`, a float64 eigvalsh/SVD per evaluation) or "subspace"
+(`spectral.SubspaceSpectralNorm`, a certified warm-started bound, O(n²k) per evaluation with an
+exact refresh only when it is not within its tolerance; σ̂ ∈ [σ_max, (1 + tol)·σ_max]).
+Every parametrization θ ↦ θ_eff is a pure method (`effective_weight`, `effective_input_weight`,
+`effective_readout_weight`), so a subclass with structured parameters (masked layers, convolution
+kernels) overrides only these and EP's gradient reaches its raw parameters by the vector–Jacobian
+product of that map.
 
 With sup|φ′| = s the update map is an L-contraction with L = ‖W_eff‖₂ · s; for tanh and SN
 this is L ≤ γ < 1, so the fixed point is unique and every solver start reaches it (Banach).
@@ -34,7 +38,9 @@ from torch import Tensor, nn
 
 from .activations import get_activation
 from .solvers import SolverStats, get_solver, is_positive_integer
-from .spectral import certified_spectral_norm, spectrally_normalize
+from .spectral import SubspaceSpectralNorm, certified_spectral_norm, spectrally_normalize
+
+SN_METHODS = ("exact", "subspace")
 
 
 class EquilibriumNotConverged(UserWarning):
@@ -80,6 +86,7 @@ class LoopedMLP(nn.Module):
         gamma: float = 0.95,
         activation: str = "tanh",
         dtype: torch.dtype = torch.float32,
+        sn_method: str = "exact",
     ) -> None:
         super().__init__()
         self.n_in, self.n_hidden, self.n_out = layer_widths(n_in, n_hidden, n_out)
@@ -87,11 +94,17 @@ class LoopedMLP(nn.Module):
             raise ValueError(f"gamma must lie in (0, 1) for a contraction margin, got {gamma!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        if sn_method not in SN_METHODS:
+            raise ValueError(f"unknown sn_method {sn_method!r}; choose one of {list(SN_METHODS)}")
         self.symmetric = bool(symmetric)
         self.spectral_norm = bool(spectral_norm)
         self.io_spectral_norm = bool(io_spectral_norm)
         self.gamma = float(gamma)
         self.activation = get_activation(activation)
+        self.sn_method = sn_method
+        # One warm-started bound per normalized matrix; plain attributes, so outside state_dict.
+        self.spectral_bounds: dict[str, SubspaceSpectralNorm] = (
+            {name: SubspaceSpectralNorm() for name in "WUV"} if sn_method == "subspace" else {})
 
         self.W = uniform_parameter(n_hidden, n_hidden, fan_in=n_hidden, dtype=dtype)
         self.U = uniform_parameter(n_hidden, n_in, fan_in=n_in, dtype=dtype)
@@ -108,7 +121,8 @@ class LoopedMLP(nn.Module):
             f"n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
             f"symmetric={self.symmetric}, spectral_norm={self.spectral_norm}, "
             f"io_spectral_norm={self.io_spectral_norm}, "
-            f"gamma={self.gamma}, activation={self.activation.name!r}"
+            + (f"sn_method={self.sn_method!r}, " if self.sn_method != "exact" else "")
+            + f"gamma={self.gamma}, activation={self.activation.name!r}"
         )
 
     # -- the matrix the dynamics use -------------------------------------------------------
@@ -118,10 +132,14 @@ class LoopedMLP(nn.Module):
 
     def effective_weight(self, W: Tensor) -> Tensor:
         """The parametrization W ↦ W_eff applied to any raw W (n_hidden, n_hidden); pure, so its
-        vector–Jacobian product carries a gradient for W_eff back to the raw W."""
+        vector–Jacobian product carries a gradient for W_eff back to the raw W.
+
+        With sn_method="subspace" the value of σ̂ also depends on the warm start (within the
+        factor 1 + tolerance, never below σ_max) and its gradient is the Ritz value's."""
         weight = 0.5 * (W + W.T) if self.symmetric else W
         if self.spectral_norm:
-            weight = spectrally_normalize(weight, self.gamma, symmetric=self.symmetric)
+            weight = spectrally_normalize(weight, self.gamma, symmetric=self.symmetric,
+                                          bound=self.spectral_bounds.get("W"))
         return weight
 
     def input_weight(self) -> Tensor:
@@ -134,11 +152,15 @@ class LoopedMLP(nn.Module):
 
     def effective_input_weight(self, U: Tensor) -> Tensor:
         """U ↦ U_eff: γU/σ̂(U) with `io_spectral_norm`, else U itself (pure)."""
-        return spectrally_normalize(U, self.gamma) if self.io_spectral_norm else U
+        if not self.io_spectral_norm:
+            return U
+        return spectrally_normalize(U, self.gamma, bound=self.spectral_bounds.get("U"))
 
     def effective_readout_weight(self, V: Tensor) -> Tensor:
         """V ↦ V_eff: γV/σ̂(V) with `io_spectral_norm`, else V itself (pure)."""
-        return spectrally_normalize(V, self.gamma) if self.io_spectral_norm else V
+        if not self.io_spectral_norm:
+            return V
+        return spectrally_normalize(V, self.gamma, bound=self.spectral_bounds.get("V"))
 
     def lipschitz_certificate(self) -> float:
         """L = σ̂(W_eff)·sup|φ′| ≥ the Lipschitz constant of T in ‖·‖₂ (σ̂ never under-estimates)."""

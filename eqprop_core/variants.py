@@ -12,6 +12,7 @@ Spectral normalization (`SN_MODES`): "off"; "recurrent" (W_eff = γW/σ̂(W), th
 certificate L ≤ γ < 1); "all" (also U_eff = γU/σ̂(U) and V_eff = γV/σ̂(V)). `build` draws the raw
 parameters from `seed` alone, so every variant and SN arm of one seed starts from the same raw
 W, U, b, V, c (matched initialization); the arms differ only in what they do with them.
+`sn_method` ("exact" by default, or "subspace") picks how σ̂ is certified (`LoopedMLP`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def get_variant(name: str) -> Variant:
 
 def build(variant: str, n_in: int, n_hidden: int, n_out: int, *, sn: str = "recurrent",
           seed: int = 0, gamma: float = 0.95, dtype: torch.dtype = torch.float32,
-          steps: tuple[int, int] | None = (30, 10)) -> tuple[LoopedMLP, EqProp]:
+          steps: tuple[int, int] | None = (30, 10),
+          sn_method: str = "exact") -> tuple[LoopedMLP, EqProp]:
     """(model, rule) of `variant` with SN mode `sn`; raw parameters depend on `seed` only.
 
     `steps` = (T_free, T_nudged) of the rule's truncated phases (None: solve to tolerance).
@@ -76,6 +78,6 @@ def build(variant: str, n_in: int, n_hidden: int, n_out: int, *, sn: str = "recu
         torch.manual_seed(seed)
         model = LoopedMLP(n_in, n_hidden, n_out, symmetric=chosen.symmetric, gamma=gamma,
                           dtype=dtype, spectral_norm=flags["spectral_norm"],
-                          io_spectral_norm=flags["io_spectral_norm"])
+                          io_spectral_norm=flags["io_spectral_norm"], sn_method=sn_method)
     rule = EqProp(chosen.rule.estimator, chosen.rule.beta, chosen.rule.n_points, steps)
     return model, rule

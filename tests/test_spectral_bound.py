@@ -1,0 +1,271 @@
+"""The subspace spectral bound (`eqprop_core.spectral`): σ̂ ≥ σ_max by scipy, whatever the cache.
+
+Claims under test, each against `scipy.linalg.svdvals` in float64 (never the code under test):
+the raw bound of `subspace_spectral_bound` holds against a stale reference after drawn update
+sequences (sizes 0…1e3, including a new top direction orthogonal to the reference subspace);
+`SubspaceSpectralNorm` is within its tolerance after every call and exact to rounding after a
+refresh; refreshes happen when they must and not otherwise; the model option keeps σ_max(W_eff)
+≤ γ, stays out of state_dict and survives deepcopy. Negative control: the Ritz value s alone (a
+power-iteration-style estimate) is caught under-estimating σ_max on a drawn case.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+from eqprop_core import LoopedMLP
+from eqprop_core.spectral import (
+    SubspaceSpectralNorm,
+    rounding_margin,
+    schur_upper_bound,
+    spectrally_normalize,
+    subspace_reference,
+    subspace_spectral_bound,
+)
+from eqprop_core.variants import build
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+UPDATE_SIZES = (0.0, 1e-6, 1e-3, 1e-1, 1.0, 1e3)
+
+
+def sigma_max(weight: torch.Tensor) -> float:
+    return float(scipy.linalg.svdvals(weight.detach().double().cpu().numpy())[0])
+
+
+def drawn_matrix(rng: np.random.Generator, shape: tuple[int, int], scale: float,
+                 symmetric: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Gaussian entries of the given scale plus a random rank-1 spike (a separated top)."""
+    a = scale * rng.standard_normal(shape)
+    a += scale * rng.uniform(0, 3) * np.outer(rng.standard_normal(shape[0]),
+                                              rng.standard_normal(shape[1]))
+    matrix = torch.as_tensor(a, dtype=dtype)
+    return 0.5 * (matrix + matrix.T) if symmetric else matrix
+
+
+cases = st.fixed_dictionaries({
+    "symmetric": st.booleans(),
+    "rows": st.integers(1, 32),
+    "cols": st.integers(1, 32),
+    "rank": st.integers(1, 12),
+    "scale": st.sampled_from([1e-3, 1.0, 1e3]),
+    "dtype": st.sampled_from(sorted(DTYPES)),
+    "updates": st.lists(st.sampled_from(UPDATE_SIZES), min_size=1, max_size=6),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def matrices(case: dict) -> list[torch.Tensor]:
+    """The initial matrix and the matrix after each update of the drawn sequence."""
+    rng = np.random.default_rng(case["seed"])
+    shape = (case["rows"], case["rows"] if case["symmetric"] else case["cols"])
+    dtype = DTYPES[case["dtype"]]
+    current = drawn_matrix(rng, shape, case["scale"], case["symmetric"], dtype)
+    sequence = [current]
+    for size in case["updates"]:
+        current = current + drawn_matrix(rng, shape, size, case["symmetric"], dtype)
+        sequence.append(current)
+    return sequence
+
+
+# -- the bound itself ---------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(cases)
+def test_stale_reference_bound_is_above_scipy_sigma_after_drawn_updates(case: dict) -> None:
+    first, *later = matrices(case)
+    reference = subspace_reference(first, case["rank"], symmetric=case["symmetric"])
+    for weight in [first, *later]:
+        estimate = subspace_spectral_bound(weight, reference)
+        truth = sigma_max(weight)
+        assert estimate.upper >= truth, (estimate, truth)
+        assert float(estimate.ritz) <= truth * (1 + 1e-12) + 1e-300  # interlacing: a lower bound
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases, st.sampled_from([1e-4, 1e-3, 1e-2]))
+def test_cached_bound_is_certified_and_within_tolerance_after_every_call(
+        case: dict, tolerance: float) -> None:
+    bound = SubspaceSpectralNorm(rank=case["rank"], tolerance=tolerance)
+    for weight in matrices(case):
+        sigma = float(bound(weight, symmetric=case["symmetric"]))
+        truth = sigma_max(weight)
+        assert truth <= sigma <= (1 + tolerance) * truth, (sigma, truth)
+        normalized = spectrally_normalize(weight, 0.95, symmetric=case["symmetric"],
+                                          bound=bound)
+        assert sigma_max(normalized) <= 0.95
+    assert 1 <= bound.refreshes <= bound.calls // 2 + 1  # each matrix evaluated twice
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases)
+def test_a_refresh_is_exact_to_rounding(case: dict) -> None:
+    weight = matrices(case)[0]
+    bound = SubspaceSpectralNorm(rank=case["rank"])
+    sigma = float(bound(weight, symmetric=case["symmetric"]))
+    n = min(weight.shape)
+    allowed = rounding_margin(n, weight.dtype) + 1e-10
+    assert bound.refreshes == 1
+    assert 0 <= sigma / sigma_max(weight) - 1 <= allowed
+
+
+def orthogonal_spike(n: int, rank: int, size: float, seed: int) -> tuple[torch.Tensor, ...]:
+    """(A_ref, A_ref + size·zzᵀ) with z ⊥ the top-`rank` eigenvectors of A_ref: the update
+    creates a new top direction the reference subspace cannot see."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n)) / math.sqrt(n)
+    a_ref = torch.as_tensor(a + a.T)
+    _, vectors = torch.linalg.eigh(a_ref)
+    kept = vectors[:, torch.linalg.eigvalsh(a_ref).abs().argsort(descending=True)[:rank]]
+    z = torch.as_tensor(rng.standard_normal(n))
+    z = z - kept @ (kept.T @ z)
+    z = z / z.norm()
+    return a_ref, a_ref + size * torch.outer(z, z)
+
+
+@pytest.mark.parametrize("size", [10.0, 1e2, 1e3])
+def test_a_new_top_direction_orthogonal_to_the_subspace_is_caught_by_the_tail(
+        size: float) -> None:
+    a_ref, a_new = orthogonal_spike(40, 4, size, seed=3)
+    reference = subspace_reference(a_ref, 4, symmetric=True)
+    estimate = subspace_spectral_bound(a_new, reference)
+    truth = sigma_max(a_new)
+    assert float(estimate.ritz) < 0.9 * truth  # the subspace misses the new direction ...
+    assert estimate.upper >= truth  # ... and the tail r = |λ_5| + ‖Δ‖_F still bounds it
+    bound = SubspaceSpectralNorm(rank=4)
+    bound(a_ref, symmetric=True)
+    assert truth <= float(bound(a_new, symmetric=True)) <= (1 + bound.tolerance) * truth
+    assert bound.refreshes == 2
+
+
+def ritz_under_estimates(case: dict) -> bool:
+    """The check 'estimate ≥ σ_max', applied to the Ritz value s of a stale reference."""
+    first, *later = matrices(case)
+    reference = subspace_reference(first, case["rank"], symmetric=case["symmetric"])
+    return any(float(subspace_spectral_bound(w, reference).ritz) < sigma_max(w) * (1 - 1e-6)
+               for w in later)
+
+
+def test_control_the_ritz_value_alone_is_caught_under_estimating() -> None:
+    counterexample = find(cases, ritz_under_estimates,
+                          settings=settings(max_examples=200, database=None, derandomize=True))
+    first, *later = matrices(counterexample)
+    reference = subspace_reference(first, counterexample["rank"],
+                                   symmetric=counterexample["symmetric"])
+    gaps = [float(subspace_spectral_bound(w, reference).ritz) / sigma_max(w) for w in later]
+    assert min(gaps) < 1 - 1e-6
+
+
+# -- the Schur bound and its inputs -------------------------------------------------------------
+@given(st.floats(0, 1e3), st.floats(0, 1e3), st.floats(0, 1e3))
+def test_schur_bound_is_above_both_blocks_and_exact_without_coupling(
+        ritz: float, coupling: float, tail: float) -> None:
+    upper = schur_upper_bound(ritz, coupling, tail)
+    assert upper >= max(ritz, tail) * (1 - 1e-15)
+    assert upper <= max(ritz, tail) + coupling * (1 + 1e-12) + 1e-12
+    assert schur_upper_bound(ritz, 0.0, tail) == pytest.approx(max(ritz, tail), rel=1e-15)
+
+
+def test_refresh_triggers_on_loose_bound_shape_and_symmetry_but_not_on_small_steps() -> None:
+    rng = np.random.default_rng(0)
+    a = torch.as_tensor(rng.standard_normal((30, 30)))
+    a = a + a.T
+    bound = SubspaceSpectralNorm(rank=6, tolerance=1e-3)
+    bound(a, symmetric=True)
+    small = a + 1e-7 * torch.as_tensor(rng.standard_normal((30, 30)))
+    bound(0.5 * (small + small.T), symmetric=True)
+    assert bound.refreshes == 1 and bound.last is not None
+    assert bound.last.tightness <= 1e-3
+    bound(a + 5.0 * torch.eye(30), symmetric=True)  # the spectrum shifts far beyond the tail
+    assert bound.refreshes == 2
+    bound(torch.as_tensor(rng.standard_normal((30, 31))))  # new shape
+    assert bound.refreshes == 3
+    square = torch.as_tensor(rng.standard_normal((30, 30)))
+    bound(square + square.T, symmetric=True)
+    bound(square + square.T, symmetric=False)  # same shape, other symmetry promise
+    assert bound.refreshes == 5
+    bound.reset()
+    assert (bound.calls, bound.refreshes, bound.reference) == (0, 0, None)
+
+
+def test_zero_and_non_finite_matrices_as_the_exact_method() -> None:
+    bound = SubspaceSpectralNorm()
+    assert float(bound(torch.zeros(5, 5), symmetric=True)) == 0.0
+    assert math.isinf(float(bound(torch.full((5, 5), float("nan")))))
+    assert torch.equal(spectrally_normalize(torch.zeros(4, 4), 0.9, bound=bound),
+                       torch.zeros(4, 4))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_rank_is_refused_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError, match=f"rank must be a positive integer, got {bad!r}"):
+        SubspaceSpectralNorm(rank=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, float("nan"), float("inf")])
+def test_bad_tolerance_is_refused_naming_it(bad: float) -> None:
+    with pytest.raises(ValueError, match="tolerance must be a positive finite number"):
+        SubspaceSpectralNorm(tolerance=bad)
+
+
+# -- the model option ---------------------------------------------------------------------------
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_subspace_model_keeps_the_margin_through_large_raw_updates(
+        symmetric: bool, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    model = LoopedMLP(6, 48, 3, symmetric=symmetric, dtype=dtype, sn_method="subspace",
+                      io_spectral_norm=True)
+    rng = np.random.default_rng(1)
+    tolerance = model.spectral_bounds["W"].tolerance
+    for size in (0.0, 1e-3, 1.0, 1e3, 1e-2):
+        with torch.no_grad():
+            for p in (model.W, model.U, model.V):
+                p.add_(torch.as_tensor(size * rng.standard_normal(p.shape), dtype=dtype))
+        for matrix in (model.recurrent_weight(), model.input_weight(), model.readout_weight()):
+            sigma = sigma_max(matrix)
+            assert model.gamma / (1 + tolerance) <= sigma <= model.gamma
+
+
+def test_subspace_option_is_outside_state_dict_and_survives_deepcopy() -> None:
+    exact, _ = build("standard", 5, 40, 3, seed=2)
+    subspace, _ = build("standard", 5, 40, 3, seed=2, sn_method="subspace")
+    assert exact.sn_method == "exact" and exact.spectral_bounds == {}
+    assert list(subspace.state_dict()) == list(exact.state_dict())
+    subspace.recurrent_weight()  # a warm start exists now
+    twin = copy.deepcopy(subspace)
+    fresh = LoopedMLP(5, 40, 3, sn_method="subspace")
+    fresh.load_state_dict(subspace.state_dict())  # its own (empty) warm start
+    gamma = exact.gamma
+    for model in (subspace, twin, fresh):
+        assert gamma / 1.001 <= sigma_max(model.recurrent_weight()) <= gamma
+    ratio = (subspace.recurrent_weight() / exact.recurrent_weight()).detach().double()
+    assert float((ratio - 1).abs().max()) <= 1e-3 + 1e-5
+    assert "sn_method='subspace'" in repr(subspace) and "sn_method" not in repr(exact)
+
+
+def test_subspace_gradient_matches_the_exact_one_right_after_a_refresh() -> None:
+    torch.manual_seed(0)
+    exact = LoopedMLP(4, 64, 2, dtype=torch.float64)
+    subspace = LoopedMLP(4, 64, 2, dtype=torch.float64, sn_method="subspace")
+    subspace.load_state_dict(exact.state_dict())
+    G = torch.randn(64, 64, dtype=torch.float64)
+    grads = []
+    for model in (exact, subspace):
+        W = model.W.detach().clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model.effective_weight(W), W, grad_outputs=G)
+        grads.append(grad)
+    assert float((grads[1] - grads[0]).norm() / grads[0].norm()) <= 1e-8
+
+
+def test_unknown_sn_method_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="unknown sn_method 'power'"):
+        LoopedMLP(3, 4, 2, sn_method="power")
+    with pytest.raises(ValueError, match="unknown sn_method 'svd'"):
+        build("standard", 3, 4, 2, sn_method="svd")
