@@ -163,6 +163,8 @@ def subspace_reference(weight: Tensor, rank: int, *, symmetric: bool) -> Subspac
                                                                   device=ref.device))))
         sigma_next = float(s[k]) if k < len(s) else 0.0
         inner = max(m, n)
+    # The computed ‖QᵀQ − I‖_F is itself off by ≤ γ_N‖Q‖²_F = γ_N·N.
+    defect += product_error(inner) * inner
     fro = float(torch.linalg.matrix_norm(ref))
     rounding = 2 * product_error(inner) * fro * math.sqrt(inner)
     tail = sigma_next + float(residual) + 2.0 * defect * fro + rounding
