@@ -25,10 +25,17 @@ Negative control: the plausible wrong Jacobian J = W_eff (dropping diag(φ′)) 
 hypothesis finds) the same rate measurement falsifies that prediction by far more than the 5%
 tolerance, while ρ(J*) still predicts it. (With zero drive, h* = 0 and φ′ = 1, the two agree:
 that is why the control needs the drive.)
+
+Under `--model` (any model): checks (a)–(c) hold the user's model fixed and draw the starts. (a)
+presupposes that plain iteration reaches h* from every start, so the model must first pass the
+premise "certified L < 1" (`tracks.premises`), recorded as a check; without it (a) is not run.
+A start that never reaches h* fails (a) with an infinite deviation rather than being excluded.
+The control stays on the suite's models.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +43,7 @@ import numpy as np
 import torch
 from hypothesis import assume
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 import theory
 from eqprop_core import LoopedMLP
@@ -49,9 +57,11 @@ from properties import (
     within,
     worst_case,
 )
+from properties.search import SearchOutcome
 from properties.strategies import ModelSpec
 
 from .plots import plt, save_figure
+from .premises import contraction_premise, describe_models
 from .registry import track
 
 RATE_TOLERANCE = 0.05  # the claim: measured rate within 5% of ρ(J*)
@@ -191,26 +201,40 @@ def convergence_rate(eq: Equilibrium, h0: np.ndarray) -> RateFit | None:
 
 
 # -- hypothesis cases -------------------------------------------------------------------------
-models_and_starts = contractive_models().flatmap(
-    lambda spec: st.tuples(st.just(spec), initial_states(spec.n_hidden)))
+def models_and_starts(models: st.SearchStrategy) -> st.SearchStrategy:
+    """(model, start) pairs: each drawn model with hypothesis-drawn starts of its width."""
+    return models.flatmap(lambda spec: st.tuples(st.just(spec), initial_states(spec.n_hidden)))
 
 
 def rate_deviation(case: tuple[ModelSpec, np.ndarray], excluded: dict | None = None) -> float:
     """|measured rate − ρ(J*)| / ρ(J*) for one model and start.
 
     Skipped with `assume` (and counted in `excluded`): ρ(J*) < MIN_RHO, where the linearized
-    step ρ·ε√n sinks towards round-off, and starts exactly at h* (no error to follow).
+    step ρ·ε√n sinks towards round-off, and starts exactly at h* (no error to follow). A start
+    from which plain iteration never reaches h* (a model that is not a contraction: another
+    attractor, a cycle) is no exclusion but a failure: infinite deviation.
     """
     spec, h0 = case
     eq = equilibrium_of(spec)
     fit = convergence_rate(eq, h0) if eq.rho >= MIN_RHO else None
     if fit is not None:
         return abs(fit.rate - eq.rho) / eq.rho
+    if eq.rho >= MIN_RHO and np.linalg.norm(np.atleast_2d(h0) - eq.h_star) > 0:
+        return float("inf")
     if excluded is not None:
         reason = "rho_below_min" if eq.rho < MIN_RHO else "start_at_h_star"
         excluded[reason] = excluded.get(reason, 0) + 1
     assume(False)
     return float("nan")  # unreachable: assume(False) rejects the example
+
+
+def rate_search(cases: st.SearchStrategy, deviation, n: int, seed: int) -> SearchOutcome:
+    """`worst_case` of a rate deviation. If every draw is excluded — only a fixed model (`--model`)
+    can do that, with ρ(J*) < MIN_RHO — the rate is unmeasured: NaN, which fails the check."""
+    try:
+        return worst_case(cases, deviation, bound=RATE_TOLERANCE, max_examples=n, seed=seed)
+    except Unsatisfiable:
+        return SearchOutcome(0, math.nan, None, "every draw excluded", math.nan)
 
 
 def reference_disagreement(spec: ModelSpec) -> float:
@@ -289,10 +313,10 @@ def plot_rate(path, panels) -> None:
 
 @track(5, "Jacobian spectrum", "A",
        "measured asymptotic rate of plain iteration matches rho(J*), J* = diag(phi'(a*)) W "
-       "(within 5%)")
+       "(within 5%)", model_requires=())
 def run(ctx) -> None:
     n = ctx.examples(30, 300)
-    specs = contractive_models()
+    specs = ctx.models(contractive_models())
 
     agree = worst_case(specs, reference_disagreement, bound=NEWTON_AGREEMENT, max_examples=n,
                        seed=ctx.seed)
@@ -300,12 +324,16 @@ def run(ctx) -> None:
                       NEWTON_AGREEMENT, solver_tol=SOLVE_TOL, **agree.details()))
 
     excluded: dict = {}
-    rate = worst_case(models_and_starts, lambda c: rate_deviation(c, excluded),
-                      bound=RATE_TOLERANCE, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("max |measured rate - rho(J*)| / rho(J*)", rate.worst, RATE_TOLERANCE,
-                      linear_regime=LINEAR_REGIME, renormalized_steps=RENORMALIZED_STEPS,
-                      fit_steps=FIT_STEPS, min_rho=MIN_RHO, excluded_draws=excluded,
-                      **rate.details()))
+    # A user's model has to earn the premise that plain iteration reaches h* from every start;
+    # without it the rate search is not run (each start that never arrives costs MAX_STEPS).
+    contracts = ctx.model is None or contraction_premise(ctx, specs, n)
+    if contracts:
+        rate = rate_search(models_and_starts(specs), lambda c: rate_deviation(c, excluded), n,
+                           ctx.seed)
+        ctx.check(at_most("max |measured rate - rho(J*)| / rho(J*)", rate.worst, RATE_TOLERANCE,
+                          linear_regime=LINEAR_REGIME, renormalized_steps=RENORMALIZED_STEPS,
+                          fit_steps=FIT_STEPS, min_rho=MIN_RHO, excluded_draws=excluded,
+                          **rate.details()))
 
     radius = worst_case(specs, radius_over_norm, bound=1.0 + ROUNDING, max_examples=n,
                         seed=ctx.seed)
@@ -319,9 +347,15 @@ def run(ctx) -> None:
                     seed=ctx.seed)
     ctx.check(at_most("max |J*_scipy - J_finite_difference(model.step)|", fd.worst,
                       FD_TOLERANCE, step=FD_STEP, **fd.details()))
-    ctx.note(f"{n} drawn symmetric SN models per check; worst rate deviation "
-             f"{rate.worst:.3e} (tolerance {RATE_TOLERANCE}); worst rho/||J*|| {radius.worst:.6f}, "
-             f"||J*||/L {norm.worst:.6f}; worst finite-difference gap {fd.worst:.2e}")
+    if contracts:
+        ctx.note(f"{describe_models(ctx, n, 'drawn symmetric SN models per check')}; worst rate "
+                 f"deviation {rate.worst:.3e} (tolerance {RATE_TOLERANCE}); worst rho/||J*|| "
+                 f"{radius.worst:.6f}, ||J*||/L {norm.worst:.6f}; worst finite-difference gap "
+                 f"{fd.worst:.2e}")
+    else:
+        ctx.note(f"{ctx.model!r} is not a certified contraction: the rate check was not run; "
+                 f"rho/||J*|| {radius.worst:.6f}, ||J*||/L {norm.worst:.6f}, finite-difference "
+                 f"gap {fd.worst:.2e}")
 
     # The same rate measurement, predicted by the wrong Jacobian J = W_eff.
     found = find_example(driven_models, wrong_jacobian_falsified,

@@ -29,6 +29,11 @@ recorded beside L^T (the Banach rate that governs it). This control was chosen o
 EP vs BPTT" because it exercises the check that is new in this track — that the unrolled
 reference is converged — and shows the reference itself is not trusted blindly. The plot shows
 BPTT-vs-implicit error against T for a typical SN model, with the L^T reference line.
+
+Under `--model` (symmetric, standard parametrization): checks (1)–(3) run on the user's model;
+it must pass the premise "certified L < 1" (`tracks.premises`; no Banach T exists otherwise),
+recorded as a check; a model that fails it gets no checks (1)–(3). The control and the plot
+stay on the suite's models.
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ from properties import (
     at_most,
     find_example,
     gradient_models,
+    holds,
     worst_case,
 )
 
 from .plots import line_plot
+from .premises import contraction_premise
 from .registry import track
 from .track_09_ep_vs_implicit import (
     AGREEMENT_TOL,
@@ -103,13 +110,8 @@ def truncated_cases(draw: st.DrawFn) -> tuple[ModelSpec, int]:
     return draw(gradient_models()), draw(st.integers(*SHORT_STEPS))
 
 
-@track(10, "EP vs BPTT", "B",
-       "BPTT through T >= log(eps(1-L)/sqrt n)/log L unrolled steps equals the scipy implicit "
-       "gradient to 1e-9, and symmetric EP at beta = 1e-4 agrees with it as with the implicit one")
-def run(ctx) -> None:
-    n = ctx.examples(20, 300)
-    strategy = gradient_models()
-    problems = MeasuredOnce(UnrolledProblem)
+def certify(ctx, strategy, problems: MeasuredOnce, n: int) -> None:
+    """Checks (1)-(3) over `strategy`'s models (the suite's, or the user's under --model)."""
 
     def bptt_vs_implicit(spec: ModelSpec) -> float:
         p = problems(spec)
@@ -138,9 +140,30 @@ def run(ctx) -> None:
                      seed=ctx.seed)
     ctx.check(at_most(f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter "
                       "1 - cosine", cos.worst, COSINE_TOL, **cos.details()))
-    ctx.note(f"{len(seen)} drawn models, T = {min(steps)}..{max(steps)} unrolled steps: BPTT "
+    drawn = f"{len(seen)} drawn models" if ctx.model is None else repr(ctx.model)
+    ctx.note(f"{drawn}, T = {min(steps)}..{max(steps)} unrolled steps: BPTT "
              f"matches the scipy implicit gradient to {out.worst:.1e} and symmetric EP at beta "
              f"= {SMALL_BETA:g} matches BPTT to {ep.worst:.1e} (worst parameter, relative)")
+
+
+@track(10, "EP vs BPTT", "B",
+       "BPTT through T >= log(eps(1-L)/sqrt n)/log L unrolled steps equals the scipy implicit "
+       "gradient to 1e-9, and symmetric EP at beta = 1e-4 agrees with it as with the implicit one",
+       model_requires=("symmetric", "standard_parametrization"))
+def run(ctx) -> None:
+    n = ctx.examples(20, 300)
+    strategy = ctx.models(gradient_models())
+    problems = MeasuredOnce(UnrolledProblem)
+    if ctx.model is None:
+        certify(ctx, strategy, problems, n)
+    elif not contraction_premise(ctx, strategy, 1):
+        # No Banach T exists: the checks below cannot run; the failed premise is the result.
+        ctx.note(f"{ctx.model!r} is not a certified contraction: checks (1)-(3) not run")
+    elif not problems(ctx.model).lipschitz < 1:  # scipy's L < 1, the model's own σ̂ is not
+        ctx.check(holds("the model's own certificate L < 1 (BPTT's truncation T is picked "
+                        "from it)", False, "L < 1", value=problems(ctx.model).lipschitz))
+    else:
+        certify(ctx, strategy, problems, n)
 
     # Control: BPTT truncated after 2..5 steps is not the gradient at equilibrium.
     def truncated_error(case: tuple[ModelSpec, int]) -> float:

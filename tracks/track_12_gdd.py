@@ -51,6 +51,10 @@ symmetric=False the residual does not shrink with β either (fitted slope ≈ 0)
 Artifacts: `curves.png` (the classic GDD figure: ΔEP(t) and −∇BPTT(t) for the neurons and weights
 with the largest gradients, per model) and `beta-sweep.png` (residual vs symmetric β, log–log,
 fitted slopes on [1e-3, 0.1]; the round-off rise below 1e-5 is visible).
+
+Under `--model` (symmetric W_eff; any parametrization, since GDD is stated for W_eff): part (b),
+checks (3)–(6), runs on the user's model. Part (a) stays on the suite's primitive models — a
+LoopedMLP has no primitive-function form — and so do the representatives and the control.
 """
 
 from __future__ import annotations
@@ -359,7 +363,8 @@ def step_table(ctx, seen: dict) -> None:
 @track(12, "GDD property", "B",
        "EP's per-step nudged-phase updates equal BPTT's per-step gradients at the mirrored "
        "steps: exactly for primitive-function dynamics; for the tanh energy model exactly for "
-       "the weights, and up to D = diag phi'(a*) for the neurons")
+       "the weights, and up to D = diag phi'(a*) for the neurons",
+       model_requires=("symmetric",))
 def run(ctx) -> None:
     n = ctx.examples(12, 200)
     K = STEPS
@@ -388,6 +393,9 @@ def run(ctx) -> None:
                                       strict=True)]
     ctx.note("(a) PRIMITIVE-FUNCTION dynamics h_t+1 = dPhi/dh, Phi = 1/2 rho(h)^T W rho(h) + "
              "h^T(Ux + b), W = W^T")
+    if ctx.model is not None:
+        ctx.note(f"    (on the suite's primitive models: {ctx.model!r} is a LoopedMLP, which has "
+                 "no primitive-function form; part (b) certifies it)")
     ctx.note(f"    representative: rho = tanh, n_hidden {typical_p.n_hidden}, batch {BATCH}, "
              f"certified L = {typical_p.build().contraction_bound():.2f}")
     ctx.note(f"      beta -> 0: relative RMSE {agreement_line(prim['exact'])}; signs agree "
@@ -415,6 +423,8 @@ def run(ctx) -> None:
     D = energy["D"]
     ctx.note("(b) TANH ENERGY MODEL, LoopedMLP h_t+1 = tanh(W_eff h_t + Ux + b), symmetric W_eff, "
              f"SN gamma {typical_e.gamma}")
+    if ctx.model is not None:
+        ctx.note(f"    (the representative is the suite's; the checks below run on {ctx.model!r})")
     ctx.note(f"    representative: n_hidden {typical_e.n_hidden}, batch {BATCH}, D = diag phi'(a*)"
              f" = 1 - h*^2 in [{float(D.min()):.2f}, {float(D.max()):.2f}]")
     ctx.note("      weights W_eff, U, b: beta -> 0 relative RMSE "
@@ -429,7 +439,8 @@ def run(ctx) -> None:
              f"{energy['exact']['neurons'].relative_rmse:.1e}")
     step_table(ctx, energy)
     energy_measured = MeasuredOnce(lambda spec: gdd_metrics(problem_of(spec)))
-    worst_e = certify(ctx, "energy", gradient_models(symmetric=True), energy_measured, n, [
+    worst_e = certify(ctx, "energy", ctx.models(gradient_models(symmetric=True)), energy_measured,
+                      n, [
         ("limit", LIMIT_TOL,
          "beta->0 limit: max relative RMSE (W, U, b and D-corrected neurons) vs -BPTT"),
         ("slope_error", SLOPE_TOL, SLOPE_CHECK),
@@ -439,7 +450,7 @@ def run(ctx) -> None:
     ])
     seen_e = energy_measured.values()
     ctx.note(f"    over {len(seen_e)} drawn models (gradient_models: SN or not, spike/low-rank/"
-             "Gaussian W):")
+             "Gaussian W):" if ctx.model is None else f"    on {ctx.model!r}:")
     ctx.note(f"      worst beta -> 0 residual (W, U, b, D-corrected neurons) "
              f"{worst_e['limit']:.1e}; {slope_summary(seen_e)}")
     ctx.note(f"      raw neuron deviation {spread([m['raw'] for m in seen_e])}, each equal to its "
