@@ -34,7 +34,7 @@ class Track:
     threads: int | None = 1
     model_requires: tuple[str, ...] | None = None
     model_reason: str = ("it trains, sweeps or benchmarks the suite's own models; a given model "
-                         "is certified by the tracks of groups A and B")
+                         "is certified by tracks 1-6 and 8-16")
 
 
 _REGISTRY: dict[int, Track] = {}
