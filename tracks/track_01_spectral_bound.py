@@ -28,6 +28,7 @@ from eqprop_core.spectral import DEFAULT_TOLERANCE, SubspaceSpectralNorm, roundi
 from properties import at_least, at_most, contractive_models, find_example, worst_case
 from properties.strategies import DTYPES, ModelSpec
 
+from .premises import describe_models
 from .registry import track
 
 updates = st.tuples(st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
@@ -97,29 +98,35 @@ def stock_sigma(case: tuple[ModelSpec, tuple[float, int]]) -> float:
 
 
 @track(1, "SN spectral bound", "A",
-       "sigma_max(W_eff) <= gamma by scipy for any raw weights, train/eval/state_dict")
+       "sigma_max(W_eff) <= gamma by scipy for any raw weights, train/eval/state_dict",
+       model_requires=("spectral_norm",))
 def run(ctx) -> None:
-    cases = st.tuples(
-        st.sampled_from(["float32", "float64"]).flatmap(
-            lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt)),
-        updates,
-    )
+    models = st.sampled_from(["float32", "float64"]).flatmap(
+        lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt))
+    cases = st.tuples(models, updates)  # the suite's own: the control's draws
+    certified = st.tuples(ctx.models(models), updates)
     n = ctx.examples(60, 600)
     worst = {}
     for mode in ("train", "eval", "state_dict"):
-        out = worst_case(cases, lambda c, m=mode: sigma_after_update(c, m), bound=1.0,
+        out = worst_case(certified, lambda c, m=mode: sigma_after_update(c, m), bound=1.0,
                          max_examples=n, seed=ctx.seed)
         worst[mode] = out.worst
         ctx.check(at_most(f"max sigma_max(W_eff)/gamma, {mode} mode", out.worst, 1.0,
                           **out.details()))
     tightest_gap = worst_case(
-        cases, lambda c: 1.0 - sigma_after_update(c, "train"), bound=1e-3, max_examples=n,
+        certified, lambda c: 1.0 - sigma_after_update(c, "train"), bound=1e-3, max_examples=n,
         seed=ctx.seed, hunt=True)
     ctx.check(at_most("margin tightness: max (1 - sigma_max/gamma)", tightest_gap.worst, 1e-3,
                       **tightest_gap.details()))
-    ctx.note(f"{n} drawn models per mode; worst sigma_max/gamma: "
+    ctx.note(f"{describe_models(ctx, n, 'drawn models')} per mode; worst sigma_max/gamma: "
              + ", ".join(f"{m} {v:.9f}" for m, v in worst.items()))
+    if ctx.model is None:  # the suite's own subspace SN; a given model brings its own SN
+        subspace_checks(ctx, n)
+    control(ctx, cases, n)
 
+
+def subspace_checks(ctx, n: int) -> None:
+    """`sn_method="subspace"`: σ_max(W_eff) ≤ γ after drawn update sequences, and tightness."""
     sequences = st.tuples(
         st.sampled_from(["float32", "float64"]).flatmap(
             lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt)),
@@ -148,7 +155,10 @@ def run(ctx) -> None:
     ctx.note(f"subspace SN: {calls['calls']} evaluations, {calls['stale']} on a stale "
              f"reference; sigma_max/gamma in [{-loosest.worst:.9f}, {subspace.worst:.9f}]")
 
-    # The property under test, applied to torch's stock SN on the same draws.
+
+
+def control(ctx, cases: st.SearchStrategy, n: int) -> None:
+    """The property under test, applied to torch's stock SN on the suite's draws."""
     stock = worst_case(cases, stock_sigma, bound=float("inf"), max_examples=n, seed=ctx.seed)
     shrunk = find_example(cases, lambda c: stock_sigma(c) > 0.95, max_examples=n, seed=ctx.seed)
     ctx.negative_control(
