@@ -47,16 +47,18 @@ TARGETS = {
 
 
 def steps_section(device: str, grid: list[tuple[int, int]], n_in: int, repeats: int,
-                  warmup: int, seed: int) -> list[dict[str, Any]]:
+                  warmup: int, seed: int, sn: str = "exact") -> list[dict[str, Any]]:
     rows = []
     for batch, hidden in grid:
         calls = {}
         for method in measure.METHODS:
-            model, x, y = measure.build_problem(n_in, hidden, batch, seed=seed, device=device)
+            model, x, y = measure.build_problem(n_in, hidden, batch, seed=seed, device=device,
+                                                sn=sn)
             calls[method] = measure.training_step(method, model, x, y, TIMED_STEPS)
         times = measure.interleaved_medians(calls, repeats=repeats, warmup=warmup,
                                             device=device)
-        model, _, _ = measure.build_problem(n_in, hidden, batch, seed=seed, device=device)
+        model, _, _ = measure.build_problem(n_in, hidden, batch, seed=seed, device=device,
+                                            sn=sn)
         fixed = measure.parametrization_time(model, repeats=repeats, warmup=warmup,
                                              device=device).median_s
         ep, bptt = times["EP"].median_s, times["BPTT"].median_s
@@ -138,7 +140,7 @@ def verdict(ok: bool | None) -> str:
 
 def report(device: str, result: dict[str, Any]) -> list[str]:
     lines = [f"== {device}: torch threads {result['threads']}, load average "
-             f"{result['load_average']}"]
+             f"{result['load_average']}, SN {result.get('sn', 'exact')}"]
     lines.append(f"{'batch':>5} {'hidden':>6} {'EP step':>10} {'BPTT step':>10} {'EP/BPTT':>8} "
                  f"{'fixed W_eff':>11} {'EP/BPTT w/o fixed':>18}")
     for r in result["steps"]:
@@ -201,7 +203,9 @@ def run_device(device: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "threads": torch.get_num_threads(),
         "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-        "steps": steps_section(device, grid, args.n_in, args.repeats, args.warmup, args.seed),
+        "sn": args.sn,
+        "steps": steps_section(device, grid, args.n_in, args.repeats, args.warmup, args.seed,
+                               args.sn),
         "memory": memory_section(device, steps, args.n_in, 256, 64, args.seed),
         "solvers": solvers_section(device, args.quick, args.seed),
         "throughput": throughput_section(device, grid, args.n_in, args.repeats, args.warmup,
@@ -222,6 +226,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sn", choices=measure.SN_CHOICES, default="exact",
+                        help="SN of the timed training steps: exact (default: a float64 "
+                        "eigendecomposition per step, the fixed cost both methods share), "
+                        "subspace (sn_method='subspace') or off")
     args = parser.parse_args(argv)
     for name in ("n_in", "repeats", "threads"):
         value = getattr(args, name)
