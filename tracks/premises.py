@@ -30,6 +30,17 @@ def contraction_premise(ctx: TrackContext, models: SearchStrategy, examples: int
     return holds_
 
 
+def refuses_model(ctx: TrackContext, models: SearchStrategy, consequence: str) -> bool:
+    """Under `--model`: record the premise and, when it fails, note '{model} is not a certified
+    contraction: {consequence}' and return True (the track then runs only its control). Without
+    a user's model: False, nothing recorded (the suite's models are contractive by
+    construction)."""
+    if ctx.model is None or contraction_premise(ctx, models, 1):
+        return False
+    ctx.note(f"{ctx.model!r} is not a certified contraction: {consequence}")
+    return True
+
+
 def describe_models(ctx: TrackContext, n: int, default: str = "drawn contractive models") -> str:
     """What the certification checks drew: '{n} {default}', or the user's model under
     `--model` (with n draws of everything else)."""

@@ -75,7 +75,7 @@ from properties import (
     worst_case,
 )
 
-from .premises import contraction_premise
+from .premises import refuses_model
 from .registry import track
 
 BATCH = 4  # samples per drawn model; the batch mean is what every estimator estimates
@@ -219,10 +219,9 @@ def run(ctx) -> None:
             {("SN" if ctx.model.spectral_norm else "no SN"): strategy})
     problems = MeasuredOnce(GradientProblem)  # each drawn model built and solved once per run
     directional = MeasuredOnce(lambda spec: directional_metrics(problems(spec)))
-    if ctx.model is not None and not contraction_premise(ctx, strategy, 1):
-        # EP's theorem is about the unique, attracting equilibrium of a contraction: on any
-        # other fixed point the solvers find, an agreement would certify nothing.
-        ctx.note(f"{ctx.model!r} is not a certified contraction: checks (1)-(5) not run")
+    # EP's theorem is about the unique, attracting equilibrium of a contraction: on any other
+    # fixed point the solvers find, an agreement would certify nothing.
+    if refuses_model(ctx, strategy, "checks (1)-(5) not run"):
         asymmetric_control(ctx, problems)
         return
 

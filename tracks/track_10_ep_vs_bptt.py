@@ -59,7 +59,7 @@ from properties import (
 )
 
 from .plots import line_plot
-from .premises import contraction_premise
+from .premises import describe_models, refuses_model
 from .registry import track
 from .track_09_ep_vs_implicit import (
     AGREEMENT_TOL,
@@ -140,7 +140,7 @@ def certify(ctx, strategy, problems: MeasuredOnce, n: int) -> None:
                      seed=ctx.seed)
     ctx.check(at_most(f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter "
                       "1 - cosine", cos.worst, COSINE_TOL, **cos.details()))
-    drawn = f"{len(seen)} drawn models" if ctx.model is None else repr(ctx.model)
+    drawn = describe_models(ctx, len(seen), "drawn models")
     ctx.note(f"{drawn}, T = {min(steps)}..{max(steps)} unrolled steps: BPTT "
              f"matches the scipy implicit gradient to {out.worst:.1e} and symmetric EP at beta "
              f"= {SMALL_BETA:g} matches BPTT to {ep.worst:.1e} (worst parameter, relative)")
@@ -154,16 +154,14 @@ def run(ctx) -> None:
     n = ctx.examples(20, 300)
     strategy = ctx.models(gradient_models())
     problems = MeasuredOnce(UnrolledProblem)
-    if ctx.model is None:
-        certify(ctx, strategy, problems, n)
-    elif not contraction_premise(ctx, strategy, 1):
-        # No Banach T exists: the checks below cannot run; the failed premise is the result.
-        ctx.note(f"{ctx.model!r} is not a certified contraction: checks (1)-(3) not run")
-    elif not problems(ctx.model).lipschitz < 1:  # scipy's L < 1, the model's own σ̂ is not
-        ctx.check(holds("the model's own certificate L < 1 (BPTT's truncation T is picked "
-                        "from it)", False, "L < 1", value=problems(ctx.model).lipschitz))
-    else:
-        certify(ctx, strategy, problems, n)
+    # Without a Banach T the checks cannot run; the failed premise is the result.
+    if not refuses_model(ctx, strategy, "checks (1)-(3) not run"):
+        if ctx.model is not None and not problems(ctx.model).lipschitz < 1:
+            # scipy's L < 1, but the model's own σ̂ is not
+            ctx.check(holds("the model's own certificate L < 1 (BPTT's truncation T is picked "
+                            "from it)", False, "L < 1", value=problems(ctx.model).lipschitz))
+        else:
+            certify(ctx, strategy, problems, n)
 
     # Control: BPTT truncated after 2..5 steps is not the gradient at equilibrium.
     def truncated_error(case: tuple[ModelSpec, int]) -> float:

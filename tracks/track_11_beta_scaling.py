@@ -74,7 +74,7 @@ from properties import (
 from properties.gradients import flat
 
 from .plots import line_plot
-from .premises import contraction_premise
+from .premises import describe_models, refuses_model
 from .registry import track
 from .track_09_ep_vs_implicit import ENERGY_PARAMETERS
 
@@ -188,9 +188,8 @@ def run(ctx) -> None:
     n = ctx.examples(10, 100)
     strategy = ctx.models(gradient_models())
     problems = MeasuredOnce(ScalingProblem)
-    if ctx.model is not None and not contraction_premise(ctx, strategy, 1):
-        # The β laws are about EP at the unique, attracting equilibrium of a contraction.
-        ctx.note(f"{ctx.model!r} is not a certified contraction: the beta laws were not measured")
+    # The β laws are about EP at the unique, attracting equilibrium of a contraction.
+    if refuses_model(ctx, strategy, "the beta laws were not measured"):
         mislabeled_control(ctx, [], n)
         return
 
@@ -221,7 +220,7 @@ def run(ctx) -> None:
     seen = problems.values()
     ranges = {e: (min(p.window_slope(e) for p in seen), max(p.window_slope(e) for p in seen))
               for e in ORDERS}
-    drawn = f"{len(seen)} drawn models" if ctx.model is None else repr(ctx.model)
+    drawn = describe_models(ctx, len(seen), "drawn models")
     ctx.note(f"{drawn}: in each model's asymptotic window the fitted slopes "
              f"are one-sided {ranges['one_sided'][0]:.3f}..{ranges['one_sided'][1]:.3f}, "
              f"symmetric {ranges['symmetric'][0]:.3f}..{ranges['symmetric'][1]:.3f}")

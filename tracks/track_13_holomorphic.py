@@ -78,7 +78,7 @@ from properties import (
 )
 
 from .plots import line_plot
-from .premises import contraction_premise
+from .premises import describe_models, refuses_model
 from .registry import track
 
 BATCH = 4
@@ -315,10 +315,8 @@ def run(ctx) -> None:
     n = ctx.examples(4, 40)
     cases = ctx.models(gradient_models())
     measured = MeasuredOnce(measure)
-    if ctx.model is not None and not contraction_premise(ctx, cases, 1):
-        # The |β|^N law is about EP at the unique, attracting equilibrium of a contraction.
-        ctx.note(f"{ctx.model!r} is not a certified contraction: the |beta|^N law was not "
-                 "measured")
+    # The |β|^N law is about EP at the unique, attracting equilibrium of a contraction.
+    if refuses_model(ctx, cases, "the |beta|^N law was not measured"):
         real_nudge_control(ctx, [], n, None)
         return
     slope = worst_case(cases, measured.metric("slope_deviation"), bound=SLOPE_TOLERANCE,
@@ -358,7 +356,7 @@ def run(ctx) -> None:
 
     control_slopes = real_nudge_control(ctx, seen, n, plotted["control"])
 
-    drawn = f"{len(seen)} drawn models" if ctx.model is None else repr(ctx.model)
+    drawn = describe_models(ctx, len(seen), "drawn models")
     ctx.note(f"{drawn}: fitted slopes " + "; ".join(
         f"N={k} {min(v):.3f}..{max(v):.3f}" for k, v in
         ((k, [m["slopes"][k] for m in seen]) for k in ORDERS)))
