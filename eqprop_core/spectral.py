@@ -138,7 +138,9 @@ def subspace_reference(weight: Tensor, rank: int, *, symmetric: bool) -> Subspac
     matrices nearest U, V (‖U − Û‖₂ ≤ ‖UᵀU − I‖₂ ≤ η), ÛᵀW_refV̂ = Σ + G with
     ‖G‖₂ ≤ ρ + η‖W_ref‖₂ + η‖Σ‖₂, so ‖Û⊥ᵀW_refV̂⊥‖₂ ≤ σ_{k+1} + ‖G‖₂ ≤ tail.
     """
-    ref = _as_float64_matrix(weight).detach()
+    # A copy, never a view: for a float64 W, `.to(float64)` returns W itself, and an alias
+    # would follow W's in-place updates, so that ‖W − W_ref‖_F (the tail's growth) read 0.
+    ref = _as_float64_matrix(weight).detach().clone()
     m, n = ref.shape
     k = max(1, min(rank, m, n))
     if symmetric:
@@ -202,7 +204,9 @@ def subspace_spectral_bound(weight: Tensor, reference: SubspaceReference,
     bounds the rounding of each float64 product with inner size N), and σ_up has slope ≤ 1 in
     each argument. The coupling is √λ_max of the k × k Gram matrices, each raised by the Gram
     product's own γ_N‖R‖²_F. r = tail + ‖W − W_ref‖_F·(1 + γ_N) bounds ‖U⊥ᵀWV⊥‖₂ since
-    ‖U⊥ᵀ(W − W_ref)V⊥‖₂ ≤ ‖W − W_ref‖₂ ≤ ‖W − W_ref‖_F. The final factor covers the rounding
+    ‖U⊥ᵀ(W − W_ref)V⊥‖₂ ≤ ‖W − W_ref‖₂ ≤ ‖W − W_ref‖_F — with W_ref the matrix the reference
+    was *computed from*, held as a copy (a view of W would follow W's in-place updates and make
+    this term 0, which is how the bound once failed by 1.8e-4). The final factor covers the rounding
     of W/σ̂ to `dtype` (default W's), as in `certified_spectral_norm`, and 8ε64 that of
     σ_up's own few operations. Cost O(mnk): no decomposition larger than k × k.
     """

@@ -31,6 +31,7 @@ from eqprop_core.spectral import (
     subspace_spectral_bound,
 )
 from eqprop_core.variants import build
+from properties.strategies import ModelSpec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 UPDATE_SIZES = (0.0, 1e-6, 1e-3, 1e-1, 1.0, 1e3)
@@ -212,6 +213,88 @@ def test_bad_rank_is_refused_naming_it(bad: object) -> None:
 def test_bad_tolerance_is_refused_naming_it(bad: float) -> None:
     with pytest.raises(ValueError, match="tolerance must be a positive finite number"):
         SubspaceSpectralNorm(tolerance=bad)
+
+
+# -- in-place updates (what an optimizer does) -----------------------------------------------
+def test_the_reference_is_a_copy_not_a_view_of_a_float64_weight() -> None:
+    """Regression: `.to(float64)` of a float64 W is W itself; the reference once aliased it, so
+    an in-place update moved W_ref with W and ‖W − W_ref‖_F, the tail's growth, read 0."""
+    weight = torch.randn(7, 7, dtype=torch.float64)
+    reference = subspace_reference(weight, 1, symmetric=False)
+    before = reference.weight.clone()
+    with torch.no_grad():
+        weight.add_(1.0)
+    assert reference.weight.data_ptr() != weight.data_ptr()
+    assert torch.equal(reference.weight, before)
+
+
+def test_shrunk_counterexample_of_track_1_seed_5_keeps_the_margin() -> None:
+    """The case hypothesis shrank at `tracks.run --track 1 --seed 5` (σ_max(W_eff)/γ = 1.00018
+    by scipy with the aliased reference): n = 7, rank 1, γ = 0.5, in-place updates 0.01, 1."""
+    spec = ModelSpec(n_in=1, n_hidden=7, weight_scale=0.001, structure="gaussian", seed=1,
+                     symmetric=False, spectral_norm=True, gamma=0.5, drive_scale=0.0,
+                     activation="tanh", dtype="float64", n_out=3)
+    model = LoopedMLP(1, 7, 3, symmetric=False, gamma=0.5, dtype=torch.float64,
+                      sn_method="subspace")
+    model.load_state_dict(spec.build().state_dict())
+    model.spectral_bounds["W"] = SubspaceSpectralNorm(rank=1)
+    ratios = [sigma_max(model.recurrent_weight()) / 0.5]
+    for size in (0.01, 1.0):
+        with torch.no_grad():
+            model.W.add_(torch.as_tensor(size * np.random.default_rng(2).standard_normal((7, 7))))
+        ratios.append(sigma_max(model.recurrent_weight()) / 0.5)
+    assert max(ratios) <= 1.0, ratios
+
+
+inplace_cases = st.fixed_dictionaries({
+    "symmetric": st.booleans(),
+    "n": st.integers(1, 9),
+    "rank": st.integers(1, 3),
+    "gamma": st.sampled_from([0.05, 0.5, 0.9]),
+    "scale": st.sampled_from([1e-6, 1e-3, 1.0]),
+    "dtype": st.sampled_from(sorted(DTYPES)),
+    "updates": st.lists(st.tuples(st.sampled_from([0.0, 1e-6, 1e-4, 1e-2, 1.0, 1e3]),
+                                  st.sampled_from(["gaussian", "spike", "orthogonal_to_top"])),
+                        min_size=1, max_size=8),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def adversarial_update(weight: torch.Tensor, size: float, kind: str,
+                       rng: np.random.Generator) -> torch.Tensor:
+    """A raw update of the given size: Gaussian, a rank-1 spike, or a spike orthogonal to the
+    current top singular pair (a new top direction a stale subspace cannot see)."""
+    n = weight.shape[0]
+    if kind == "gaussian":
+        update = rng.standard_normal((n, n))
+    else:
+        u, v = rng.standard_normal(n), rng.standard_normal(n)
+        if kind == "orthogonal_to_top" and n > 1:
+            left, _, right = np.linalg.svd(weight.detach().double().numpy())
+            u -= left[:, 0] * (left[:, 0] @ u)
+            v -= right[0] * (right[0] @ v)
+        update = np.outer(u, v) / max(np.linalg.norm(u) * np.linalg.norm(v), 1e-300)
+    return torch.as_tensor(size * update, dtype=weight.dtype)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(inplace_cases)
+def test_tiny_asymmetric_low_gamma_models_under_adversarial_inplace_updates(case: dict) -> None:
+    """σ_max(W_eff) ≤ γ by scipy after every in-place update of W (the optimizer's way), on the
+    smallest models, ranks 1–3 and margins γ down to 0.05, where a missed term shows most."""
+    n, dtype = case["n"], DTYPES[case["dtype"]]
+    rng = np.random.default_rng(case["seed"])
+    model = LoopedMLP(1, n, 2, symmetric=case["symmetric"], gamma=case["gamma"], dtype=dtype,
+                      sn_method="subspace")
+    with torch.no_grad():
+        model.W.copy_(torch.as_tensor(case["scale"] * rng.standard_normal((n, n)), dtype=dtype))
+    model.spectral_bounds["W"] = SubspaceSpectralNorm(rank=case["rank"])
+    floor = (1 - rounding_margin(n, dtype)) / (1 + model.spectral_bounds["W"].tolerance)
+    for size, kind in [(0.0, "gaussian"), *case["updates"]]:
+        with torch.no_grad():
+            model.W.add_(adversarial_update(model.W, size, kind, rng))
+        ratio = sigma_max(model.recurrent_weight()) / case["gamma"]
+        assert floor <= ratio <= 1.0, (ratio, size, kind)
 
 
 # -- the model option ---------------------------------------------------------------------------
