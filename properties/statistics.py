@@ -73,6 +73,35 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
 
 
 @dataclass(frozen=True)
+class PairedClassifierTest:
+    """Exact one-sided McNemar test that classifier B is more accurate than A on the same items.
+
+    Of the n test items, `a_only` are right for A alone and `b_only` for B alone (the discordant
+    pairs, d = a_only + b_only). Under H0 (equal accuracy) each discordant item is B's with
+    probability ½, so p = P(Bin(d, ½) ≥ b_only) (scipy's exact binomial test); items both get
+    right or wrong carry no information about the difference.
+    """
+
+    a_only: int
+    b_only: int
+    n: int
+    p_value: float
+
+
+def mcnemar_b_better(a_correct: Sequence[bool], b_correct: Sequence[bool]
+                     ) -> PairedClassifierTest:
+    """The exact one-sided McNemar test of 'B beats A' from per-item correctness."""
+    a_, b_ = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    if a_.shape != b_.shape or a_.ndim != 1:
+        raise ValueError(f"mcnemar_b_better: shapes {a_.shape} and {b_.shape} cannot be paired")
+    a_only, b_only = int((a_ & ~b_).sum()), int((b_ & ~a_).sum())
+    d = a_only + b_only
+    p = 1.0 if d == 0 else float(scipy.stats.binomtest(b_only, d, 0.5,
+                                                         alternative="greater").pvalue)
+    return PairedClassifierTest(a_only, b_only, int(a_.size), p)
+
+
+@dataclass(frozen=True)
 class WelchTest:
     """Welch's unequal-variance t-test of mean(a) − mean(b): the difference, its interval, the
     statistic t, the Welch–Satterthwaite ν and the two-sided p (all from scipy)."""

@@ -93,3 +93,23 @@ def test_value_range_direction_and_equivalence_verdicts() -> None:
     assert equivalence_verdict(-1.0, 3.0, 2.0).verdict == INCONCLUSIVE
     with pytest.raises(ValueError):
         equivalence_verdict(-1.0, 1.0, 0.0)
+
+
+def test_mcnemar_counts_discordant_items_and_matches_the_exact_binomial_tail() -> None:
+    from properties.statistics import mcnemar_b_better
+
+    a = [True] * 340 + [False] * 10 + [True] * 3 + [False] * 7
+    b = [True] * 340 + [True] * 10 + [False] * 3 + [False] * 7
+    test = mcnemar_b_better(a, b)
+    assert (test.a_only, test.b_only, test.n) == (3, 10, 360)
+    # P(Bin(13, 1/2) >= 10) = (C(13,10) + C(13,11) + C(13,12) + C(13,13)) / 2^13
+    assert abs(test.p_value - (286 + 78 + 13 + 1) / 8192) < 1e-12
+    # track 22 seed 5: B one image ahead (6 vs 5 discordant) is no evidence at all
+    one_ahead = mcnemar_b_better([True] * 5 + [False] * 6, [False] * 5 + [True] * 6)
+    assert one_ahead.p_value == pytest.approx(0.5, abs=1e-12)
+    # a clearly better B is caught: 25 vs 2 discordant items
+    clear = mcnemar_b_better([True] * 2 + [False] * 25, [False] * 2 + [True] * 25)
+    assert clear.p_value < 1e-5
+    assert mcnemar_b_better([True, False], [True, False]).p_value == 1.0
+    with pytest.raises(ValueError, match="cannot be paired"):
+        mcnemar_b_better([True], [True, False])

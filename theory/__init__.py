@@ -29,11 +29,14 @@ from .banach import (
 )
 from .energy import energy, energy_gradient, guaranteed_decrease
 from .fixed_point import (
+    CertifiedFixedPoint,
     NumpyFixedPoint,
+    certified_fixed_point,
     distinct_points,
     find_fixed_point,
     fixed_point_map,
     iterate_map,
+    step_rounding,
 )
 from .gradients import equilibria, implicit_gradients, pull_back_to_raw
 from .network import Network
@@ -65,7 +68,10 @@ __all__ = [
     "distinct_points",
     "energy",
     "energy_gradient",
+    "CertifiedFixedPoint",
+    "certified_fixed_point",
     "find_fixed_point",
+    "step_rounding",
     "fixed_point_map",
     "golden",
     "layered",

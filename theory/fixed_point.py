@@ -71,6 +71,75 @@ def find_fixed_point(
     return NumpyFixedPoint(h, norm, max_iter, norm <= tol)
 
 
+EPS = float(np.finfo(np.float64).eps)
+
+
+def step_rounding(h: Array, weight: Array, drive: Array, activation: str) -> float:
+    """ρ ≥ ‖fl(T(h)) − T(h)‖₂ for T(h) = φ(Wh + a) evaluated in float64.
+
+    The product Wh + a has entrywise error ≤ γ_{n+1}(|W||h| + |a|), γ_m = mε/(1 − mε) ≤ (m+1)ε/…
+    (taken as (n + 2)ε); φ is s-Lipschitz (s = sup|φ′|) and its library evaluation adds ≤ 2 ulp,
+    so ρ = (n + 2)ε·s·(‖|W||h|‖₂ + ‖a‖₂) + 2ε‖φ(Wh + a)‖₂ + ε‖h‖₂ (the last for forming
+    h − T(h)).
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    a = np.asarray(drive, dtype=np.float64)
+    act = nonlinearity(activation)
+    n = w.shape[1]
+    products = np.linalg.norm(np.abs(w) @ np.abs(h)) + np.linalg.norm(a)
+    value = np.linalg.norm(act.phi(w @ h + a))
+    return float((n + 2) * EPS * act.sup_slope * products + 2 * EPS * value
+                 + EPS * np.linalg.norm(h))
+
+
+@dataclass
+class CertifiedFixedPoint:
+    """ĥ with ‖ĥ − h*‖₂ ≤ error_bound, h* the unique fixed point of an L-contraction."""
+
+    h: Array
+    error_bound: float
+    residual: float
+
+
+def certified_fixed_point(
+    weight: Array, drive: Array, activation: str, lipschitz: float, h0: Array | None = None,
+    *, polish_steps: int = 4,
+) -> CertifiedFixedPoint:
+    """The Newton witness ĥ and a rigorous bound on its own error, for L = `lipschitz` < 1.
+
+    ‖ĥ − h*‖ ≤ ‖ĥ − T(ĥ)‖ + ‖T(ĥ) − T(h*)‖ ≤ ‖ĥ − T(ĥ)‖ + L‖ĥ − h*‖, so
+        ‖ĥ − h*‖ ≤ (‖ĥ − fl(T(ĥ))‖ + ρ) / (1 − L),  ρ = `step_rounding`(ĥ).
+    A check that measures ‖h_k − ĥ‖ knows the true error only within ± this bound. ĥ is Newton's
+    root (`find_fixed_point`) polished by up to `polish_steps` further Newton steps, keeping the
+    iterate of smallest residual, so the bound sits near rounding level.
+    """
+    if not 0 <= lipschitz < 1:
+        raise ValueError(f"certified_fixed_point needs 0 <= L < 1, got L = {lipschitz!r}")
+    w = np.asarray(weight, dtype=np.float64)
+    a = np.asarray(drive, dtype=np.float64)
+    act = nonlinearity(activation)
+    h = find_fixed_point(w, a, activation, h0).h
+    eye = np.eye(w.shape[0])
+
+    def residual_norm(v: Array) -> float:
+        return float(np.linalg.norm(v - act.phi(w @ v + a)))
+
+    best, best_residual = h, residual_norm(h)
+    for _ in range(polish_steps):
+        F = h - act.phi(w @ h + a)
+        try:
+            h = h + scipy.linalg.solve(eye - act.slope(w @ h + a)[:, None] * w, -F)
+        except (scipy.linalg.LinAlgError, ValueError):
+            break
+        r = residual_norm(h)
+        if not r < best_residual:
+            break
+        best, best_residual = h, r
+    bound = (best_residual + step_rounding(best, w, a, activation)) / (1 - lipschitz)
+    return CertifiedFixedPoint(best, bound, best_residual)
+
+
 def iterate_map(
     h0: Array, weight: Array, drive: Array, activation: str, steps: int
 ) -> Array:

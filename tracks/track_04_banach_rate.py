@@ -8,8 +8,16 @@ For an L-contraction T with fixed point h* (L by scipy, h* by the Newton witness
 
 measured on plain iteration of the model's own map (float64, starts up to 1e6 in norm), and the
 solvers' certified stop: `stats.error_bound` ≥ the true error, for plain iteration and Anderson.
-Errors below 1e-13 are float64 noise and are not scored; each bound gets an absolute round-off
-allowance of 64·ε·√n·(1 + ‖h*‖) ≈ 1.4e-14·√n (see `round_off`).
+
+A ratio > 1 is scored only as a *proven* violation. The true error e*_k = ‖h_k − h*‖ is known
+within ±δ* of the measured ‖h_k − ĥ‖, δ* the witness's own certified error
+(`theory.certified_fixed_point`: ‖ĥ − h*‖ ≤ (‖ĥ − T(ĥ)‖ + ρ)/(1 − L), plus the drive's
+rounding), so the numerator is ‖h_k − ĥ‖ − δ* and every h* inside a bound is taken at its
+largest. The iterates are computed in float64, h_k = T(h_{k−1}) + r_k with ‖r_k‖ ≤ ρ_k
+(`theory.step_rounding`), and the theorems for the computed sequence read
+    a priori       e*_k ≤ L^k e*_0 + max_j ρ_j / (1 − L)
+    a posteriori   e*_k ≤ (L‖h_k − h_{k−1}‖ + ρ_k) / (1 − L)
+(from e*_k ≤ L e*_{k−1} + ρ_k), so ρ/(1 − L) is each bound's allowance: derived, not tuned.
 
 Negative control: a wrong rate — 0.9·ρ(J*), below the true asymptotic rate — is claimed as L;
 the a-priori bound with it is falsified by a drawn trajectory.
@@ -35,19 +43,9 @@ from .plots import line_plot
 from .premises import contraction_premise, describe_models
 from .registry import track
 
-FLOOR = 1e-13  # errors at or below this are float64 round-off, not convergence
 STEPS = 400
 EPS = np.finfo(np.float64).eps
 
-
-def round_off(n: int, h_star: np.ndarray) -> float:
-    """Absolute allowance 64·ε·√n·(1 + ‖h*‖) for computing an error norm in float64.
-
-    The bounds are exact theorems and are tight for nearly linear maps, so a measured ratio can
-    exceed 1 by round-off alone; the allowance is absolute, so any real violation (an error far
-    above 1e-14) is still scored in full.
-    """
-    return 64 * EPS * np.sqrt(n) * (1 + np.linalg.norm(h_star))
 
 @st.composite
 def trajectories(draw: st.DrawFn, models: st.SearchStrategy | None = None):
@@ -57,81 +55,131 @@ def trajectories(draw: st.DrawFn, models: st.SearchStrategy | None = None):
     return spec, h0, x_scale
 
 
-def plain_iteration(case) -> dict:
-    """Plain-iteration trajectory of the model, h* by Newton, L and ρ(J*) by scipy."""
-    spec, h0, x_scale = case
+def witness(spec, x_scale: float, h0: np.ndarray):
+    """(model, x, ĥ, δ*, L, problem): the Newton witness ĥ of the model's map and a certified
+    bound δ* on ‖ĥ − h*‖ — its residual's share plus the drive Ux + b computed twice (numpy here,
+    torch in the model: they differ by ≤ 2(n_in + 2)ε(‖|x||U|ᵀ‖ + ‖b‖), which moves h* by
+    ≤ sup|φ′|·that/(1 − L))."""
     model = spec.build()
     x = spec.inputs(1, x_scale)
     problem = as_numpy(model)
     drive = problem.drive(x)[0]
-    star = theory.find_fixed_point(problem.weight, drive, spec.activation,
-                                   h0=np.tanh(h0)).h
+    L = theory.lipschitz_certificate(problem.weight, spec.activation)
+    star = theory.certified_fixed_point(problem.weight, drive, spec.activation, L,
+                                        h0=np.tanh(h0))
+    xs = np.atleast_2d(np.asarray(x, dtype=np.float64))[0]
+    drive_error = 2 * (spec.n_in + 2) * EPS * (np.linalg.norm(np.abs(problem.U) @ np.abs(xs))
+                                               + np.linalg.norm(problem.b))
+    slope = theory.nonlinearity(spec.activation).sup_slope
+    delta = star.error_bound + slope * drive_error / (1 - L)
+    return model, x, star.h, delta, L, problem
+
+
+def plain_iteration(case) -> dict:
+    """Plain-iteration trajectory of the model; ĥ by Newton with its certified error δ*; L and
+    ρ(J*) by scipy; ρ_k, the rounding of each computed step."""
+    spec, h0, x_scale = case
+    model, x, star, delta, L, problem = witness(spec, x_scale, h0)
+    drive = problem.drive(x)[0]
     states = model.trajectory(x, torch.as_tensor(h0[None]), STEPS)[:, 0].numpy()
     J = theory.jacobian_at_equilibrium(star, problem.weight, drive, spec.activation)
+    rounding = np.array([theory.step_rounding(h, problem.weight, drive, spec.activation)
+                         for h in states[:-1]])
     return {
         "errors": np.linalg.norm(states - star, axis=1),
         "steps": np.linalg.norm(np.diff(states, axis=0), axis=1),
-        "L": theory.lipschitz_certificate(problem.weight, spec.activation),
+        "L": L,
         "rho": theory.spectral_radius(J),
-        "slack": round_off(spec.n_hidden, star),
+        "witness_error": delta,
+        "rounding": rounding,  # ρ_k for the step h_{k-1} -> h_k, k = 1..STEPS
     }
 
 
 trajectory = MeasuredOnce(plain_iteration)  # four checks score the same trajectories
 
 
+def proven_ratio(lower: np.ndarray, bound: np.ndarray) -> float:
+    """max of lower/bound, where a zero bound counts only against a positive lower value."""
+    lower, bound = np.broadcast_arrays(np.asarray(lower, float), np.asarray(bound, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bound > 0, lower / np.where(bound > 0, bound, 1.0),
+                         np.where(lower > 0, np.inf, 0.0))
+    return max(float(np.max(ratio)) if ratio.size else 0.0, 0.0)
+
+
+def accumulated_rounding(L: float, rounding: np.ndarray) -> np.ndarray:
+    """A_k = Σ_{j≤k} L^{k−j} ρ_j (A_k = L·A_{k−1} + ρ_k), k = 1..: what the rounding of the
+    computed steps adds to e*_k ≤ L^k e*_0 + A_k."""
+    out = np.empty_like(rounding)
+    total = 0.0
+    for k, rho in enumerate(rounding):
+        total = L * total + rho
+        out[k] = total
+    return out
+
+
 def a_priori_violation(case, rate: str = "L") -> float:
-    """max_k ‖h_k − h*‖ / (rate^k ‖h_0 − h*‖) over scored k (≤ 1 when the bound holds)."""
+    """max_k (e*_k lower) / (rate^k e*_0 upper + A_k) over k ≥ 1 (≤ 1 when the bound holds; > 1
+    only for a proven violation)."""
     t = trajectory(case)
     r = t["L"] if rate == "L" else 0.9 * t["rho"]
-    e = t["errors"]
-    if e[0] <= FLOOR:
-        return 0.0
-    k = np.arange(len(e))
-    scored = (e > FLOOR) & (k >= 1)  # k = 0 holds with equality by definition
-    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-        ratio = e[scored] / (np.power(r, k[scored]) * e[0] + t["slack"])
-    return float(np.nanmax(ratio)) if ratio.size else 0.0
+    e, delta = t["errors"], t["witness_error"]
+    k = np.arange(1, len(e))
+    with np.errstate(under="ignore"):
+        bound = np.power(r, k) * (e[0] + delta) + accumulated_rounding(t["L"], t["rounding"])
+    return proven_ratio(e[1:] - delta, bound)
 
 
 def a_posteriori_violation(case) -> float:
-    """max_k ‖h_k − h*‖ / (L/(1 − L)·‖h_k − h_{k−1}‖) over scored k ≥ 1."""
+    """max_k (e*_k lower) / ((L‖h_k − h_{k−1}‖ + ρ_k)/(1 − L)) over k ≥ 1."""
     t = trajectory(case)
-    e, s = t["errors"][1:], t["steps"]
-    scored = e > FLOOR
-    if not scored.any():
-        return 0.0
-    bound = theory.a_posteriori_bound(t["L"], s[scored])
-    return float(np.max(e[scored] / (bound + t["slack"])))
+    e, s, L = t["errors"][1:], t["steps"], t["L"]
+    bound = theory.a_posteriori_bound(L, s) + t["rounding"] / (1 - L)
+    return proven_ratio(e - t["witness_error"], bound)
 
 
 def step_count_violation(case, tol: float = 1e-8) -> float:
-    """(first k with ‖h_k − h*‖ ≤ tol) / (a-priori predicted k); ≤ 1 when the prediction holds."""
+    """(first k with e*_k ≤ tol, at the latest) / (predicted k); ≤ 1 when the prediction holds.
+
+    Predicted: the first k with L^k(‖h_1 − h_0‖ + ρ_1)/(1 − L) + A_k ≤ tol, the a-priori bound of
+    the computed sequence (e*_0 ≤ (‖h_1 − h_0‖ + ρ_1)/(1 − L)). Reached: the first k where the
+    measured error minus δ* is ≤ tol, never later than the true first k."""
     t = trajectory(case)
-    e = t["errors"]
-    predicted = theory.steps_to_tolerance(t["L"], t["steps"][0], tol)
+    L, rounding = t["L"], t["rounding"]
+    e = t["errors"] - t["witness_error"]
+    k = np.arange(1, len(e))
+    with np.errstate(under="ignore"):
+        bound = (np.power(L, k) * (t["steps"][0] + rounding[0]) / (1 - L)
+                 + accumulated_rounding(L, rounding))
+    below = np.flatnonzero(bound <= tol)
+    if not below.size:
+        return 0.0  # the trajectory is too short to test this prediction
+    predicted = int(k[below[0]])
     reached = np.flatnonzero(e <= tol)
     actual = int(reached[0]) if reached.size else len(e)
-    if actual > predicted and predicted >= len(e) - 1:
-        return 0.0  # the trajectory is too short to test this prediction
-    return actual / max(predicted, 1) if actual else 0.0
+    return actual / predicted
 
 
 def certified_stop_violation(case) -> float:
-    """max true error / stats.error_bound for the model's solvers stopped at tol 1e-8."""
+    """max (true error, lower) / (stats.error_bound + ρ/(1 − L)) for the model's solvers
+    stopped at tol 1e-8: the solver's bound L/(1 − L)‖h − h_prev‖ is the theorem for exact
+    arithmetic; its last step's rounding ρ (`theory.step_rounding` at h_prev) adds ρ/(1 − L)."""
     spec, h0, x_scale = case
-    model = spec.build()
-    x = spec.inputs(1, x_scale)
-    problem = as_numpy(model)
-    star = theory.find_fixed_point(problem.weight, problem.drive(x)[0], spec.activation,
-                                   h0=np.tanh(h0)).h
+    model, x, star, delta, L, problem = witness(spec, x_scale, h0)
+    drive = problem.drive(x)[0]
     worst = 0.0
     for solver in ("fixed_point", "anderson"):
         h, stats = model.equilibrium(x, torch.as_tensor(h0[None]), solver=solver, tol=1e-8)
-        error = float(np.linalg.norm(h[0].numpy() - star))
-        bound = float(stats.error_bound[0])
-        if error > FLOOR:
-            worst = max(worst, error / (bound + round_off(spec.n_hidden, star)))
+        h = h[0].numpy()
+        error = float(np.linalg.norm(h - star)) - delta
+        solver_bound = float(stats.error_bound[0])
+        # ρ grows with |h_prev| entrywise, and |h_prev| ≤ |h| + ‖h − h_prev‖ entrywise, with
+        # ‖h − h_prev‖ = solver_bound·(1 − L)/L read back from the solver's own bound.
+        last_step = solver_bound * (1 - L) / L if L > 0 else 0.0
+        rounding = theory.step_rounding(np.abs(h) + last_step, problem.weight, drive,
+                                        spec.activation)
+        bound = solver_bound + rounding / (1 - L)
+        worst = max(worst, proven_ratio(error, bound))
     return worst
 
 
@@ -179,7 +227,7 @@ def control(ctx, n: int) -> None:
             example = t
     e = example["errors"]
     k = np.arange(len(e))
-    keep = e > FLOOR
+    keep = e > example["witness_error"]  # below it the witness cannot resolve the error
     line_plot(
         ctx.artifact_path("banach.png"),
         {
