@@ -294,6 +294,9 @@ def test_tiny_asymmetric_low_gamma_models_under_adversarial_inplace_updates(case
         with torch.no_grad():
             model.W.add_(adversarial_update(model.W, size, kind, rng))
         ratio = sigma_max(model.recurrent_weight()) / case["gamma"]
+        if not bool(model.W.detach().any()):  # updates cancelled exactly: W_eff = W = 0
+            assert ratio == 0.0
+            continue
         assert floor <= ratio <= 1.0, (ratio, size, kind)
 
 
