@@ -58,6 +58,13 @@ estimate turning into a bias towards zero rather than noise (reported: the nudge
 then tends to g_q, the implicit gradient of the network with the quantized matrices (scipy, on
 matrices quantized by NumPy), pulled back through the float parametrization (straight-through).
 
+Checks of the quantizers themselves (state and weight; derivation at `grid_step`): (0a) over
+hypothesis-drawn values (grid and half-way points, a few ulps either side, the range edges,
+beyond the range) |q(v) − clip(v, −r, r)| ≤ Δ/2 + the float arithmetic's share, and q(v) on the
+promised grid; (0b) the mean error over uniform samples of [0, r] and [−r, 0] is 0 within a
+Hoeffding bound, at every bit width. The checks below are statistical and an offset common to
+all phases cancels in EP's difference, so a quantizer that truncates passes them; (0) does not.
+
 Checks (per estimator; each at both model points, the worse one recorded):
 (1) ideal (no noise, float64, truncated phases) whole-vector cosine ≥ 0.99;
 (2) noise: the measured RMS error of the (W, U, b) estimate caused by the noise (against the
@@ -291,7 +298,7 @@ class Bench:
         return math.sqrt(squared) / len(self.jacobians)
 
 
-# -- the quantizers' own promise --------------------------------------------------------------
+# -- the quantizers' own promise (checks 0a, 0b) ---------------------------------------------
 # The sweeps below measure what rounding does to EP; they are statistical, and an offset common
 # to every phase cancels in the difference EP takes (a quantizer that truncates passes them).
 # So each quantizer is first held to what it promises for a single value: with Δ = r/Q,
@@ -313,10 +320,13 @@ class Bench:
 #     P(|ē − E e| ≥ t) ≤ 2 exp(−2n t²/w²),  t = w √(ln(2/α)/2n),  α = PROMISE_FALSE_ALARM,
 #
 # and |ē| ≤ t + a(r) must hold (floor or truncation towards zero: |ē| ≈ Δ/2 on one half, i.e.
-# ~26 t at n = 20 000). Third, q(v) lies on the promised grid: |q − Δ·round(q/Δ)| ≤ a(q) (the
-# rounding of kΔ'), which a grid finer than promised (more levels than 2Q + 1) fails though
-# its errors are smaller. The weight quantizer q(M) = quantize(M, b, max|M|) is held to the
-# same with r = max|M|: the values are quantized as one tensor with a peak entry ±r added.
+# ~26 t at n = 20 000). Third, q(v) lies on the promised grid: q = kΔ(1 + δ₀)(1 + δ₂), so
+# |q − kΔ| ≤ (2u + u²)|k|Δ, and the check's own float64 product Δ·k adds u₆₄|k|Δ (the
+# difference of two numbers this close is exact), |k|Δ ≤ |q| + Δ: the distance to the grid is
+# at most g(q) = (2u + u² + u₆₄)(|q| + Δ), which a grid finer than promised (more levels than
+# 2Q + 1) fails though its errors are smaller. The weight quantizer q(M) = quantize(M, b,
+# max|M|) is held to the same with r = max|M|: the values are quantized as one tensor with a
+# peak entry ±r added.
 PROMISE_EXAMPLES = {"quick": 150, "full": 1500}
 PROMISE_SAMPLES = 20_000
 PROMISE_FALSE_ALARM = 1e-6
@@ -387,7 +397,7 @@ QUANTIZERS = {"state quantizer (quantize_states)": state_quantizer,
 
 def promise_ratio(quantizer, case: tuple[int, float, str, list[float]]) -> float:
     """max_v of |q(v) − clip(v, −r, r)| / (Δ/2 + a(v)) and of the distance of q(v) to the grid
-    over a(q(v)), over the case's values (≤ 1 promised); a complex tensor is quantized part by
+    over g(q(v)), over the case's values (≤ 1 promised); a complex tensor is quantized part by
     part, so its parts are held to the same."""
     bits, limit, dtype_name, values = case
     dtype = QUANTIZER_DTYPES[dtype_name]
@@ -401,7 +411,8 @@ def promise_ratio(quantizer, case: tuple[int, float, str, list[float]]) -> float
         outputs += [both.real, both.imag.flip(0)]
     worst = 0.0
     for q in (q.double().numpy() for q in outputs):
-        off_grid = np.abs(q - step * np.round(q / step)) / rounding_allowance(np.abs(q), step, u)
+        on_grid = (2 * u + u * u + unit_roundoff(torch.float64)) * (np.abs(q) + step)
+        off_grid = np.abs(q - step * np.round(q / step)) / on_grid
         worst = max(worst, float(np.max(np.abs(q - truth) / allowed)), float(np.max(off_grid)))
     return worst
 
