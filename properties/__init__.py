@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from . import profiles  # noqa: F401  (registers the ci / dev / thorough profiles)
-from .evidence import Evidence, at_least, at_most, holds, within
+from .evidence import (
+    Evidence,
+    MeasurementFailed,
+    at_least,
+    at_most,
+    holds,
+    require_converged,
+    within,
+)
 from .extract import NumpyModel, as_numpy
 from .gradients import Agreement, GradientProblem, agreement, fitted_slope, gradient_models
 from .search import MeasuredOnce, SearchOutcome, find_example, worst_case
@@ -22,6 +30,7 @@ __all__ = [
     "fitted_slope",
     "gradient_models",
     "MeasuredOnce",
+    "MeasurementFailed",
     "Evidence",
     "ModelSpec",
     "NumpyModel",
@@ -35,6 +44,7 @@ __all__ = [
     "initial_states",
     "inputs",
     "noncontractive_models",
+    "require_converged",
     "within",
     "worst_case",
 ]

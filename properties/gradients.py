@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import theory
 from eqprop_core import EPGradients, ep_gradients
 
+from .evidence import require_converged
 from .extract import as_numpy
 from .strategies import ModelSpec
 
@@ -129,10 +130,15 @@ class GradientProblem:
         return theory.implicit_gradients(as_numpy(self.model), self.x, self.y)
 
     def ep(self, beta: float, estimator: str = "symmetric") -> EPGradients:
+        """EP at β; `MeasurementFailed` with the max residual if a phase missed the tolerance."""
         key = (estimator, beta)
         if key not in self._estimates:
-            self._estimates[key] = ep_gradients(self.model, self.x, self.y, beta=beta,
-                                                estimator=estimator, tol=self.tol)
+            estimate = ep_gradients(self.model, self.x, self.y, beta=beta, estimator=estimator,
+                                    tol=self.tol, on_unconverged="record")
+            require_converged(estimate.free, f"{estimator} EP free phase")
+            for beta_k, stats in zip(estimate.schedule.betas, estimate.nudged):
+                require_converged(stats, f"{estimator} EP nudged phase beta={beta_k:.3g}")
+            self._estimates[key] = estimate
         return self._estimates[key]
 
     def error(self, beta: float, estimator: str = "symmetric",

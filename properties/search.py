@@ -4,6 +4,12 @@
 with `hypothesis.target`, and, when an example breaks the bound, keeps the *shrunk*
 counterexample that hypothesis replays last. `find_example` returns the minimal example that
 satisfies a condition (used by negative controls to exhibit the failure they expect).
+
+A measurement that raises — `MeasurementFailed` (an unconverged phase with its residual, a
+missing premise with its value), or any other error — is a failed example, not a crashed track:
+the worst statistic becomes NaN (so every check on it fails) and the outcome lists each distinct
+failure hypothesis found (type, message, its shrunk example, and the value and bound a
+`MeasurementFailed` carries), also when hypothesis reports several at once (an ExceptionGroup).
 """
 
 from __future__ import annotations
@@ -11,15 +17,18 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
 from hypothesis import given, target
-from hypothesis.errors import NoSuchExample, Unsatisfiable
+from hypothesis.errors import HypothesisException, NoSuchExample, Unsatisfiable
 from hypothesis.strategies import SearchStrategy
 
+from .evidence import MeasurementFailed
 from .profiles import draws_depend_only_on_seed, track_settings
+
+EXAMPLE = "measured_example"  # the attribute `worst_case` puts on a measurement's exception
 
 
 @dataclass
@@ -31,17 +40,47 @@ class SearchOutcome:
     worst_example: str | None
     counterexample: str | None
     counterexample_value: float | None
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def falsified(self) -> bool:
-        return self.counterexample is not None
+        return self.counterexample is not None or bool(self.failures)
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"examples": self.examples, "worst_example": self.worst_example}
         if self.counterexample is not None:
             out["shrunk_counterexample"] = self.counterexample
             out["counterexample_value"] = self.counterexample_value
+        if self.failures:
+            out["failures"] = self.failures
         return out
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside an exception group (hypothesis's several failures), or `error`."""
+    inner = getattr(error, "exceptions", None)
+    if isinstance(inner, tuple):
+        return [leaf for each in inner for leaf in _leaves(each)]
+    return [error]
+
+
+def _failure(error: BaseException) -> dict[str, Any]:
+    """One failure as recorded: type, message, the shrunk example, a premise's value and bound."""
+    out: dict[str, Any] = {"type": type(error).__name__, "message": str(error),
+                           "example": getattr(error, EXAMPLE, None)}
+    if isinstance(error, MeasurementFailed):
+        out.update(check=error.name, value=error.value, bound=error.bound)
+    return out
+
+
+def measured_failures(error: Exception) -> list[dict[str, Any]] | None:
+    """The distinct failures of a search that raised `error` (one, or an ExceptionGroup), each
+    with its example — or None when something else than the measurement raised (a hypothesis
+    error such as Unsatisfiable, which the caller must see)."""
+    leaves = _leaves(error)
+    if not all(hasattr(leaf, EXAMPLE) for leaf in leaves):
+        return None
+    return [_failure(leaf) for leaf in leaves]
 
 
 def worst_case(
@@ -55,7 +94,8 @@ def worst_case(
 ) -> SearchOutcome:
     """Largest `measure(example)` over drawn examples; falsified if any exceeds `bound`.
 
-    NaN counts as exceeding the bound.
+    NaN counts as exceeding the bound. A measurement that raises (module doc) makes the worst
+    statistic NaN and is listed in `failures`, with its shrunk example.
     """
     seen: dict[str, Any] = {"n": 0, "worst": -math.inf, "worst_repr": None,
                             "fail_repr": None, "fail_value": None}
@@ -66,7 +106,12 @@ def worst_case(
     @track_settings(max_examples)
     @given(strategy)
     def prop(example: Any) -> None:
-        value = float(measure(example))
+        try:
+            value = float(measure(example))
+        except Exception as error:
+            if not isinstance(error, HypothesisException):  # assume() & co. steer the search
+                setattr(error, EXAMPLE, repr(example))
+            raise
         seen["n"] += 1
         if hunt and math.isfinite(value):
             target(value, label="measured statistic")
@@ -74,18 +119,28 @@ def worst_case(
             seen["worst"], seen["worst_repr"] = value, repr(example)
         if exceeds(value):
             seen["fail_repr"], seen["fail_value"] = repr(example), value
-            raise AssertionError(f"{value} exceeds {bound}")
+            exceeded = AssertionError(f"{value} exceeds {bound}")
+            setattr(exceeded, EXAMPLE, repr(example))
+            raise exceeded
 
-    counterexample = None
+    counterexample, failures = None, []
     try:
         with draws_depend_only_on_seed():
             hypothesis.seed(seed)(prop)()
-    except AssertionError:
-        counterexample = seen["fail_repr"]  # the last failing call is hypothesis's shrunk replay
+    except Exception as error:
+        found = measured_failures(error)
+        if found is None:
+            raise
+        # the last failing call is hypothesis's shrunk replay
+        counterexample = seen["fail_repr"]
+        if any(f["type"] != "AssertionError" for f in found):  # a measurement raised
+            failures, seen["worst"] = found, math.nan
+            counterexample = counterexample or found[0]["example"]
     return SearchOutcome(
         examples=seen["n"], worst=seen["worst"], worst_example=seen["worst_repr"],
         counterexample=counterexample,
-        counterexample_value=seen["fail_value"] if counterexample else None,
+        counterexample_value=seen["fail_value"] if seen["fail_repr"] else None,
+        failures=failures,
     )
 
 

@@ -4,14 +4,22 @@ Tracks 2–4 state theorems for L-contractions. Over the suite's own `contractiv
 premise holds by construction (SN with γ < 1); a user's model (`--model`) has to earn it, and a
 model whose scipy certificate is L ≥ 1 is refused here — measured, with its L — rather than
 having Banach bounds with L ≥ 1 evaluated as if they meant something.
+
+A measurement outside a hypothesis search whose premise fails (an unconverged phase, L ≥ 1)
+raises `MeasurementFailed`; `records_failed_premise` makes that the track's failed check, with
+the measured value and the bound, instead of a crash.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from hypothesis.strategies import SearchStrategy
 
 import theory
-from properties import as_numpy, holds, worst_case
+from eqprop_core import PhaseNotConverged
+from properties import Evidence, MeasurementFailed, as_numpy, holds, worst_case
 
 from .context import TrackContext
 
@@ -47,3 +55,24 @@ def describe_models(ctx: TrackContext, n: int, default: str = "drawn contractive
     if ctx.model is None:
         return f"{n} {default}"
     return f"the fixed model {ctx.model!r} ({n} draws of the rest)"
+
+
+def records_failed_premise(run: Callable[[TrackContext], None]) -> Callable[[TrackContext], None]:
+    """A track's `run` whose `MeasurementFailed` becomes a failed check (name, value, bound)
+    and a note — and so does eqprop_core's `PhaseNotConverged` (value NaN, its message, with
+    the residual, in the details); the track stops there, failed, without a traceback."""
+
+    @functools.wraps(run)
+    def recorded(ctx: TrackContext) -> None:
+        try:
+            run(ctx)
+        except MeasurementFailed as failure:
+            ctx.check(failure.evidence())
+            ctx.note(f"stopped: premise failed, {failure}")
+        except PhaseNotConverged as failure:
+            ctx.check(Evidence("EP phases converged (PhaseNotConverged)", float("nan"),
+                               "every phase within its tolerance", False,
+                               {"message": str(failure)}))
+            ctx.note(f"stopped: a phase did not converge, {failure}")
+
+    return recorded

@@ -49,6 +49,7 @@ from eqprop_core import bptt_gradients
 from properties import (
     GradientProblem,
     MeasuredOnce,
+    MeasurementFailed,
     ModelSpec,
     agreement,
     at_most,
@@ -75,7 +76,8 @@ SHORT_STEPS = (2, 5)  # the control's truncation range
 def banach_steps(lipschitz: float, n_hidden: int, eps: float = TRUNCATION) -> int:
     """Smallest T with L^T·√n/(1 − L) ≤ ε (≥ 1)."""
     if not 0 <= lipschitz < 1:
-        raise ValueError(f"BPTT's truncation bound needs L < 1, got {lipschitz!r}")
+        raise MeasurementFailed("BPTT's truncation bound: certified contraction L", lipschitz,
+                                "in [0, 1)")
     if lipschitz == 0:
         return 1
     return max(1, math.ceil(math.log(eps * (1 - lipschitz) / math.sqrt(n_hidden))

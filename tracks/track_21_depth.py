@@ -73,10 +73,18 @@ from eqprop_core import ep_gradients, get_solver, nudged_map
 from eqprop_core.data import load_dataset
 from eqprop_core.layered import LayeredEqProp, path_graph_norm
 from eqprop_core.train import BPTT, EqProp, train
-from properties import agreement, as_numpy, at_least, at_most, fitted_slope
+from properties import (
+    agreement,
+    as_numpy,
+    at_least,
+    at_most,
+    fitted_slope,
+    require_converged,
+)
 from theory.layered import Chain, block_norms, layered_implicit_gradients, nudge_response
 
 from .plots import plt, save_figure
+from .premises import records_failed_premise
 from .registry import track
 
 N_IN, N_OUT, BATCH = 16, 5, 8
@@ -149,8 +157,7 @@ def layer_vectors(blocks: dict[str, tuple[int, np.ndarray]], depth: int) -> dict
 def nudged_states(model: LayeredEqProp, x: torch.Tensor, y: torch.Tensor, beta: float,
                   h0: torch.Tensor) -> torch.Tensor:
     h, stats = get_solver(SOLVER)(nudged_map(model, x, y, beta), h0, tol=TOL, max_steps=20000)
-    if not stats.all_converged:
-        raise RuntimeError(f"nudged phase beta={beta:g} did not converge: {stats.summary()}")
+    require_converged(stats, f"nudged phase beta={beta:g}")
     return h
 
 
@@ -343,6 +350,7 @@ def learning(ctx) -> None:
        "in layered (2-3 hidden layer) energy networks symmetric EP matches the implicit gradient "
        "in every layer (bias O(beta^2) per layer), SN certifies the chain, and the nudge signal "
        "per layer is the linear response; its attenuation with depth is measured")
+@records_failed_premise
 def run(ctx) -> None:
     draws = ctx.examples(3, 12)
     rows = [measure(depth, k, ctx.seed) for depth in DEPTHS for k in range(draws)]

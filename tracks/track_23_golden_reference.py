@@ -54,10 +54,12 @@ from eqprop_core.gradients import phases
 from eqprop_core.solvers import get_solver
 from properties import (
     MeasuredOnce,
+    MeasurementFailed,
     ModelSpec,
     as_numpy,
     at_most,
     gradient_models,
+    require_converged,
     worst_case,
 )
 from theory import golden, implicit_gradients
@@ -114,7 +116,7 @@ def unroll_steps(model) -> int:
     """K with L^K/(1 − L) ≤ TRUNCATION: the Neumann series of the implicit gradient, cut at K."""
     L = model.lipschitz_certificate()
     if not L < 1:
-        raise ValueError(f"no certified contraction (L = {L:.3g}): K steps would not converge")
+        raise MeasurementFailed("unrolled implicit gradient: certified contraction L", L, "< 1")
     if L == 0:
         return 1
     return min(MAX_UNROLL, max(1, math.ceil(math.log(TRUNCATION * (1 - L)) / math.log(L))))
@@ -131,8 +133,7 @@ def torch_nudged_states(model, x, y, h_free, betas) -> dict:
         else:
             T, start = nudged_map(model, x, y, beta), h_free
         h, stats = get_solver("anderson")(T, start, tol=TOL, max_steps=5000)
-        if not stats.all_converged:
-            raise RuntimeError(f"torch nudged phase beta={beta}: {stats.summary()}")
+        require_converged(stats, f"torch nudged phase beta={beta}")
         out[beta] = h
     return out
 
@@ -145,8 +146,7 @@ def compare(case: tuple[ModelSpec, float, int]) -> dict[str, float]:
     x, y = spec.inputs(BATCH), spec.labels(BATCH)
     beta = contractive_beta(model, beta)
     h_free, stats = model.equilibrium(x, tol=TOL, max_steps=5000)
-    if not stats.all_converged:
-        raise RuntimeError(f"torch free phase: {stats.summary()}")
+    require_converged(stats, "torch free phase")
     out = {"free": max_abs(h_free, golden.free_phase(net, x)), "nudged": 0.0}
     residuals = [stats.max_residual]
     for estimator in ("one_sided", "symmetric", "holomorphic"):

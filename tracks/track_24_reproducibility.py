@@ -95,6 +95,14 @@ Claims (issue 6, item 5) and how each is measured.
     No CUDA device ⇒ the note "CUDA absent: CPU-vs-CUDA not measured" (neither a pass nor a
     failure of that part).
 
+(4) Matched initialization from the seed alone (`variants.build`, no data needed): every
+    variant × SN mode (off / recurrent / all) at seed s starts from bit-identical raw parameters
+    (sha256 of each tensor), seed s + 1 from different ones (every raw parameter is a random
+    draw), and `build` gives the same bits after the caller's global torch / NumPy / `random`
+    states were reseeded and drawn from — and leaves those states as it found them. Checks:
+    the number of mismatched (resp. identical, changed) tensors or generators = 0. The dataset
+    tracks 25–28 rely on this and skip without data; here it is checked at every run.
+
 Negative control: claim (1)'s comparison applied to two runs with *different* seeds (s and
 s + 1, in this interpreter, tracks 3 and 16; the top-level "seed" field removed, so only measured
 content can differ): the number of differing tracks must exceed 0, so the check "= 0" fails.
@@ -125,8 +133,8 @@ from eqprop_core import LoopedMLP, ep_gradients
 from eqprop_core.data import Dataset, load_dataset
 from eqprop_core.spectral import rounding_margin
 from eqprop_core.train import EqProp, train
-from eqprop_core.variants import build
-from properties import at_most, holds
+from eqprop_core.variants import SN_MODES, VARIANTS, build
+from properties import Evidence, at_most, holds
 from tracks.context import (
     DROPPED_KEYS,
     TrackContext,
@@ -489,6 +497,101 @@ def parameter_divergence(a: LoopedMLP, b: LoopedMLP) -> float:
     return float(np.linalg.norm(pa - pb) / np.linalg.norm(pb))
 
 
+# -- (4) matched initialization, from the seed alone ------------------------------------------
+
+INIT_WIDTHS = (64, 32, 10)  # digits' (n_in, n_out) around track 24's hidden width; no data read
+SCRAMBLE = 104_729  # any seed other than the build's: the global state `build` must ignore
+
+
+def parameter_digests(model: torch.nn.Module) -> dict[str, str]:
+    """sha256 of each raw parameter's dtype, shape and bytes: equal digests, identical tensors."""
+    digests = {}
+    for name, value in model.named_parameters():
+        data = value.detach().cpu().contiguous()
+        digest = hashlib.sha256(f"{data.dtype} {tuple(data.shape)}".encode())
+        digest.update(data.numpy().tobytes())
+        digests[name] = digest.hexdigest()
+    return digests
+
+
+def scramble_global_rng(seed: int) -> None:
+    """Reseed torch, NumPy and `random` with `seed` and draw from each: a caller's state."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    torch.rand(7), np.random.rand(7), random.random()
+
+
+def global_rng_state() -> tuple[bytes, tuple[Any, ...], tuple[Any, ...]]:
+    """The global states of torch (CPU), NumPy and `random`, in comparable form."""
+    kind, keys, *rest = np.random.get_state()
+    return torch.get_rng_state().numpy().tobytes(), (kind, keys.tobytes(), *rest), \
+        random.getstate()
+
+
+def initialization_evidence(seed: int, builder: Any = build,
+                            widths: tuple[int, int, int] = INIT_WIDTHS) -> list[Evidence]:
+    """Four checks of `variants.build`'s promise that raw parameters depend on the seed alone.
+
+    Over every variant × SN mode ("arm"), with the raw parameters compared by sha256 of their
+    bytes (a difference of one ulp changes the digest):
+    (i) at seed s every arm starts from the parameters of the first arm — mismatched tensors = 0;
+    (ii) seed s + 1 gives different parameters — tensors identical to seed s's = 0 (every raw
+        parameter is a random draw, none a constant);
+    (iii) built after the global torch/NumPy/`random` states were reseeded with another seed
+        and drawn from, each arm's parameters are the same — mismatched tensors = 0;
+    (iv) `build` leaves the caller's global states as they were — generators changed = 0.
+    The whole measurement runs inside `isolated_global_state`, so the track itself disturbs
+    nothing.
+    """
+    arms = [(variant, sn) for variant in VARIANTS for sn in SN_MODES]
+
+    def digests(variant: str, sn: str, at: int) -> dict[str, str]:
+        return parameter_digests(builder(variant, *widths, sn=sn, seed=at)[0])
+
+    with isolated_global_state():
+        scramble_global_rng(seed)
+        base = {arm: digests(*arm, seed) for arm in arms}
+        following = {arm: digests(*arm, seed + 1) for arm in arms}
+        scrambled = {}
+        changed = []
+        for index, arm in enumerate(arms):
+            scramble_global_rng(SCRAMBLE + index)
+            before = global_rng_state()
+            scrambled[arm] = digests(*arm, seed)
+            after = global_rng_state()
+            changed += [f"{arm[0]}/{arm[1]}: {gen}" for gen, a, b in
+                        zip(("torch", "numpy", "random"), before, after) if a != b]
+    first = arms[0]
+
+    def mismatched(got: Mapping[tuple[str, str], dict[str, str]], want: Any,
+                   same: bool = False) -> list[str]:
+        return [f"{v}/{sn}.{name}" for (v, sn), found in got.items()
+                for name, digest in found.items()
+                if (digest == want(v, sn)[name]) is same]
+
+    unmatched = mismatched(base, lambda v, sn: base[first])
+    repeated = mismatched(following, lambda v, sn: base[(v, sn)], same=True)
+    dependent = mismatched(scrambled, lambda v, sn: base[(v, sn)])
+    arm_names = [f"{v}/{sn}" for v, sn in arms]
+    tensors = len(arms) * len(base[first])
+    return [
+        at_most(f"seed {seed}: raw parameter tensors of the {len(arms)} variant x SN arms that "
+                f"differ from {first[0]}/{first[1]}'s (sha256)", len(unmatched), 0,
+                arms=arm_names, differing=unmatched, tensors=tensors, widths=list(widths),
+                digests={n: d[:16] for n, d in base[first].items()}),
+        at_most(f"seeds {seed} and {seed + 1}: raw parameter tensors identical between the "
+                "seeds (every arm, sha256)", len(repeated), 0, identical=repeated,
+                tensors=tensors),
+        at_most(f"seed {seed}: raw parameter tensors that change when the global torch/NumPy/"
+                "random states are reseeded and drawn from before build (every arm)",
+                len(dependent), 0, differing=dependent, tensors=tensors,
+                scramble_seeds=[SCRAMBLE, SCRAMBLE + len(arms) - 1]),
+        at_most("global RNG states (torch, NumPy, random) that build changed, over every arm",
+                len(changed), 0, changed=changed, generators=3 * len(arms)),
+    ]
+
+
 # -- the track --------------------------------------------------------------------------------
 
 @track(24, "Reproducibility", "C",
@@ -579,6 +682,13 @@ def run(ctx: TrackContext) -> None:
                  f"K = {first['steps']})")
     if not torch.cuda.is_available():
         ctx.note("CUDA absent: CPU-vs-CUDA not measured")
+
+    # (4) every variant and SN arm from the same parameters, chosen by the seed alone
+    for evidence in initialization_evidence(ctx.seed):
+        ctx.check(evidence)
+    ctx.note(f"matched initialization at seed {ctx.seed}: {len(VARIANTS)} variants x "
+             f"{len(SN_MODES)} SN modes, identical raw parameters, different at seed "
+             f"{ctx.seed + 1}, independent of the global RNG state")
 
     # training in each variant, from one initialization
     epochs = TRAIN_EPOCHS[profile]
