@@ -39,6 +39,7 @@ from .gradients import (
     nudge_schedule,
     nudge_surrogate,
     nudged_map,
+    smallest_usable_beta,
 )
 from .hardware import (
     compose,
@@ -75,6 +76,7 @@ __all__ = [
     "bptt_gradients",
     "ep_gradients",
     "nudge_schedule",
+    "smallest_usable_beta",
     "nudge_surrogate",
     "nudged_map",
     "unrolled_loss",

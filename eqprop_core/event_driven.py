@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .activations import Activation, get_activation
-from .solvers import SolverStats, is_positive_integer
+from .solvers import SolverStats, check_options, is_positive_integer
 
 if TYPE_CHECKING:
     from .model import LoopedMLP
@@ -376,6 +376,7 @@ def event_driven_equilibrium(
         solve = SCHEMES[scheme]
     except KeyError:
         raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(SCHEMES)}") from None
+    check_options(solve, options, f"scheme {scheme!r}")
     x = model.validate_input(x)
     if h0 is None:
         h0 = x.new_zeros(x.shape[0], model.n_hidden)

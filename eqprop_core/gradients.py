@@ -101,6 +101,58 @@ def nudge_schedule(estimator: str, beta: float, n_points: int | None = None) -> 
     return NudgeSchedule(estimator, betas, weights, -sum(weights))
 
 
+def smallest_usable_beta(readout_weight: Tensor, *, max_slope: float, resolution: float,
+                         dtype: torch.dtype) -> float:
+    """β_min = max(δ / (s √2 ‖V_eff‖₂), 1/f_max): no |β| below it can give an EP estimate.
+
+    The nudged map differs from the free one only by the nudge in the pre-activation, so for
+    every state h (per sample, s = sup|φ′|)
+
+        ‖T_β(h) − T_0(h)‖ ≤ s |β| ‖∂ℓ/∂h‖,   ‖∂ℓ/∂h‖ = ‖V_effᵀ(p − e_y)‖ ≤ √2 ‖V_eff‖₂,
+
+    since ‖p − e_y‖² = (1 − p_y)² + Σ_{j≠y} p_j² ≤ 2(1 − p_y)² ≤ 2 for a softmax p. For |β| <
+    δ / (s √2 ‖V_eff‖₂) the two maps therefore differ by less than δ at *every* state, where δ
+    (`resolution`) is the accuracy to which a phase's state is known: the tolerance a solved
+    phase stops at (its residual ≤ tol, so its state is known to ~tol/(1 − L)), and never less
+    than one rounding ε of a unit-size state. The nudge then moves the state by no more than the
+    phases' own error, and (h_β − h_0)/β is that error magnified by 1/β: measured in float64 at
+    β = 1e-20 as exactly 0 (symmetric: both nudged phases stop at h_0) or 1e7× the true
+    gradient (one-sided). The second term keeps the estimator's weights 1/β finite in `dtype`
+    (β = 5e-324 overflows 1/β and gives NaN). The floor refuses only what cannot work whatever
+    the data; a useful β lies well above it (at β_min the signal can at most equal the noise).
+    With V_eff = 0 the loss does not depend on h: the true gradient of W, U, b is 0 and their
+    estimate is the phases' error over β at *every* β alike (the readout's V, c gradient is
+    exact), so no β is refused for it — a zero-initialized readout trains — only the second term
+    applies.
+    """
+    norm = float(torch.linalg.matrix_norm(readout_weight.detach().double(), ord=2)) \
+        if readout_weight.numel() else 0.0
+    force = max_slope * math.sqrt(2) * norm
+    overflow = 1 / torch.finfo(dtype).max
+    return max(resolution / force, overflow) if force > 0 else overflow
+
+
+def check_nudge(beta: float, model: LoopedMLP, *, tol: float | None,
+                readout_weight: Tensor | None = None) -> None:
+    """ValueError naming β and `smallest_usable_beta` when |β| is below it for `model`.
+
+    tol: the tolerance the phases are solved to, or None for truncated phases (fixed numbers of
+    updates, whose states carry only rounding: δ = ε of the model's dtype)."""
+    eps = torch.finfo(model.dtype).eps
+    resolution = eps if tol is None else max(tol, eps)
+    V = model.readout_weight() if readout_weight is None else readout_weight
+    floor = smallest_usable_beta(V, max_slope=model.activation.max_slope,
+                                 resolution=resolution, dtype=model.dtype)
+    if abs(beta) < floor:
+        raise ValueError(
+            f"beta={beta!r} is too small for this model in {model.dtype}: the smallest usable "
+            f"|beta| is {floor:.3g} = delta / (sup|phi'| sqrt(2) ||V_eff||_2) with delta = "
+            f"{resolution:.1e} (the phases' tolerance, at least eps); below it the nudge moves "
+            f"the state by less than the phases' own error and (h_beta - h_0)/beta is rounding "
+            f"noise. Use a |beta| well above it"
+        )
+
+
 def one_hot_labels(y: Tensor, n_out: int, batch: int) -> Tensor:
     """Integer labels (B,) in [0, n_out) as a one-hot (B, n_out) float64 tensor."""
     y = torch.as_tensor(y)
@@ -266,7 +318,8 @@ def ep_gradients(
 ) -> EPGradients:
     """EP's estimate of ∇_θ ℒ, ℒ = mean CE(model(x), y), for every raw parameter θ of `model`.
 
-    beta: nudge strength (finite, non-zero; the holomorphic estimator uses |β| as the radius).
+    beta: nudge strength (finite, non-zero; the holomorphic estimator uses |β| as the radius),
+        |β| ≥ `smallest_usable_beta` for the model, dtype and tolerance (ValueError below it).
     estimator: "one_sided", "symmetric" or "holomorphic" (n_points = N ≥ 1, default 4).
     steps: None solves every phase to `tol` (default `default_tolerance(dtype)`) with `solver`;
         (T_free, T_nudged) runs exactly that many plain updates instead, whatever the residual
@@ -285,6 +338,7 @@ def ep_gradients(
         raise ValueError(f"on_unconverged must be one of {list(ON_UNCONVERGED)}, got {mode!r}")
     x = model.validate_input(x)
     tol = default_tolerance(model.dtype) if tol is None else tol
+    get_solver(solver, solver_options)  # ValueError on an unknown solver or option
     solve = _Solve(solver, tol, max_steps, dict(solver_options))
     state_dtype = (torch.complex128 if model.dtype == torch.float64 else torch.complex64) \
         if schedule.is_complex else model.dtype
@@ -296,6 +350,7 @@ def ep_gradients(
         effective = {"W": model.effective_weight(raw["W"]),
                      "U": model.effective_input_weight(raw["U"]),
                      "V": model.effective_readout_weight(raw["V"])}
+    check_nudge(beta, model, tol=None if fixed else tol, readout_weight=effective["V"])
     numbers = phases(model, x, y, state_dtype, weight=effective["W"],
                      input_weight=effective["U"], readout_weight=effective["V"])
     nudged_map = numbers.nudged_map
@@ -408,6 +463,7 @@ def nudge_surrogate(
     nudge_schedule(estimator, beta)  # validates beta
     x = model.validate_input(x)
     tol = default_tolerance(model.dtype) if tol is None else tol
+    check_nudge(beta, model, tol=tol)
     numbers = phases(model, x, y)
     labels = torch.as_tensor(y).long()
     nudges = [0.0, float(beta)] if estimator == "one_sided" else [-float(beta), float(beta)]

@@ -170,7 +170,12 @@ class LoopedMLP(nn.Module):
 
     # -- inputs ----------------------------------------------------------------------------
     def validate_input(self, x: Tensor) -> Tensor:
-        """x as a (B, n_in) tensor of the model's dtype; ValueError on wrong shape or non-finite."""
+        """x as a (B, n_in) tensor of the model's dtype, B ≥ 1; ValueError on a wrong shape, an
+        empty batch (a batch mean over no samples is undefined), complex or non-finite values.
+
+        The input is real for every phase: holomorphic EP makes the *states* complex (its nudges
+        β_k are complex), never x, and casting a complex x to real would silently drop its
+        imaginary part."""
         if not isinstance(x, Tensor):
             x = torch.as_tensor(x)
         if x.ndim == 1:
@@ -179,7 +184,13 @@ class LoopedMLP(nn.Module):
             raise ValueError(
                 f"x must have shape (batch, {self.n_in}) or ({self.n_in},), got {tuple(x.shape)}"
             )
-        if x.is_floating_point() or x.is_complex():
+        if x.shape[0] == 0:
+            raise ValueError(f"x is an empty batch of shape {tuple(x.shape)}: give at least one "
+                             "sample (batch statistics and EP's batch mean need one)")
+        if x.is_complex():
+            raise ValueError(f"x must be real, got dtype {x.dtype}: the model's input is real "
+                             "(holomorphic EP makes only the states complex)")
+        if x.is_floating_point():
             if not torch.isfinite(x).all():
                 raise ValueError("x contains non-finite values (NaN or ±inf)")
         return x.to(device=self.W.device, dtype=self.dtype)
@@ -251,7 +262,7 @@ class LoopedMLP(nn.Module):
         reported in stats (converged, residual), never raised.
         """
         x = self.validate_input(x)
-        solve = get_solver(solver)
+        solve = get_solver(solver, solver_options)
         tol = default_tolerance(self.dtype) if tol is None else tol
         h0 = x.new_zeros(x.shape[0], self.n_hidden) if h0 is None else self._validate_state(
             h0, x.shape[0]

@@ -9,12 +9,18 @@ if T is an L-contraction (L < 1) then
 `stats.residual` is ‖T(h) − h‖ evaluated at the returned h (one extra map evaluation), per
 sample. Non-convergence, including NaN/∞ from a diverging model, is reported in the stats with
 its residual; it is never raised and never hidden.
+
+Divergence means a non-finite *iterate* T(h). A non-finite residual ‖T(h) − h‖ alone is not:
+from a huge but finite start (h0 = 1e300, or entries near 1e308 whose pre-activation overflows
+to ∞ and φ(∞) = 1) the squared norm overflows while T(h0) is an ordinary state, and a
+contraction goes on to its fixed point from there (Banach: from every start).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -67,6 +73,7 @@ class SolverStats:
 
 # A solver: solver(T, h0, *, tol, max_steps, lipschitz=None, **its_own_options) -> (h, stats).
 Solver = Callable[..., tuple[Tensor, SolverStats]]
+COMMON_OPTIONS = ("tol", "max_steps", "lipschitz")
 
 
 def _row_norm(v: Tensor) -> Tensor:
@@ -136,7 +143,7 @@ def fixed_point_iteration(
         worst = float(r.max())
         trace.append(worst)
         h_prev, h = h, (1 - damping) * h + damping * f if damping < 1 else f
-        if worst <= tol or not torch.isfinite(r).all():
+        if worst <= tol or not torch.isfinite(f).all():
             break
     # h is one T-step past h_prev only for α = 1; otherwise take that step explicitly.
     if damping < 1:
@@ -174,18 +181,25 @@ def anderson_acceleration(
     trace: list[float] = []
     steps = 0
     h_prev = h
-    for steps in range(1, int(max_steps) + 1):
+    stored = 0  # residuals kept in the history (a residual of non-finite norm is not kept)
+    for steps in range(1, int(max_steps) + 1):  # noqa: B007 (reported after the loop)
         f = T(h.reshape(h0.shape)).reshape(batch, -1)
         g = f - h
         r = torch.linalg.vector_norm(g, dim=1)
         worst = float(r.max())
         trace.append(worst)
-        if worst <= tol or not torch.isfinite(r).all():
+        if worst <= tol or not torch.isfinite(f).all():
             h_prev, h = h, f
             break
-        slot = (steps - 1) % memory
+        if not torch.isfinite(r).all():
+            # A finite T(h) from a huge h: its ‖g‖² would overflow the Gram matrix; take the
+            # plain step and keep g out of the history.
+            h = f
+            continue
+        slot = stored % memory
+        stored += 1
         F[:, slot], G[:, slot] = f, g
-        n = min(steps, memory)
+        n = min(stored, memory)
         # ⟨g_i, g_j⟩ with the conjugate on the left, so complex states (holomorphic EP) work.
         gram = G[:, :n].conj() @ G[:, :n].transpose(1, 2)
         scale = gram.diagonal(dim1=1, dim2=2).real.mean(dim=1).clamp_min(
@@ -235,9 +249,28 @@ SOLVERS: dict[str, Solver] = {
 }
 
 
-def get_solver(name: str) -> Solver:
-    """The registered solver called `name` (ValueError naming the choices otherwise)."""
+def solver_options(solver: Solver) -> list[str]:
+    """The options a solver takes of its own: its keyword-only parameters other than the
+    `tol`, `max_steps` and `lipschitz` that every caller sets."""
+    return [name for name, p in inspect.signature(solver).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in COMMON_OPTIONS]
+
+
+def check_options(solver: Solver, options: Iterable[str], label: str) -> None:
+    """ValueError naming each option `solver` does not take, and the ones it does."""
+    accepted = solver_options(solver)
+    unknown = [option for option in options if option not in accepted]
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(map(repr, unknown))} for {label}; "
+                         f"it accepts {accepted}")
+
+
+def get_solver(name: str, options: Iterable[str] = ()) -> Solver:
+    """The registered solver called `name`, after checking the names of the `options` it will
+    be given (ValueError naming an unknown solver or option, and the choices)."""
     try:
-        return SOLVERS[name]
+        solver = SOLVERS[name]
     except KeyError:
         raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}") from None
+    check_options(solver, options, f"solver {name!r}")
+    return solver

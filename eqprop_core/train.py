@@ -323,6 +323,15 @@ def apply_update(optimizer: torch.optim.Optimizer, params: dict[str, nn.Paramete
     optimizer.step()
 
 
+def largest_step_overflows(optimizer: torch.optim.Adam, dtype: torch.dtype) -> float | None:
+    """Adam's largest step size lr/(1 − β₁ᵗ) = lr/(1 − β₁) (at t = 1), when `dtype` cannot hold
+    it, else None. torch converts the step size to the parameters' dtype, so one beyond its
+    range fails inside the optimizer instead of giving the (diverging) update it stands for."""
+    group = optimizer.param_groups[0]
+    step = group["lr"] / (1 - group["betas"][0])
+    return step if step > torch.finfo(dtype).max else None
+
+
 def _finite(*tensors: Tensor) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
@@ -389,6 +398,13 @@ def train(
             eval_s=time.perf_counter() - started, extra=extra)
 
     run.history.append(measure(0, None, None, 0.0))
+    overflow = largest_step_overflows(optimizer, dtype)
+    if overflow is not None:
+        run.outcome = "diverged"
+        run.divergence = {"epoch": 1, "batch": 0, "step_size": overflow,
+                          "reason": f"Adam's step size lr/(1 - beta1) = {overflow:.3g} overflows "
+                                    f"{dtype}: the first update is not representable"}
+        return run
     show = progress_enabled(progress)
     n_batches = math.ceil(x_train.shape[0] / batch_size)
     for epoch in range(1, epochs + 1):
