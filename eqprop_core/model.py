@@ -258,8 +258,9 @@ class LoopedMLP(nn.Module):
         """Free phase: solve h* = T(h*) for each row of x; returns (h* (B, n_hidden), stats).
 
         tol defaults to `default_tolerance(dtype)`. When the certificate L < 1, stats carry the
-        Banach a-posteriori bound ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖. Non-convergence is
-        reported in stats (converged, residual), never raised.
+        Banach a-posteriori bound of the computed iterates, ‖h − h*‖ ≤ (L‖h − h_prev‖ + ρ)/(1 − L)
+        with ρ the rounding of the last step (`step_rounding`). Non-convergence is reported in
+        stats (converged, residual), never raised.
         """
         x = self.validate_input(x)
         solve = get_solver(solver, solver_options)
@@ -277,7 +278,37 @@ class LoopedMLP(nn.Module):
                 lipschitz=certificate if certificate < 1 else None,
                 **solver_options,
             )
+            if stats.error_bound is not None:
+                stats.error_bound = self._with_rounding(stats.error_bound, x, h, certificate)
         return h, stats
+
+    def step_rounding(self, x: Tensor, h: Tensor) -> Tensor:
+        """ρ ≥ ‖fl(T(h')) − T(h')‖₂ per row, for every h' with |h'| ≤ h entrywise (h ≥ 0), T
+        evaluated in the model's dtype with unit roundoff ε.
+
+        Both products h'W_effᵀ and xU_effᵀ + b (the drive) have entrywise error
+        ≤ γ_{m+1}(|·||·| + |b|) with γ_m ≤ mε (inner size m ≤ n + n_in), φ is s-Lipschitz and its
+        evaluation adds ≤ 2 ulp of |φ| ≤ |h'| after a step: ρ = (n + n_in + 3)·ε·s·‖h|W_eff|ᵀ
+        + |x||U_eff|ᵀ + |b|‖ + 3ε‖h‖.
+        """
+        eps = torch.finfo(self.dtype).eps
+        with torch.no_grad():
+            products = (h @ self.recurrent_weight().abs().T
+                        + x.abs() @ self.input_weight().abs().T + self.b.abs())
+            norm = torch.linalg.vector_norm
+            return ((self.n_hidden + self.n_in + 3) * eps * self.activation.max_slope
+                    * norm(products, dim=1) + 3 * eps * norm(h, dim=1))
+
+    def _with_rounding(self, bound: Tensor, x: Tensor, h: Tensor, L: float) -> Tensor:
+        """The solver's exact-arithmetic bound L/(1 − L)·‖h − h_prev‖ plus ρ/(1 − L): the
+        computed h = T(h_prev) + r, ‖r‖ ≤ ρ, gives e ≤ L(‖h − h_prev‖ + e) + ρ. ρ is taken at
+        |h| + ‖h − h_prev‖ (≥ |h_prev| entrywise), the step read back from the bound; the sum
+        is raised by (n + 4)ε for its own rounding."""
+        step = bound * ((1 - L) / L) if L > 0 else torch.zeros_like(bound)
+        step = torch.where(torch.isfinite(step), step, torch.full_like(step, float("inf")))
+        rho = self.step_rounding(x, h.abs() + step[:, None])
+        eps = torch.finfo(self.dtype).eps
+        return (bound + rho / (1 - L)) * (1 + (self.n_hidden + 4) * eps)
 
     def readout(self, h: Tensor, *, readout_weight: Tensor | None = None) -> Tensor:
         """logits = h V_effᵀ + c: (B, n_out); `readout_weight` is V_eff when the caller already

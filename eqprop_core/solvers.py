@@ -37,8 +37,9 @@ class SolverStats:
     residual_trace: max over the batch of ‖T(h_k) − h_k‖₂ at each iteration k.
     steps: iterations taken (map evaluations inside the loop).
     converged: (B,) residual ≤ tol (and finite).
-    error_bound: (B,) certified ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖ when a Lipschitz certificate
-        L < 1 was given, else None.
+    error_bound: (B,) ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖ when a Lipschitz certificate L < 1 was
+        given, else None: the theorem for exact arithmetic. A map that knows its rounding ρ adds
+        ρ/(1 − L) (`LoopedMLP.equilibrium` does), which makes it a bound on the computed h.
     """
 
     solver: str
@@ -213,11 +214,15 @@ def anderson_acceleration(
         A[:, 1:, 1:] = gram
         rhs = h.new_zeros(batch, n + 1, 1)
         rhs[:, 0] = 1
-        alpha = torch.linalg.solve(A, rhs)[:, 1:, 0]
-        if not torch.isfinite(alpha).all():
-            # Degenerate history (e.g. repeated iterates): fall back to a plain step.
-            h = f
-            continue
+        solution, info = torch.linalg.solve_ex(A, rhs)
+        alpha = solution[:, 1:, 0]
+        degenerate = (info != 0) | ~torch.isfinite(alpha).all(dim=1)
+        if bool(degenerate.any()):
+            # A degenerate history (repeated iterates, or residuals that underflow so that the
+            # bordered system is singular): those rows take a plain step, α = e_latest.
+            plain = torch.zeros_like(alpha)
+            plain[:, slot] = 1
+            alpha = torch.where(degenerate[:, None], plain, alpha)
         # Σ α_i[(1 − β)h_i + βT(h_i)] = Σ α_i T(h_i) − (1 − β) Σ α_i g_i, as two batched
         # products instead of (B, m, d) temporaries.
         coeff = alpha.unsqueeze(1)

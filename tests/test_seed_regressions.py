@@ -8,8 +8,12 @@ loosened bound).
 from __future__ import annotations
 
 import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import theory
+from properties import as_numpy, contractive_models
 from properties.strategies import ModelSpec
 from tracks.track_04_banach_rate import (
     a_posteriori_violation,
@@ -40,8 +44,6 @@ def test_track_4_seed_1_banach_bounds_hold_once_the_witness_error_is_counted() -
 def test_the_witness_error_bound_covers_the_true_error_where_h_star_is_known() -> None:
     """Zero drive and odd φ: h* = 0 exactly, so ‖ĥ‖ is the witness's true error."""
     spec, h0, _ = TRACK_4_SEED_1
-    from properties import as_numpy
-
     problem = as_numpy(spec.build())
     L = theory.lipschitz_certificate(problem.weight, "tanh")
     plain = theory.find_fixed_point(problem.weight, np.zeros(5), "tanh", h0=np.tanh(h0))
@@ -49,3 +51,26 @@ def test_the_witness_error_bound_covers_the_true_error_where_h_star_is_known() -
                                         h0=np.tanh(h0))
     assert np.linalg.norm(plain.h) > 1e-14  # the unpolished witness was off at the scored scale
     assert np.linalg.norm(star.h) <= star.error_bound <= 1e-13
+
+
+# The solver's certified stop is a bound on the *computed* iterate: without the rounding term
+# ρ/(1 − L) a float32 solve stopped at its own tolerance can sit farther from h* than
+# L/(1 − L)·‖h − h_prev‖ says.
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(["float32", "float64"]).flatmap(
+    lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt)),
+       st.sampled_from(["fixed_point", "anderson"]))
+def test_the_certified_stop_bounds_the_computed_state_in_float32_and_float64(spec, solver):
+    model = spec.build()
+    x = spec.inputs(3, 1.0)
+    h, stats = model.equilibrium(x, solver=solver)
+    problem = as_numpy(model)
+    L = theory.lipschitz_certificate(problem.weight, spec.activation)
+    for row in range(3):
+        drive = problem.drive(np.asarray(x[row], dtype=np.float64))[0]
+        star = theory.certified_fixed_point(problem.weight, drive, spec.activation, L)
+        error = np.linalg.norm(h[row].double().numpy() - star.h) - star.error_bound
+        assert error <= float(stats.error_bound[row]), (error, float(stats.error_bound[row]))
+    assert stats.error_bound.dtype == torch.float32 or spec.dtype == "float64"
+
