@@ -82,6 +82,44 @@ def test_run_track_without_a_run_joins_the_directory_run_of_its_seed(fake_tracks
     assert not (tmp_path / "seed-00" / "track-03.json").exists()
 
 
+def test_parallel_run_track_callers_share_one_run(fake_tracks, tmp_path, monkeypatch) -> None:
+    """`EQPROP_RESULTS=DIR pytest tracks/ -n auto`: workers write tracks into one directory at
+    once; each holds the lock only to join and to record, so none is refused."""
+    import time
+
+    inside = threading.Barrier(2, timeout=10)
+
+    def slow(ctx) -> None:
+        inside.wait()  # both tracks run at the same time, neither holding the lock
+        time.sleep(0.05)
+        passing(ctx)
+
+    for n in (1, 3):
+        fake_tracks[n] = Track(n, f"slow {n}", "A", "claim", slow)
+    results, errors = {}, []
+
+    def work(n: int) -> None:
+        try:
+            results[n] = runner.run_track(n, out_dir=tmp_path)
+        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in (1, 3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    manifest = read_manifest(tmp_path / MANIFEST)
+    assert sorted(manifest["completed"]) == [1, 3] and manifest["status"] == "complete"
+    assert {r.record["run_id"] for r in results.values()} == {manifest["run_id"]}
+    certify(tmp_path, tmp_path / "badges")
+    with start_run(tmp_path, seed=0, profile="quick", join=True):  # a whole run holds it
+        monkeypatch.setattr(runner, "JOIN_WAIT_S", 0.1)
+        with pytest.raises(RunLocked, match="is in use by run"):
+            runner.run_track(1, out_dir=tmp_path)
+
+
 def test_an_open_run_is_used_by_run_track(fake_tracks, tmp_path) -> None:
     with start_run(tmp_path, seed=2, profile="quick", tracks=[1, 3]) as run:
         for n in (1, 3):

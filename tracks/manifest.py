@@ -13,7 +13,9 @@ run id. A directory therefore never silently mixes runs:
   `track-NN.json`, its artifacts `track-NN-*`) is moved to `DIR/superseded/<its run id>/`, so
   the directory holds the new run's records only. `start_run(..., join=True)` instead continues
   an earlier run of the same seed, profile and model (what `run_track(..., out_dir=DIR)` does
-  when no run is given, so per-track callers build up one run) — and supersedes it otherwise.
+  when no run is given, so per-track callers build up one run; it holds the lock only to join
+  and, via `reopen_run`, to record, so parallel workers share the run) — and supersedes it
+  otherwise.
 - **a rerun stays in its run.** `resume_run` (`--failed-only`) reopens the run recorded in the
   manifest, with its id, seed, profile and model.
 - **Ctrl-C leaves a consistent directory.** The manifest is rewritten (atomically) after every
@@ -35,6 +37,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,12 +112,14 @@ def _describe(manifest: Mapping[str, Any]) -> str:
 
 
 # -- the lock ---------------------------------------------------------------------------------
-def _acquire(out_dir: Path, holder: str) -> tuple[int, str]:
-    """An fd holding flock(LOCK_EX) on out_dir/.lock, and what a dead holder left there.
+def _acquire(out_dir: Path, holder: str, wait_s: float = 0.0) -> tuple[int, str]:
+    """An fd holding flock(LOCK_EX) on out_dir/.lock, and what a dead holder left there;
+    RunLocked if another holder keeps it longer than `wait_s` seconds.
 
     The lock file is removed on release, so after locking we check that the file we locked is
     still the one at the path (a releasing holder may have unlinked it meanwhile)."""
     path = out_dir / LOCK
+    deadline = time.monotonic() + wait_s
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -122,6 +127,9 @@ def _acquire(out_dir: Path, holder: str) -> tuple[int, str]:
         except BlockingIOError:
             held = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
             os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
             raise RunLocked(f"{out_dir}/ is in use by {held or 'another runner (starting)'}: "
                             "wait for it to finish, or use another --out") from None
         try:
@@ -198,17 +206,26 @@ class Run:
                                  f"{_describe(self.manifest)} in {self.out_dir}/")
 
     def settle(self, interrupted: bool = False) -> None:
-        """Record the status: complete iff every requested track completed (and no
-        interruption); artifacts of a track cut short before its record are removed."""
+        """Record the status: complete once every requested track completed, else interrupted
+        (or still running, for a run that others have joined and whose tracks are in flight);
+        artifacts of a track cut short before its record are removed."""
         if self.current is not None and not (
                 self.out_dir / f"track-{self.current:02d}.json").exists():
             for path in self.out_dir.glob(f"track-{self.current:02d}-*"):
                 path.unlink(missing_ok=True)
         self.current = None
-        done = set(self.manifest["completed"])
-        finished = not interrupted and set(self.manifest["tracks"]) <= done
-        self.manifest["status"] = "complete" if finished else "interrupted"
+        if set(self.manifest["tracks"]) <= set(self.manifest["completed"]):
+            self.manifest["status"] = "complete"
+        elif interrupted:
+            self.manifest["status"] = "interrupted"
         self.save()
+
+    def release(self) -> None:
+        """Release the lock, the run still open (`run_track` joining holds it only while it
+        records, so that parallel workers can share a run)."""
+        if self.lock_fd is not None:
+            _release(self.out_dir, self.lock_fd)
+            self.lock_fd = None
 
     def close(self, interrupted: bool = False) -> None:
         """Settle the status and release the lock (idempotent)."""
@@ -253,11 +270,13 @@ def _supersede(out_dir: Path, manifest: dict[str, Any] | None, files: Sequence[P
 
 
 def start_run(out_dir: Path, *, seed: int, profile: str, device: str = "cpu",
-              model: Any = None, tracks: Sequence[int] = (), join: bool = False) -> Run:
+              model: Any = None, tracks: Sequence[int] = (), join: bool = False,
+              wait_s: float = 0.0) -> Run:
     """Open a run in `out_dir` (created if missing): take the lock (`RunLocked` if another
     runner holds it), supersede an earlier run's files — or, with `join`, continue an earlier
     run of the same seed, profile and model — and write the manifest. Use as a context manager
-    (or call `close()`): the lock is held until then. ValueError on a bad seed or profile."""
+    (or call `close()`): the lock is held until then. `wait_s`: how long to wait for another
+    holder before RunLocked. ValueError on a bad seed or profile."""
     check_seed(seed)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
@@ -265,7 +284,7 @@ def start_run(out_dir: Path, *, seed: int, profile: str, device: str = "cpu",
     shown, digest = model_fields(model)
     run_id = uuid.uuid4().hex
     fd, stale = _acquire(out_dir, f"run {run_id[:SHOWN_ID]} (pid {os.getpid()}, seed {seed}, "
-                                  f"started {_now()})")
+                                  f"started {_now()})", wait_s)
     try:
         run = Run(out_dir, {}, fd)
         if stale:
@@ -288,6 +307,22 @@ def start_run(out_dir: Path, *, seed: int, profile: str, device: str = "cpu",
     except BaseException:
         _release(out_dir, fd)
         raise
+
+
+def reopen_run(out_dir: Path, run_id: str, wait_s: float = 0.0) -> Run:
+    """Take the lock again for the open run `run_id` (after `Run.release`); ValueError if the
+    directory now holds another run (a run started meanwhile superseded it)."""
+    fd, _ = _acquire(Path(out_dir), f"run {run_id[:SHOWN_ID]} (pid {os.getpid()}, recording)",
+                     wait_s)
+    try:
+        manifest = read_manifest(Path(out_dir) / MANIFEST)
+        if manifest["run_id"] != run_id:
+            raise ValueError(f"{out_dir}/ now holds {_describe(manifest)}: run "
+                             f"{run_id[:SHOWN_ID]} was superseded while its track ran")
+    except BaseException:
+        _release(Path(out_dir), fd)
+        raise
+    return Run(Path(out_dir), manifest, fd)
 
 
 def resume_run(out_dir: Path, tracks: Sequence[int], *, model: Any = None) -> Run:

@@ -26,6 +26,7 @@ from .manifest import (
     MAX_SEED,
     Run,
     check_seed,
+    reopen_run,
     resume_run,
     run_records,
     start_run,
@@ -40,6 +41,9 @@ from .tables import table_name, write_table
 # eigendecompositions and Jacobians cost ~n³ per drawn example (hidden 4000: one equilibrium
 # alone took 28 s, and a track draws dozens).
 MAX_HIDDEN = 1000
+# `run_track(..., out_dir=DIR)` without a run waits this long for DIR's lock (other callers
+# joining the run hold it only while they record; a whole CLI run holds it throughout).
+JOIN_WAIT_S = 30.0
 
 
 class UsageError(Exception):
@@ -76,19 +80,20 @@ def run_track(
     that cannot, or whose requirements the model misses, is skipped with the reason.
     `run`: the open run (`tracks.manifest.start_run`) the record belongs to; its directory is
     the default `out_dir`. Without one, a record written to `out_dir` joins the run recorded
-    there if it has this seed, profile and model, else starts a new one (superseding it), and
-    holds the directory's lock meanwhile; a record not written gets a run id of its own.
+    there if it has this seed, profile and model, else starts a new one (superseding it); the
+    directory's lock is taken only to join and to record, so parallel callers (`pytest tracks/
+    -n auto` with $EQPROP_RESULTS) share one run. A record not written gets a run id of its own.
     ValueError on an unknown track, a bad seed or a run of other settings.
     """
     tracks = all_tracks()
     if number not in tracks:
         raise ValueError(f"unknown track {number}; implemented: {format_numbers(tracks)}")
     check_seed(seed)
-    if run is None and out_dir is not None:
-        with start_run(out_dir, seed=seed, profile=profile, device=device, model=model,
-                       tracks=[number], join=True) as joined:
-            return run_track(number, profile=profile, seed=seed, device=device, model=model,
-                             run=joined)
+    joined = None
+    if run is None and out_dir is not None:  # join the directory's run, lock only to record
+        joined = start_run(out_dir, seed=seed, profile=profile, device=device, model=model,
+                           tracks=[number], join=True, wait_s=JOIN_WAIT_S)
+        joined.release()
     if run is not None:
         run.check_matches(seed=seed, profile=profile, model=model)
         if out_dir is not None and Path(out_dir).resolve() != run.out_dir.resolve():
@@ -97,9 +102,10 @@ def run_track(
         out_dir = run.out_dir
         run.begin(number)
     spec = tracks[number]
+    owner = run or joined
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
                        out_dir=out_dir, model=model,
-                       **({} if run is None else {"run_id": run.run_id}))
+                       **({} if owner is None else {"run_id": owner.run_id}))
     refused = None if model is None else model_skip_reason(spec, model)
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -125,14 +131,22 @@ def run_track(
         result.record["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(threads)
-    if run is not None:
-        if "results" in result.record:
-            result.record["artifacts"].append(table_name(number))
-        path = result.write(run.out_dir)
-        if "results" in result.record:
-            write_table(path)  # from the JSON just written, so the table cannot disagree with it
-        run.completed(number)
+    if joined is not None:
+        with reopen_run(joined.out_dir, joined.run_id, wait_s=JOIN_WAIT_S) as recording:
+            record(result, recording)
+    elif run is not None:
+        record(result, run)
     return result
+
+
+def record(result: TrackResult, run: Run) -> None:
+    """Write a track's record (and its benchmark table) into its run's directory."""
+    if "results" in result.record:
+        result.record["artifacts"].append(table_name(result.record["track"]))
+    path = result.write(run.out_dir)
+    if "results" in result.record:
+        write_table(path)  # from the JSON just written, so the table cannot disagree with it
+    run.completed(result.record["track"])
 
 
 def format_numbers(tracks: dict) -> str:
