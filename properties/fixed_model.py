@@ -29,6 +29,7 @@ import copy
 import hashlib
 import importlib
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,6 +53,18 @@ REQUIREMENTS = {
 
 class ModelProtocolError(ValueError):
     """The object given as a user's model does not satisfy the protocol (one-line reason)."""
+
+
+def model_definition(model: LoopedMLP) -> dict[str, Any]:
+    """What, beside the parameters, defines the dynamics: the class (qualified name, so a
+    subclass with its own effective maps differs), the widths and every configuration flag."""
+    cls = type(model)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}",
+            "widths": [model.n_in, model.n_hidden, model.n_out],
+            "symmetric": bool(model.symmetric), "spectral_norm": bool(model.spectral_norm),
+            "io_spectral_norm": bool(getattr(model, "io_spectral_norm", False)),
+            "gamma": float(model.gamma), "activation": model.activation.name,
+            "sn_method": str(getattr(model, "sn_method", "exact")), "dtype": str(model.dtype)}
 
 
 def _standard_parametrization(model: LoopedMLP) -> bool:
@@ -80,11 +93,12 @@ class FixedModel:
 
     @cached_property
     def digest(self) -> str:
-        """The first 12 hex digits of sha256 over the model's raw parameters (float64): part of
-        the repr, so cached measurements keyed by repr never mix two models of one factory."""
-        sha = hashlib.sha256()
+        """The first 12 hex digits of sha256 over what defines the model (`model_definition`:
+        class, configuration, then every raw parameter's name, dtype, shape and float64 bytes):
+        part of the repr, so cached measurements keyed by repr never mix two models."""
+        sha = hashlib.sha256(json.dumps(model_definition(self.model), sort_keys=True).encode())
         for name, param in sorted(self.model.named_parameters()):
-            sha.update(name.encode())
+            sha.update(f"{name} {param.dtype} {tuple(param.shape)}".encode())
             sha.update(param.detach().cpu().double().numpy().tobytes())
         return sha.hexdigest()[:12]
 
@@ -244,7 +258,7 @@ def load_factory(target: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a module calling sys.exit() is refused too
             raise ValueError(f"--model {target!r}: importing {path} failed: "
                              f"{_first_line(exc)}") from None
     else:
@@ -252,7 +266,7 @@ def load_factory(target: str) -> Any:
             sys.path.insert(0, str(Path.cwd()))
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a module calling sys.exit() is refused too
             raise ValueError(f"--model {target!r}: cannot import {module_name}: "
                              f"{_first_line(exc)}") from None
     factory = getattr(module, attr, None)
@@ -268,7 +282,7 @@ def load_fixed_model(target: str, seed: int = 0) -> FixedModel:
         torch.manual_seed(seed)
         try:
             model = factory()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ValueError(f"--model {target!r}: the factory raised "
                              f"{_first_line(exc)}") from None
     return FixedModel(model, target, seed)

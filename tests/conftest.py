@@ -26,3 +26,15 @@ threadpool_limits(1, user_api="blas")
 def slow_contraction() -> tuple[LoopedMLP, torch.Tensor]:
     """Symmetric SN model (γ = 0.95), small drive: ρ(J*) ≈ 0.95, a slow plain iteration."""
     return build_slow_contraction()
+
+
+@pytest.fixture
+def fake_tracks(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The runner's tracks replaced by `tests/fake_tracks.py` (edit the dict to change one)."""
+    import tracks.run
+
+    from .fake_tracks import registry as fake_registry
+
+    registry = fake_registry()
+    monkeypatch.setattr(tracks.run, "all_tracks", lambda: registry)
+    return registry

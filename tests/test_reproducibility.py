@@ -33,11 +33,13 @@ def test_importing_a_module_with_constants_does_not_change_the_draws(tmp_path: P
     assert drawn_values(seed=4) != before  # and the seed does matter
 
 
-def test_same_seed_same_track_json_up_to_timing() -> None:
+def test_same_seed_same_track_json_up_to_timing_and_run_id() -> None:
     from tracks.run import run_track
 
     first, second = (run_track(3, seed=5).record for _ in range(2))
+    assert first["run_id"] != second["run_id"]  # two runs
     for record in (first, second):
         record.pop("duration_s")
+        record.pop("run_id")
     assert first == second
     assert first["status"] == "pass"

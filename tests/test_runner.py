@@ -17,7 +17,7 @@ import torch
 
 from properties import at_least, at_most
 from tracks.context import TrackContext, finish, jsonable
-from tracks.run import main
+from tracks.run import main, run_track
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,8 +83,10 @@ def test_track_1_writes_its_json_record(tmp_path: Path) -> None:
     result = run_cli("--track", "1", "--out", str(tmp_path), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CERTIFIED" in result.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["track-01.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "track-01.json"]
     record = strict_json((tmp_path / "track-01.json").read_text())
+    assert record["schema_version"] == 1
+    assert record["run_id"] == strict_json((tmp_path / "manifest.json").read_text())["run_id"]
 
     assert record["track"] == 1 and record["name"] == "SN spectral bound"
     assert record["status"] == "pass" and record["profile"] == "quick" and record["seed"] == 0
@@ -234,17 +236,41 @@ def test_unknown_group_and_missing_results_are_usage_errors(capsys, tmp_path: Pa
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_failed_only_reruns_failed_and_unreadable_records(capsys, tmp_path: Path) -> None:
+def test_failed_only_reruns_the_failed_records(capsys, tmp_path: Path) -> None:
+    from tracks.manifest import start_run
     from tracks.registry import all_tracks
     from tracks.run import failed_tracks
 
-    (tmp_path / "track-01.json").write_text(json.dumps({"track": 1, "status": "fail"}))
-    (tmp_path / "track-02.json").write_text(json.dumps({"track": 2, "status": "pass"}))
-    (tmp_path / "track-03.json").write_text("{not json")
-    assert failed_tracks(tmp_path, all_tracks()) == [1, 3]
+    with start_run(tmp_path, seed=0, profile="quick", tracks=[3, 8]) as run:
+        for n in (3, 8):
+            run_track(n, run=run)
+    record = strict_json((tmp_path / "track-03.json").read_text())
+    (tmp_path / "track-03.json").write_text(json.dumps({**record, "status": "fail"}))
+    assert failed_tracks(tmp_path, all_tracks()) == [3]
     assert main(["--failed-only", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "track  1" in out and "track  3" in out and "track  2" not in out
-    assert strict_json((tmp_path / "track-01.json").read_text())["status"] == "pass"
+    assert "track  3" in out and "track  8" not in out and run.run_id in out
+    assert strict_json((tmp_path / "track-03.json").read_text())["status"] == "pass"
     assert main(["--failed-only", "--out", str(tmp_path)]) == 0
     assert "nothing to rerun" in capsys.readouterr().out
+
+
+# -- seeds: numpy's range ---------------------------------------------------------------------
+@pytest.mark.parametrize("seed", ["4294967296", "99999999999999999999", "-1", "1.5"])
+def test_a_seed_outside_numpys_range_is_a_one_line_usage_error(seed: str, tmp_path: Path,
+                                                               capsys) -> None:
+    assert main(["--track", "1", "--seed", seed, "--out", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"tracks.run: error: invalid seed {seed!r}: expected an integer in "
+                    "[0, 4294967295] (numpy's range, 2**32 - 1)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_largest_seed_is_accepted_and_the_api_names_a_bad_one(fake_tracks,
+                                                                 tmp_path: Path) -> None:
+    assert main(["--track", "1", "--seed", "4294967295", "--out", str(tmp_path),
+                 "--quiet"]) == 0
+    assert strict_json((tmp_path / "track-01.json").read_text())["seed"] == 2**32 - 1
+    with pytest.raises(ValueError, match=r"invalid seed 4294967296: must be an integer in "
+                                         r"\[0, 4294967295\]"):
+        run_track(1, seed=2**32)

@@ -90,8 +90,15 @@ def test_same_seed_same_bytes_and_other_seeds_differ(tmp_path: Path) -> None:
     (same,) = compare_records(here, run_in_process([3], 5, tmp_path / "again"))
     assert same.same, same.to_json()
     other = run_in_process([3], 6, tmp_path / "other")
-    (differ,) = compare_records(here, other, drop=("environment", "seed"))
-    assert not differ.same
+    (differ,) = compare_records(here, other, drop=("environment", "run_id", "seed"))
+    assert not differ.same  # the results differ, not only the run id
+
+
+def test_the_run_id_is_not_part_of_the_canonical_record() -> None:
+    first, second = record(0.1, 3.0), record(0.1, 3.0)
+    first["run_id"], second["run_id"] = "a" * 32, "b" * 32
+    assert canonical_bytes(first) == canonical_bytes(second)
+    assert "run_id" not in canonical_record(first)[0]
 
 
 def small_model(seed: int = 0) -> LoopedMLP:

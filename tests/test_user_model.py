@@ -70,7 +70,7 @@ def test_example_model_by_file_path_and_certificate_names_it(tmp_path: Path) -> 
     assert skipped["status"] == "skip" and "does not certify a given model" in \
         skipped["skip_reason"]
     certificate = (badges / "CERTIFICATE.md").read_text()
-    assert "Model certified: `FixedModel('examples/user_model.py:build'" in certificate
+    assert r"Model certified: FixedModel('examples/user\_model.py:build'" in certificate
 
 
 def test_structured_parametrization_skips_the_witness_chain_rule_tracks(tmp_path: Path) -> None:
@@ -119,3 +119,75 @@ def test_fixed_model_builds_independent_float64_copies(user_model: FixedModel) -
     assert repr(user_model) != repr(rescaled) and user_model.digest in repr(rescaled)
     with pytest.raises(ValueError, match="cannot change 'n_hidden'"):
         user_model.with_(n_hidden=3)
+
+
+# -- the digest covers what defines the model -------------------------------------------------
+def _twin(model: LoopedMLP, cls: type = LoopedMLP, **changes: object) -> LoopedMLP:
+    """A model of the same widths and raw parameters, with configuration `changes`."""
+    config = {"symmetric": model.symmetric, "spectral_norm": model.spectral_norm,
+              "gamma": model.gamma, "activation": model.activation.name,
+              "dtype": model.dtype, **changes}
+    twin = cls(model.n_in, model.n_hidden, model.n_out, **config)
+    twin.load_state_dict({k: v.to(twin.dtype) for k, v in model.state_dict().items()})
+    return twin
+
+
+def test_the_digest_covers_class_configuration_and_parameters() -> None:
+    from examples.user_model import BandedLoopedMLP
+
+    base = LoopedMLP(3, 4, 2, spectral_norm=True, gamma=0.9, dtype=torch.float64)
+    digest = FixedModel(base, "t:sn").digest
+    assert FixedModel(_twin(base), "t:again").digest == digest  # the same model: the same
+    twins = {"SN off": _twin(base, spectral_norm=False), "gamma 0.5": _twin(base, gamma=0.5),
+             "sigmoid": _twin(base, activation="sigmoid"),
+             "subclass": _twin(base, BandedLoopedMLP),
+             "io SN": _twin(base, io_spectral_norm=True),
+             "subspace SN": _twin(base, sn_method="subspace"),
+             "float32": _twin(base, dtype=torch.float32)}
+    digests = {name: FixedModel(m, "t:x").digest for name, m in twins.items()}
+    assert all(d != digest for d in digests.values()), digests
+    assert len(set(digests.values())) == len(digests)
+    changed = _twin(base)
+    with torch.no_grad():
+        changed.c[0] += 1e-12
+    assert FixedModel(changed, "t:c").digest != digest
+
+
+# -- user modules that misbehave, models too big ----------------------------------------------
+@pytest.mark.parametrize("body, raised", [
+    ("import sys\nsys.exit(7)\n", "SystemExit: 7"),
+    ("raise SystemExit('bye')\n", "SystemExit: bye"),
+    ("import sys\ndef build():\n    sys.exit(3)\n", "SystemExit: 3"),
+], ids=["exit-on-import", "systemexit-on-import", "exit-in-factory"])
+@pytest.mark.parametrize("form", ["module", "file"])
+def test_a_module_that_exits_is_a_one_line_usage_error(body: str, raised: str, form: str,
+                                                       tmp_path: Path, capsys,
+                                                       monkeypatch) -> None:
+    (tmp_path / "exiting_model.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = "exiting_model:build" if form == "module" else \
+        f"{tmp_path / 'exiting_model.py'}:build"
+    assert main(["--model", target, "--track", "2", "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--model {target!r}" in line and raised in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_above_the_hidden_limit_is_refused_naming_how_to_lift_it(tmp_path: Path,
+                                                                         capsys) -> None:
+    (tmp_path / "wide.py").write_text(
+        "import torch\nfrom eqprop_core import LoopedMLP\n"
+        "def huge():\n    return LoopedMLP(5, 4000, 3, dtype=torch.float64)\n"
+        "def wide():\n    return LoopedMLP(5, 1001, 3, dtype=torch.float64)\n")
+    huge = f"{tmp_path / 'wide.py'}:huge"
+    assert main(["--model", huge, "--track", "2", "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "n_hidden 4000 (16M recurrent weights) is above the limit 1000" in line
+    assert "64x a model at the limit" in line and line.endswith("pass --max-hidden 4000")
+    assert not (tmp_path / "out").exists()
+    wide = f"{tmp_path / 'wide.py'}:wide"
+    assert main(["--model", wide, "--track", "7", "--out", str(tmp_path / "out"),
+                 "--max-hidden", "1001", "--quiet"]) == 0  # lifted: runs (7 skips a model)
+    assert json.loads((tmp_path / "out" / "track-07.json").read_text())["status"] == "skip"
+    assert main(["--model", wide, "--track", "7", "--max-hidden", "zero"]) == 2
+    assert "invalid --max-hidden 'zero'" in capsys.readouterr().err

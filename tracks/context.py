@@ -12,6 +12,7 @@ import json
 import math
 import platform
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from properties.evidence import Evidence
+
+from .records import SCHEMA_VERSION, atomic_write_json
 
 PROFILES = ("quick", "full")
 
@@ -54,7 +57,8 @@ def jsonable(value: Any) -> Any:
 # indexed by, or divided by, a slope s (tracks 7 and 8): data, not timings.
 TIMING_SUFFIX = "_s"
 NOT_SECONDS = ("_by_s", "_over_s")
-DROPPED_KEYS = ("environment",)
+# Not results: the environment (versions, platform) and the run id (a fresh uuid per run).
+DROPPED_KEYS = ("environment", "run_id")
 
 
 def is_timing(key: str, value: Any) -> bool:
@@ -93,7 +97,8 @@ def canonical_record(record: Mapping[str, Any], *, drop: Sequence[str] = DROPPED
 
 
 def canonical_bytes(record: Mapping[str, Any], *, drop: Sequence[str] = DROPPED_KEYS) -> bytes:
-    """The canonical serialization: timing and environment removed, keys sorted, no spaces."""
+    """The canonical serialization: timing, environment and run id removed, keys sorted, no
+    spaces."""
     stripped, _ = canonical_record(record, drop=drop)
     return json.dumps(stripped, sort_keys=True, separators=(",", ":"),
                       allow_nan=False).encode()
@@ -136,6 +141,9 @@ class TrackContext:
     claims: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     model: Any = None  # a properties.fixed_model.FixedModel under `--model`, else None
+    # The run (tracks.manifest) whose record this becomes; a context outside any run gets an
+    # id of its own (its record is one run of one track).
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -210,10 +218,9 @@ class TrackResult:
         return self.record["status"]
 
     def write(self, out_dir: Path) -> Path:
+        """out_dir/track-NN.json, atomically: a reader never sees a partial record."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"track-{self.record['track']:02d}.json"
-        path.write_text(json.dumps(self.record, indent=2, allow_nan=False) + "\n")
-        return path
+        return atomic_write_json(out_dir / f"track-{self.record['track']:02d}.json", self.record)
 
 
 def finish(ctx: TrackContext, group: str, claim: str, started: float,
@@ -231,6 +238,7 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         control = {"name": "missing", "failed_as_expected": False,
                    "details": {"reason": "the track recorded no negative control"}}
     record = {
+        "schema_version": SCHEMA_VERSION,
         "track": ctx.number,
         "name": ctx.name,
         "group": group,
@@ -238,6 +246,7 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         "status": status,
         "profile": ctx.profile,
         "seed": ctx.seed,
+        "run_id": ctx.run_id,
         "duration_s": round(time.perf_counter() - started, 3),
         "checks": [c.to_json() for c in ctx.checks],
         "negative_control": control,

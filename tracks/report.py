@@ -14,9 +14,17 @@ writes, into the badge directory,
                    device, seed, profile) and the sha256 of its results; the HTML is one
                    self-contained page with the track's plots embedded as data URIs.
 
+Records are read through `tracks.manifest.run_records`: each must match
+`tracks/record.schema.json`, and all must come from one run (the run id, seed, profile and model
+of `manifest.json`) — otherwise ValueError (exit 2 from the CLI) naming the file or the runs.
+Every text field is escaped for its format (HTML, Markdown); an artifact is embedded or linked
+only if its resolved path lies inside the results directory (otherwise it is flagged, not
+shown). With `sweep` (a seed sweep's `sweep.json`), the certificate states per track "certified
+at k/n seeds".
+
 The results hash is taken over the canonical JSON (`tracks.context.canonical_bytes`: sorted keys,
-timing fields and the environment removed), so two runs with the same seed on the same software
-produce the same hash — track 24 certifies that they do.
+timing fields, the environment and the run id removed), so two runs with the same seed on the
+same software produce the same hash — track 24 certifies that they do.
 """
 
 from __future__ import annotations
@@ -25,35 +33,35 @@ import argparse
 import base64
 import hashlib
 import html
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tracks.context import fingerprint
+from tracks.manifest import run_records, writable_directory
+from tracks.records import atomic_write_text, read_json_file
 
 STATUS_WORD = {"pass": "certified", "fail": "failed", "skip": "skipped"}
 STATUS_COLOR = {"pass": "green", "fail": "red", "skip": "lightgrey"}
 IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 
 
-def load_results(out_dir: Path, numbers: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """The track records in `out_dir` (all `track-NN.json`, or those of `numbers`), by number.
-
-    A missing or unreadable file raises ValueError naming it."""
-    paths = (sorted(out_dir.glob("track-[0-9][0-9].json")) if numbers is None
-             else [out_dir / f"track-{n:02d}.json" for n in numbers])
-    records = []
-    for path in paths:
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read {path}: {err}") from None
+def load_run(out_dir: Path, numbers: Sequence[int] | None = None
+             ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(manifest or None, the track records of `out_dir` — all `track-NN.json`, or those of
+    `numbers` — by number). ValueError naming the file (missing, not UTF-8, not JSON, not of
+    the schema) or the runs (records of more than one run, or not the manifest's)."""
+    manifest, records = run_records(Path(out_dir), numbers)
     if not records:
         raise ValueError(f"no track results (track-NN.json) in {out_dir}")
-    return records
+    return manifest, records
+
+
+def load_results(out_dir: Path, numbers: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The records of `load_run`, without the manifest."""
+    return load_run(out_dir, numbers)[1]
 
 
 def results_hash(record: dict[str, Any]) -> str:
@@ -73,18 +81,100 @@ def write_badges(records: Sequence[dict[str, Any]], badge_dir: Path) -> list[Pat
     badge_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for r in records:
-        badge = anybadge.Badge(f"track {r['track']} · {r['name']}", STATUS_WORD[r["status"]],
-                               default_color=STATUS_COLOR[r["status"]])
-        path = badge_dir / f"track-{r['track']:02d}.svg"
-        badge.write_badge(str(path), overwrite=True)
-        paths.append(path)
+        badge = anybadge.Badge(f"track {r['track']} · {r['name']}", _word(r["status"]),
+                               default_color=STATUS_COLOR.get(r["status"], "red"))
+        paths.append(atomic_write_text(badge_dir / f"track-{r['track']:02d}.svg",
+                                       badge.badge_svg_text))
     certified = sum(r["status"] == "pass" for r in records)
-    failed = any(r["status"] == "fail" for r in records)
+    failed = any(r["status"] != "pass" and r["status"] != "skip" for r in records)
     summary = anybadge.Badge("eqprop-verify", f"{certified}/{len(records)} certified",
                              default_color="red" if failed else "green")
-    path = badge_dir / "summary.svg"
-    summary.write_badge(str(path), overwrite=True)
-    return [*paths, path]
+    return [*paths, atomic_write_text(badge_dir / "summary.svg", summary.badge_svg_text)]
+
+
+def _word(status: Any) -> str:
+    return STATUS_WORD.get(status, str(status))
+
+
+# Characters that open Markdown (CommonMark / GFM) syntax inside a line: code spans, emphasis,
+# links and images ([ ... ]), raw HTML and autolinks (<), table cells (|), strikethrough (~) and
+# entity references (&). A field is always written mid-line (after a label or a cell border),
+# so the line-start markers (#, +, -, digits) cannot open a block.
+MARKDOWN_ACTIVE = set("\\`*_[]<>|~&")
+
+
+def md(value: Any) -> str:
+    """`value` as Markdown text that renders as itself: active characters backslash-escaped,
+    line breaks folded into spaces (a field never opens a block of its own)."""
+    text = " ".join(str(value).splitlines())
+    return "".join(f"\\{ch}" if ch in MARKDOWN_ACTIVE else ch for ch in text)
+
+
+def contained(out_dir: Path, artifact: Any) -> Path | None:
+    """The artifact's path if it resolves (links followed) inside `out_dir`, else None."""
+    if not isinstance(artifact, str) or not artifact:
+        return None
+    root = out_dir.resolve()
+    path = (root / artifact).resolve()
+    return path if path != root and path.is_relative_to(root) else None
+
+
+def sweep_rows(sweep: Mapping[str, Any], records: Sequence[dict[str, Any]]
+               ) -> list[tuple[Any, int, int, list[str], list[str]]]:
+    """Per track of the sweep: (track, certified seeds k, seeds n, failed seeds, skipped
+    seeds). ValueError naming what is malformed in `sweep` ({"seeds": [...], "cells":
+    {track: {seed: "pass" | "fail" | "skip"}}})."""
+    if not isinstance(sweep, Mapping) or not isinstance(sweep.get("seeds"), list) \
+            or not isinstance(sweep.get("cells"), Mapping):
+        raise ValueError("sweep: expected {'seeds': [...], 'cells': {track: {seed: status}}}")
+    seeds = [str(s) for s in sweep["seeds"]]
+    order = [str(r["track"]) for r in records]
+    tracks = order + sorted((t for t in map(str, sweep["cells"]) if t not in order), key=str)
+    rows = []
+    for track in tracks:
+        cells = sweep["cells"].get(track, sweep["cells"].get(_int_or(track), {}))
+        if not isinstance(cells, Mapping):
+            raise ValueError(f"sweep: cells of track {track} are not a mapping seed -> status")
+        cells = {str(k): v for k, v in cells.items()}
+        for seed, status in cells.items():
+            if status not in STATUS_WORD:
+                raise ValueError(f"sweep: track {track} seed {seed}: unknown status "
+                                 f"{status!r} (pass, fail or skip)")
+        if not cells:
+            continue
+        got = [cells.get(seed) for seed in seeds]
+        rows.append((track, got.count("pass"), len(seeds),
+                     [s for s, g in zip(seeds, got) if g in ("fail", None)],
+                     [s for s, g in zip(seeds, got) if g == "skip"]))
+    return rows
+
+
+def _int_or(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+def _seed_span(seeds: Sequence[Any]) -> str:
+    """'0–19' for consecutive integer seeds, else the list."""
+    ints = [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
+    if seeds and len(ints) == len(seeds) and ints == list(range(ints[0], ints[0] + len(ints))):
+        return f"{ints[0]}–{ints[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def sweep_summary(sweep: Mapping[str, Any], rows: Sequence[tuple]) -> str:
+    everywhere = sum(k == n for _, k, n, _, _ in rows)
+    return (f"Seed sweep: {everywhere}/{len(rows)} tracks certified at every one of "
+            f"{len(sweep['seeds'])} seeds ({_seed_span(sweep['seeds'])})")
+
+
+def _sweep_cell(row: tuple) -> str:
+    _, k, n, failed, skipped = row
+    text = f"certified at {k}/{n} seeds"
+    if failed:
+        text += f"; failed or missing at seeds {', '.join(failed)}"
+    if skipped:
+        text += f"; skipped at seeds {', '.join(skipped)}"
+    return text
 
 
 def _shown(value: Any) -> str:
@@ -93,59 +183,108 @@ def _shown(value: Any) -> str:
 
 def _environment_line(records: Sequence[dict[str, Any]]) -> str:
     env = records[0].get("environment", {})
-    return ", ".join(f"{k} {v}" for k, v in env.items())
+    return ", ".join(f"{k} {v}" for k, v in env.items()) if isinstance(env, dict) else str(env)
 
 
-def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path,
-                         report_dir: Path) -> str:
-    """CERTIFICATE.md: a summary table, then per track its evidence; plots linked relatively."""
+def _run_line(manifest: Mapping[str, Any] | None) -> str | None:
+    """'run 3f… · started … · complete (4/4 requested tracks completed)', from the manifest."""
+    if manifest is None:
+        return None
+    return (f"run {manifest['run_id']} · started {manifest['started']} · verifier "
+            f"{manifest['verifier']} · {manifest['status']} ({len(manifest['completed'])}/"
+            f"{len(manifest['tracks'])} requested tracks completed)")
+
+
+def _control_text(control: Mapping[str, Any]) -> tuple[str, bool]:
+    measured = f": {_shown(control['value'])} (bound {control['bound']})" \
+        if "value" in control else ""
+    return f"{control['name']}{measured}", bool(control["failed_as_expected"])
+
+
+def _claim_text(claim: Mapping[str, Any]) -> tuple[str, str]:
+    verdict = claim.get("verdict", "confirmed" if claim["holds"] else "refuted")
+    return str(verdict), (f"{claim['name']} ({claim['source']}): {_shown(claim['value'])} "
+                          f"(stated {claim['bound']})")
+
+
+def _verdict(check: Mapping[str, Any]) -> str:
+    return "pass" if check["passed"] is True else "fail"
+
+
+def _outside(artifact: Any) -> str:
+    return f"artifact {artifact!r} skipped: it lies outside the results directory"
+
+
+def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
+                         manifest: Mapping[str, Any] | None = None,
+                         sweep: Mapping[str, Any] | None = None) -> str:
+    """CERTIFICATE.md: a summary table, then per track its evidence; plots linked relatively.
+    Every text field is escaped (`md`); artifacts outside `out_dir` are flagged, not linked."""
     certified = sum(r["status"] == "pass" for r in records)
     first = records[0]
+    env = first.get("environment")
+    device = env.get("device", "?") if isinstance(env, dict) else "?"
+    rows = {row[0]: row for row in sweep_rows(sweep, records)} if sweep is not None else {}
+    run = _run_line(manifest)
     lines = ["# eqprop-verify certificate", "",
-             f"**{certified}/{len(records)} tracks certified** · profile `{first['profile']}` · "
-             f"seed {first['seed']} · device {first.get('environment', {}).get('device', '?')}",
-             "", *([f"Model certified: `{first['model']}` (`--model`)  "]
-                   if first.get("model") else []),
-             f"Environment: {_environment_line(records)}.  ",
+             f"**{certified}/{len(records)} tracks certified** · profile {md(first['profile'])}"
+             f" · seed {md(first['seed'])} · device {md(device)}", "",
+             *([f"Run: {md(run)}  "] if run else []),
+             *([f"Model certified: {md(first['model'])} (`--model`)  "]
+               if first.get("model") else []),
+             f"Environment: {md(_environment_line(records))}.  ",
              f"Results hash (sha256, timings removed): `{combined_hash(records)}`", "",
-             "| track | name | status | checks passed | negative control failed as expected |",
-             "|---|---|---|---|---|"]
+             *([f"**{md(sweep_summary(sweep, list(rows.values())))}**", ""] if sweep else []),
+             "| track | name | status | checks passed | negative control failed as expected |"
+             + (" seed sweep |" if sweep else ""),
+             "|---|---|---|---|---|" + ("---|" if sweep else "")]
     for r in records:
-        passed = sum(c["passed"] for c in r["checks"])
+        passed = sum(c["passed"] is True for c in r["checks"])
         control = r.get("negative_control") or {}
-        lines.append(f"| {r['track']} | {r['name']} | {STATUS_WORD[r['status']]} | "
+        swept = f" {md(_sweep_cell(rows[str(r['track'])]))} |" if str(r["track"]) in rows \
+            else (" not swept |" if sweep else "")
+        lines.append(f"| {md(r['track'])} | {md(r['name'])} | {md(_word(r['status']))} | "
                      f"{passed}/{len(r['checks'])} | "
-                     f"{'yes' if control.get('failed_as_expected') else 'no'} |")
+                     f"{'yes' if control.get('failed_as_expected') else 'no'} |{swept}")
+    swept_only = [row for track, row in rows.items()
+                  if track not in {str(r["track"]) for r in records}]
+    lines += [f"- track {md(row[0])} (no record here): {md(_sweep_cell(row))}"
+              for row in swept_only]
     lines.append("")
     for r in records:
-        lines += [f"## Track {r['track']} — {r['name']}: {STATUS_WORD[r['status']].upper()}", "",
-                  f"Claim: {r['claim']}  ", f"Results sha256: `{results_hash(r)}`", ""]
+        lines += [f"## Track {md(r['track'])} — {md(r['name'])}: {md(_word(r['status']).upper())}",
+                  "", f"Claim: {md(r['claim'])}  ", f"Results sha256: `{results_hash(r)}`", ""]
+        if str(r["track"]) in rows:
+            lines += [f"Seed sweep: {md(_sweep_cell(rows[str(r['track'])]))}.", ""]
         if r.get("skip_reason"):
-            lines += [f"Skipped: {r['skip_reason']}", ""]
+            lines += [f"Skipped: {md(r['skip_reason'])}", ""]
         if r.get("error"):
-            lines += [f"Error: `{r['error']}`", ""]
+            lines += [f"Error: {md(r['error'])}", ""]
         if r["checks"]:
             lines += ["| check | measured | bound | verdict |", "|---|---|---|---|"]
-            lines += [f"| {c['name']} | {_shown(c['value'])} | {c['bound']} | "
-                      f"{'pass' if c['passed'] else 'FAIL'} |" for c in r["checks"]]
+            lines += [f"| {md(c['name'])} | {md(_shown(c['value']))} | {md(c['bound'])} | "
+                      f"{'pass' if c['passed'] is True else 'FAIL'} |" for c in r["checks"]]
             lines.append("")
         control = r.get("negative_control")
         if control:
-            verdict = "failed as expected" if control["failed_as_expected"] else \
+            text, ok = _control_text(control)
+            verdict = "failed as expected" if ok else \
                 "DID NOT FAIL — the checks cannot tell good from bad"
-            measured = f": {_shown(control['value'])} (bound {control['bound']})" \
-                if "value" in control else ""
-            lines += [f"Negative control — {control['name']}{measured}: {verdict}.", ""]
+            lines += [f"Negative control — {md(text)}: {verdict}.", ""]
         for claim in r.get("claims", []):
-            verdict = claim.get("verdict", "confirmed" if claim["holds"] else "refuted")
-            lines.append(f"- claim {verdict}: {claim['name']} ({claim['source']}): "
-                         f"{_shown(claim['value'])} (stated {claim['bound']})")
+            verdict, text = _claim_text(claim)
+            lines.append(f"- claim {md(verdict)}: {md(text)}")
         if r.get("claims"):
             lines.append("")
         for artifact in r.get("artifacts", []):
-            target = Path(os.path.relpath(out_dir / artifact, report_dir))
-            lines.append(f"![{artifact}]({target.as_posix()})" if target.suffix in IMAGE_TYPES
-                         else f"- [{artifact}]({target.as_posix()})")
+            path = contained(out_dir, artifact)
+            if path is None:
+                lines.append(f"- **{md(_outside(artifact))}**")
+                continue
+            target = Path(os.path.relpath(path, report_dir.resolve())).as_posix()
+            link = target.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+            lines.append(f"![{md(artifact)}]({link})" if path.suffix in IMAGE_TYPES
+                         else f"- [{md(artifact)}]({link})")
         lines.append("")
     return "\n".join(lines)
 
@@ -162,35 +301,57 @@ font-size:0.9em;text-align:left}.pass{color:#1a7f37}.fail{color:#cf222e;font-wei
 .skip{color:#777}img{max-width:100%;display:block;margin:0.5em 0}code{font-size:0.85em}"""
 
 
-def certificate_html(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """CERTIFICATE.html: self-contained (inline CSS, plots as data URIs, no scripts)."""
-    e = html.escape
+def certificate_html(records: Sequence[dict[str, Any]], out_dir: Path,
+                     manifest: Mapping[str, Any] | None = None,
+                     sweep: Mapping[str, Any] | None = None) -> str:
+    """CERTIFICATE.html: self-contained (inline CSS, plots as data URIs, no scripts). Every
+    field is HTML-escaped; only images inside `out_dir` are embedded (others flagged)."""
+    def e(value: Any) -> str:
+        return html.escape(str(value), quote=True)
+
+    def css(status: Any) -> str:  # a class name from a fixed set, whatever the record says
+        return status if status in STATUS_WORD else "fail"
+
     certified = sum(r["status"] == "pass" for r in records)
     first = records[0]
+    rows = {row[0]: row for row in sweep_rows(sweep, records)} if sweep is not None else {}
+    run = _run_line(manifest)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>eqprop-verify "
              f"certificate</title><style>{CSS}</style></head><body>",
              "<h1>eqprop-verify certificate</h1>",
              f"<p id='summary'><b>{certified}/{len(records)} tracks certified</b> · profile "
-             f"{e(str(first['profile']))} · seed {first['seed']}</p>",
+             f"{e(first['profile'])} · seed {e(first['seed'])}</p>",
+             *([f"<p>Run: {e(run)}</p>"] if run else []),
              *([f"<p>Model certified: <code>{e(first['model'])}</code> (--model)</p>"]
                if first.get("model") else []),
              f"<p>Environment: {e(_environment_line(records))}<br>Results hash (sha256, timings "
              f"removed): <code>{combined_hash(records)}</code></p>",
+             *([f"<p id='sweep'><b>{e(sweep_summary(sweep, list(rows.values())))}</b></p>"]
+               if sweep else []),
              "<table><tr><th>track</th><th>name</th><th>status</th><th>checks passed</th>"
-             "<th>negative control failed as expected</th></tr>"]
+             "<th>negative control failed as expected</th>"
+             + ("<th>seed sweep</th>" if sweep else "") + "</tr>"]
     for r in records:
         control = r.get("negative_control") or {}
-        parts.append(f"<tr><td><a href='#track-{r['track']}'>{r['track']}</a></td>"
-                     f"<td>{e(r['name'])}</td><td class='{r['status']}'>"
-                     f"{STATUS_WORD[r['status']]}</td><td>{sum(c['passed'] for c in r['checks'])}"
+        swept = (f"<td>{e(_sweep_cell(rows[str(r['track'])]))}</td>" if str(r["track"]) in rows
+                 else "<td>not swept</td>") if sweep else ""
+        parts.append(f"<tr><td><a href='#track-{e(r['track'])}'>{e(r['track'])}</a></td>"
+                     f"<td>{e(r['name'])}</td><td class='{css(r['status'])}'>"
+                     f"{e(_word(r['status']))}</td>"
+                     f"<td>{sum(c['passed'] is True for c in r['checks'])}"
                      f"/{len(r['checks'])}</td><td>"
-                     f"{'yes' if control.get('failed_as_expected') else 'no'}</td></tr>")
+                     f"{'yes' if control.get('failed_as_expected') else 'no'}</td>{swept}</tr>")
     parts.append("</table>")
+    present = {str(r["track"]) for r in records}
+    parts += [f"<p>track {e(row[0])} (no record here): {e(_sweep_cell(row))}</p>"
+              for track, row in rows.items() if track not in present]
     for r in records:
-        parts.append(f"<h2 id='track-{r['track']}'>Track {r['track']} — {e(r['name'])}: "
-                     f"<span class='{r['status']}'>{STATUS_WORD[r['status']].upper()}</span></h2>"
-                     f"<p>Claim: {e(r['claim'])}<br>Results sha256: "
+        parts.append(f"<h2 id='track-{e(r['track'])}'>Track {e(r['track'])} — {e(r['name'])}: "
+                     f"<span class='{css(r['status'])}'>{e(_word(r['status']).upper())}</span>"
+                     f"</h2><p>Claim: {e(r['claim'])}<br>Results sha256: "
                      f"<code>{results_hash(r)}</code></p>")
+        if str(r["track"]) in rows:
+            parts.append(f"<p>Seed sweep: {e(_sweep_cell(rows[str(r['track'])]))}</p>")
         if r.get("skip_reason"):
             parts.append(f"<p class='skip'>Skipped: {e(r['skip_reason'])}</p>")
         if r.get("error"):
@@ -199,56 +360,71 @@ def certificate_html(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
             parts.append("<table><tr><th>check</th><th>measured</th><th>bound</th>"
                          "<th>verdict</th></tr>")
             parts += [f"<tr><td>{e(c['name'])}</td><td>{e(_shown(c['value']))}</td>"
-                      f"<td>{e(c['bound'])}</td><td class='{'pass' if c['passed'] else 'fail'}'>"
-                      f"{'pass' if c['passed'] else 'FAIL'}</td></tr>" for c in r["checks"]]
+                      f"<td>{e(c['bound'])}</td><td class='{_verdict(c)}'>"
+                      f"{'pass' if c['passed'] is True else 'FAIL'}</td></tr>" for c in r["checks"]]
             parts.append("</table>")
         control = r.get("negative_control")
         if control:
-            ok = control["failed_as_expected"]
-            measured = f": {_shown(control['value'])} (bound {control['bound']})" \
-                if "value" in control else ""
-            parts.append(f"<p>Negative control — {e(control['name'] + measured)}: <span "
+            text, ok = _control_text(control)
+            parts.append(f"<p>Negative control — {e(text)}: <span "
                          f"class='{'pass' if ok else 'fail'}'>"
                          f"{'failed as expected' if ok else 'DID NOT FAIL'}</span></p>")
         claims = r.get("claims", [])
         if claims:
             parts.append("<ul>" + "".join(
-                f"<li>claim {e(c.get('verdict', 'confirmed' if c['holds'] else 'refuted'))}: "
-                f"{e(c['name'])} ({e(c['source'])}): {e(_shown(c['value']))} (stated "
-                f"{e(c['bound'])})</li>" for c in claims) + "</ul>")
+                f"<li>claim {e(verdict)}: {e(text)}</li>"
+                for verdict, text in map(_claim_text, claims)) + "</ul>")
         for artifact in r.get("artifacts", []):
-            path = out_dir / artifact
-            if path.suffix in IMAGE_TYPES and path.is_file():
+            path = contained(out_dir, artifact)
+            if path is None:
+                parts.append(f"<p class='fail'>{e(_outside(artifact))}</p>")
+            elif path.suffix in IMAGE_TYPES and path.is_file():
                 parts.append(_embedded(path))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_certificate(records: Sequence[dict[str, Any]], out_dir: Path,
-                      report_dir: Path) -> tuple[Path, Path]:
+def write_certificate(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
+                      manifest: Mapping[str, Any] | None = None,
+                      sweep: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
-    markdown = report_dir / "CERTIFICATE.md"
-    markdown.write_text(certificate_markdown(records, out_dir, report_dir) + "\n")
-    page = report_dir / "CERTIFICATE.html"
-    page.write_text(certificate_html(records, out_dir))
+    markdown = atomic_write_text(report_dir / "CERTIFICATE.md", certificate_markdown(
+        records, out_dir, report_dir, manifest, sweep) + "\n")
+    page = atomic_write_text(report_dir / "CERTIFICATE.html",
+                             certificate_html(records, out_dir, manifest, sweep))
     return markdown, page
 
 
-def certify(out_dir: Path, badge_dir: Path, numbers: Sequence[int] | None = None) -> list[Path]:
-    """Badges and certificate for the results in `out_dir`, written into `badge_dir`."""
-    records = load_results(out_dir, numbers)
-    return [*write_badges(records, badge_dir), *write_certificate(records, out_dir, badge_dir)]
+def certify(out_dir: Path, badge_dir: Path, numbers: Sequence[int] | None = None,
+            sweep: Mapping[str, Any] | None = None) -> list[Path]:
+    """Badges and certificate for the results in `out_dir`, written into `badge_dir`.
+
+    `sweep`: a seed sweep's summary, {"seeds": [0, 1, ...], "cells": {"<track>": {"<seed>":
+    "pass" | "fail" | "skip"}}}; the certificate then states per track "certified at k/n
+    seeds" and a summary line. ValueError (naming the file, the runs or the malformed sweep)
+    if the records cannot be certified as one run."""
+    out_dir, badge_dir = Path(out_dir), Path(badge_dir)
+    manifest, records = load_run(out_dir, numbers)
+    if sweep is not None:
+        sweep_rows(sweep, records)  # malformed: refused before anything is written
+    return [*write_badges(records, badge_dir),
+            *write_certificate(records, out_dir, badge_dir, manifest, sweep)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tracks.report",
-        description="Badges and CERTIFICATE.md/.html from a results directory's track JSON.")
+        description="Badges and CERTIFICATE.md/.html from a results directory's track JSON "
+        "(one run: see tracks/manifest.py).")
     parser.add_argument("out", type=Path, help="results directory holding track-NN.json")
     parser.add_argument("--badges", type=Path, required=True, help="where to write them")
+    parser.add_argument("--sweep", type=Path, metavar="SWEEP_JSON", help="a seed sweep's "
+                        "sweep.json: the certificate states 'certified at k/n seeds' per track")
     args = parser.parse_args(argv)
     try:
-        paths = certify(args.out, args.badges)
+        sweep = None if args.sweep is None else read_json_file(args.sweep)
+        writable_directory(args.badges, "--badges")
+        paths = certify(args.out, args.badges, sweep=sweep)
     except ValueError as err:
         print(f"tracks.report: error: {err}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ Exit status: 0 every selected track certified (skips allowed), 1 a track failed,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import traceback
@@ -22,9 +21,29 @@ from threadpoolctl import threadpool_limits
 from properties.fixed_model import FixedModel, load_fixed_model
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
+from .manifest import (
+    MANIFEST,
+    MAX_SEED,
+    Run,
+    check_seed,
+    reopen_run,
+    resume_run,
+    run_records,
+    start_run,
+    writable_directory,
+)
+from .records import read_manifest
 from .registry import GROUPS, Track, all_tracks
 from .report import certify
 from .tables import table_name, write_table
+
+# `--model` wider than this is refused unless `--max-hidden` lifts it: the witness's
+# eigendecompositions and Jacobians cost ~n³ per drawn example (hidden 4000: one equilibrium
+# alone took 28 s, and a track draws dozens).
+MAX_HIDDEN = 1000
+# `run_track(..., out_dir=DIR)` without a run waits this long for DIR's lock (other callers
+# joining the run hold it only while they record; a whole CLI run holds it throughout).
+JOIN_WAIT_S = 30.0
 
 
 class UsageError(Exception):
@@ -53,19 +72,40 @@ def model_skip_reason(spec: Track, model: FixedModel) -> str | None:
 
 def run_track(
     number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
-    out_dir: Path | None = None, model: FixedModel | None = None,
+    out_dir: Path | None = None, model: FixedModel | None = None, run: Run | None = None,
 ) -> TrackResult:
     """Run one track and return its JSON record (written to out_dir/track-NN.json if given).
 
     `model`: certify this user's model (`--model`) instead of the suite's drawn ones; a track
     that cannot, or whose requirements the model misses, is skipped with the reason.
+    `run`: the open run (`tracks.manifest.start_run`) the record belongs to; its directory is
+    the default `out_dir`. Without one, a record written to `out_dir` joins the run recorded
+    there if it has this seed, profile and model, else starts a new one (superseding it); the
+    directory's lock is taken only to join and to record, so parallel callers (`pytest tracks/
+    -n auto` with $EQPROP_RESULTS) share one run. A record not written gets a run id of its own.
+    ValueError on an unknown track, a bad seed or a run of other settings.
     """
     tracks = all_tracks()
     if number not in tracks:
         raise ValueError(f"unknown track {number}; implemented: {format_numbers(tracks)}")
+    check_seed(seed)
+    joined = None
+    if run is None and out_dir is not None:  # join the directory's run, lock only to record
+        joined = start_run(out_dir, seed=seed, profile=profile, device=device, model=model,
+                           tracks=[number], join=True, wait_s=JOIN_WAIT_S)
+        joined.release()
+    if run is not None:
+        run.check_matches(seed=seed, profile=profile, model=model)
+        if out_dir is not None and Path(out_dir).resolve() != run.out_dir.resolve():
+            raise ValueError(f"out_dir {out_dir} is not the directory of run "
+                             f"{run.run_id} ({run.out_dir})")
+        out_dir = run.out_dir
+        run.begin(number)
     spec = tracks[number]
+    owner = run or joined
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
-                       out_dir=out_dir, model=model)
+                       out_dir=out_dir, model=model,
+                       **({} if owner is None else {"run_id": owner.run_id}))
     refused = None if model is None else model_skip_reason(spec, model)
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -91,13 +131,22 @@ def run_track(
         result.record["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(threads)
-    if out_dir is not None:
-        if "results" in result.record:
-            result.record["artifacts"].append(table_name(number))
-        path = result.write(out_dir)
-        if "results" in result.record:
-            write_table(path)  # from the JSON just written, so the table cannot disagree with it
+    if joined is not None:
+        with reopen_run(joined.out_dir, joined.run_id, wait_s=JOIN_WAIT_S) as recording:
+            record(result, recording)
+    elif run is not None:
+        record(result, run)
     return result
+
+
+def record(result: TrackResult, run: Run) -> None:
+    """Write a track's record (and its benchmark table) into its run's directory."""
+    if "results" in result.record:
+        result.record["artifacts"].append(table_name(result.record["track"]))
+    path = result.write(run.out_dir)
+    if "results" in result.record:
+        write_table(path)  # from the JSON just written, so the table cannot disagree with it
+    run.completed(result.record["track"])
 
 
 def format_numbers(tracks: dict) -> str:
@@ -135,22 +184,25 @@ def select_groups(groups: Sequence[str], implemented: dict) -> list[int]:
 
 
 def failed_tracks(out_dir: Path, implemented: dict) -> list[int]:
-    """Tracks whose DIR/track-NN.json says status "fail" (or cannot be read as a record)."""
+    """The tracks `--failed-only` reruns: those whose record in DIR says "fail", and those the
+    run requested but did not complete (interrupted). UsageError, naming the file or the runs,
+    when DIR holds no manifest, an invalid record or records of several runs."""
     if not out_dir.is_dir():
         raise UsageError(f"--failed-only reads earlier results, but {out_dir}/ does not exist "
                          "(run the tracks first, or pass --out DIR)")
-    failed = []
-    for n in implemented:
-        path = out_dir / f"track-{n:02d}.json"
-        if not path.exists():
-            continue
-        try:
-            status = json.loads(path.read_text()).get("status")
-        except (ValueError, AttributeError):
-            status = "fail"  # a corrupt record certifies nothing: rerun it
-        if status == "fail":
-            failed.append(n)
-    return failed
+    if not (out_dir / MANIFEST).exists():
+        raise UsageError(f"--failed-only reruns inside the run recorded in {out_dir}/{MANIFEST}, "
+                         "but there is none (records of an older version?): run the tracks")
+    try:
+        manifest, records = run_records(out_dir)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    unknown = sorted({r["track"] for r in records} - set(implemented))
+    if unknown:
+        raise UsageError(f"{out_dir}/ holds records of unknown tracks {unknown}")
+    failed = {r["track"] for r in records if r["status"] == "fail"}
+    unfinished = set(manifest["tracks"]) - set(manifest["completed"])
+    return sorted((failed | unfinished) & set(implemented))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -181,12 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
                       f"these groups ({', '.join(f'{g}: {d}' for g, d in GROUPS.items())})")
     what.add_argument("--failed-only", action="store_true", help="rerun the tracks whose "
                       "JSON in --out records a failure (status fail, or unreadable)")
-    parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} "
-                        "(quick: CPU, CI-sized; full: more examples and seeds)")
+    parser.add_argument("--profile", help=f"one of {', '.join(PROFILES)} (quick, the "
+                        "default: CPU, CI-sized; full: more examples and seeds)")
     parser.add_argument("--out", default="results", type=Path, help="results directory "
                         "(default: results/)")
-    parser.add_argument("--seed", default="0", help="seed for torch, numpy and hypothesis "
-                        "(default 0)")
+    parser.add_argument("--seed", help=f"seed for torch, numpy and hypothesis, 0 to {MAX_SEED} "
+                        "(default 0; --failed-only: the run's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--badges", type=Path, metavar="DIR", help="also write, from the JSON "
                         "of the tracks run, one SVG badge per track, summary.svg and "
@@ -196,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "eqprop_core.LoopedMLP (or subclass); the tracks hold it fixed and draw "
                         "everything else; tracks that cannot take it are skipped with the reason "
                         "(protocol: properties/fixed_model.py)")
+    parser.add_argument("--max-hidden", default=str(MAX_HIDDEN), metavar="N", help="refuse a "
+                        f"--model wider than N hidden units (default {MAX_HIDDEN}: the witness "
+                        "costs ~n^3 per drawn example)")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
     return parser
 
@@ -242,24 +297,67 @@ def print_result(result: TrackResult, quiet: bool) -> None:
         print(f"    artifacts: {', '.join(r['artifacts'])}")
 
 
+def parse_seed(text: str) -> int:
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise UsageError(f"invalid seed {text!r}: expected an integer in [0, {MAX_SEED}] "
+                         "(numpy's range, 2**32 - 1)") from None
+
+
+def check_model_size(model: FixedModel, limit_text: str) -> None:
+    """UsageError for a `--model` wider than --max-hidden (the cost of the witness ~n³)."""
+    try:
+        limit = int(limit_text)
+        if limit < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"invalid --max-hidden {limit_text!r}: expected a positive "
+                         "integer") from None
+    n = model.n_hidden
+    if n > limit:
+        raise UsageError(
+            f"--model {model.source}: n_hidden {n} ({n * n / 1e6:.3g}M recurrent weights) is "
+            f"above the limit {limit}: the witness's eigendecompositions and Jacobians cost "
+            f"~n^3 per drawn example, {(n / limit) ** 3:.3g}x a model at the limit, and each "
+            f"track draws dozens; to run it anyway pass --max-hidden {n}")
+
+
+def rerun_settings(args: argparse.Namespace) -> tuple[int, str]:
+    """Seed and profile of the run `--failed-only` reopens; UsageError if the options given
+    differ (a directory holds one run)."""
+    path = args.out / MANIFEST
+    try:
+        manifest = read_manifest(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for option, given, recorded in (("--seed", args.seed, manifest["seed"]),
+                                    ("--profile", args.profile, manifest["profile"])):
+        if given is not None and given != str(recorded):
+            raise UsageError(f"--failed-only reruns inside run {manifest['run_id'][:12]} of "
+                             f"{path}, recorded with {option} {recorded}; {option} {given} "
+                             "would mix two runs (omit it, or use another --out)")
+    return manifest["seed"], manifest["profile"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         implemented = all_tracks()
-        if args.profile not in PROFILES:
+        if args.profile is not None and args.profile not in PROFILES:
             raise UsageError(f"unknown profile {args.profile!r}; choose one of "
                              f"{', '.join(PROFILES)}")
         if args.list:
             for n, t in implemented.items():
                 print(f"{n:2d}  {t.name:<32s} group {t.group} ({GROUPS[t.group]})")
             return 0
-        try:
-            seed = int(args.seed)
-        except ValueError:
-            raise UsageError(f"invalid seed {args.seed!r}: expected an integer") from None
-        if seed < 0:
-            raise UsageError(f"invalid seed {seed}: must be >= 0")
+        if args.failed_only:
+            numbers = failed_tracks(args.out, implemented)
+            seed, profile = rerun_settings(args)
+        else:
+            seed = parse_seed("0" if args.seed is None else args.seed)
+            profile = args.profile or "quick"
         device = resolve_device(args.device)
         model = None
         if args.model is not None:
@@ -267,33 +365,51 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model = load_fixed_model(args.model, seed)
             except ValueError as err:
                 raise UsageError(str(err)) from None
+            check_model_size(model, args.max_hidden)
         if args.all:
             numbers = list(implemented)
         elif args.group:
             numbers = select_groups(args.group, implemented)
         elif args.failed_only:
-            numbers = failed_tracks(args.out, implemented)
             if not numbers:
                 print(f"no failed tracks recorded in {args.out}/ — nothing to rerun")
                 return 0
         else:
             numbers = parse_track_numbers(args.track, implemented)
-    except UsageError as err:
+        if args.badges is not None:
+            writable_directory(args.badges, "--badges")
+        if args.failed_only:
+            run = resume_run(args.out, numbers, model=model)
+        else:
+            run = start_run(args.out, seed=seed, profile=profile, device=device, model=model,
+                            tracks=numbers)
+    except (UsageError, ValueError) as err:  # ValueError: --out, --badges, the lock, a record
         print(f"tracks.run: error: {err}", file=sys.stderr)
         return 2
+    for notice in run.notices:
+        print(f"tracks.run: note: {notice}", file=sys.stderr)
     statuses = []
-    for n in numbers:
-        result = run_track(n, profile=args.profile, seed=seed, device=device, out_dir=args.out,
-                           model=model)
-        print_result(result, args.quiet)
-        statuses.append(result.status)
-    passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
-    subject = f" for {model!r}" if model is not None else ""
-    print(f"{passed} certified, {failed} failed, {skipped} skipped{subject} — results in "
-          f"{args.out}/")
-    if args.badges is not None:
-        written = certify(args.out, args.badges, numbers)
-        print(f"badges and certificate ({len(written)} files) in {args.badges}/")
+    try:
+        with run:
+            for n in numbers:
+                result = run_track(n, profile=profile, seed=seed, device=device, model=model,
+                                   run=run)
+                print_result(result, args.quiet)
+                statuses.append(result.status)
+            run.settle()
+            passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
+            subject = f" for {model!r}" if model is not None else ""
+            print(f"{passed} certified, {failed} failed, {skipped} skipped{subject} — results "
+                  f"in {args.out}/ (run {run.run_id})")
+            if args.badges is not None:
+                written = certify(args.out, args.badges, numbers)
+                print(f"badges and certificate ({len(written)} files) in {args.badges}/")
+    except KeyboardInterrupt:
+        done = run.manifest["completed"]
+        print(f"tracks.run: interrupted: {len(done)} of {len(run.manifest['tracks'])} tracks "
+              f"completed; {args.out}/{MANIFEST} marks run {run.run_id[:12]} interrupted "
+              f"(--failed-only --out {args.out} finishes it)", file=sys.stderr)
+        return 130
     return 1 if failed else 0
 
 

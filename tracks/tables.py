@@ -10,12 +10,13 @@ back; to regenerate or print one:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from tracks.records import RecordError, atomic_write_text, read_record
 
 
 def _number(value: Any) -> float:
@@ -110,10 +111,9 @@ def table_name(number: int) -> str:
 
 def write_table(json_path: Path) -> Path:
     """Render `json_path` (a track's JSON, as written) into track-NN-table.md beside it."""
-    record = json.loads(json_path.read_text())
-    path = json_path.with_name(table_name(int(record["track"])))
-    path.write_text(benchmark_markdown(record) + "\n")
-    return path
+    record = read_record(json_path)
+    path = json_path.with_name(table_name(record["track"]))
+    return atomic_write_text(path, benchmark_markdown(record) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,9 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, help="write here instead of printing")
     args = parser.parse_args(argv)
     try:
-        record = json.loads(args.json.read_text())
+        record = read_record(args.json)  # RecordError (a ValueError) names the file
         text = benchmark_markdown(record)
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except RecordError as err:  # already names the file
+        print(f"tracks.tables: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as err:  # a record without benchmark results
         reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
         print(f"tracks.tables: error: {args.json}: {reason}", file=sys.stderr)
         return 2

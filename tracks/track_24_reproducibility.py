@@ -10,12 +10,12 @@ Claims (issue 6, item 5) and how each is measured.
     whatever ran before in the process; the global RNG states of torch, NumPy and `random` are
     saved and restored around it), once in a fresh interpreter (`python -m tracks.run`, with
     PYTHONHASHSEED=random). Each `track-NN.json` is reduced to its canonical form — the
-    "environment" block and every timing field removed (a key ending in `_s`, the project's
-    name for seconds, whose value is a number or a mapping of numbers: `duration_s`, `train_s`,
-    `eval_s`, …, but not `…_by_s` / `…_over_s`; the removed paths are recorded), then
-    `json.dumps(sort_keys=True)` — and the
-    two byte strings are compared, with their sha256. Check: number of tracks whose bytes differ
-    = 0. JSON floats are written by `repr`, so equal bytes mean bit-identical numbers.
+    "environment" block, the run id (a fresh uuid per run) and every timing field removed (a
+    key ending in `_s`, the project's name for seconds, whose value is a number or a mapping of
+    numbers: `duration_s`, `train_s`, `eval_s`, …, but not `…_by_s` / `…_over_s`; the removed
+    paths are recorded), then `json.dumps(sort_keys=True)` — and the two byte strings are
+    compared, with their sha256. Check: number of tracks whose bytes differ = 0. JSON floats
+    are written by `repr`, so equal bytes mean bit-identical numbers.
 
 (2) float32 vs float64, and (3) CPU vs CUDA. One LoopedMLP (the "standard" variant: tanh,
     symmetric W, SN on W with γ = 0.95) is drawn in float32; its float64 twin has the same raw
@@ -112,7 +112,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import os
 import random
@@ -141,6 +140,7 @@ from tracks.context import (
     canonical_bytes,
     canonical_record,
 )
+from tracks.records import read_record
 from tracks.registry import track
 from tracks.run import run_track
 
@@ -184,7 +184,7 @@ def read_records(out_dir: Path, numbers: Sequence[int]) -> dict[int, dict[str, A
         path = out_dir / f"track-{n:02d}.json"
         if not path.exists():
             raise RuntimeError(f"the run wrote no {path.name} in {out_dir}")
-        records[n] = json.loads(path.read_text())
+        records[n] = read_record(path)  # of the record schema, or RecordError naming it
     return records
 
 
