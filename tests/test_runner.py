@@ -274,3 +274,22 @@ def test_the_largest_seed_is_accepted_and_the_api_names_a_bad_one(fake_tracks,
     with pytest.raises(ValueError, match=r"invalid seed 4294967296: must be an integer in "
                                          r"\[0, 4294967295\]"):
         run_track(1, seed=2**32)
+
+
+def test_a_premise_that_fails_inside_any_track_is_a_failed_check_with_its_value(
+        fake_tracks: dict) -> None:
+    """Not an opaque crash: the runner records MeasurementFailed (and PhaseNotConverged) as the
+    track's failed check, value and bound included, for every track."""
+    from properties.evidence import MeasurementFailed
+    from tracks.registry import Track
+
+    def unconverged(ctx) -> None:
+        ctx.check(at_most("fine", 0.5, 1.0))
+        raise MeasurementFailed("free phase converged: max residual", 3.2e-3, "<= tol 1e-08")
+
+    fake_tracks[5] = Track(5, "five", "A", "claim five", unconverged)
+    record = run_track(5).record
+    assert record["status"] == "fail" and "error" not in record
+    failed = [c for c in record["checks"] if not c["passed"]]
+    assert [(c["name"], c["value"], c["bound"]) for c in failed] == [
+        ("free phase converged: max residual", 3.2e-3, "<= tol 1e-08")]

@@ -79,4 +79,14 @@ def test_an_out_that_is_a_file_is_refused_before_anything_runs(tmp_path: Path, c
     target = tmp_path / "file"
     target.write_text("x")
     assert main(["--seeds", "0", "--track", "3", "--out", str(target)]) == 2
-    assert "exists and is not a directory" in capsys.readouterr().err
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_a_sweep_certificate_states_certified_at_k_of_n_seeds(tmp_path: Path) -> None:
+    out, badges = tmp_path / "sweep", tmp_path / "badges"
+    assert main(["--seeds", "1,2", "--track", "3", "--out", str(out),
+                 "--badges", str(badges)]) == 0
+    page = (badges / "CERTIFICATE.md").read_text()
+    assert "| 3 | Fixed-point uniqueness | certified | 6/6 | yes | certified at 2/2 seeds |" in page
+    assert "Seed sweep: 1/1 tracks certified at every one of 2 seeds (1–2)" in page
+    assert (badges / "CERTIFICATE.html").exists()

@@ -32,6 +32,7 @@ from .manifest import (
     start_run,
     writable_directory,
 )
+from .premises import records_failed_premise
 from .records import read_manifest
 from .registry import GROUPS, Track, all_tracks
 from .report import certify
@@ -121,7 +122,9 @@ def run_track(
         if refused is not None:
             ctx.skip(refused)
         with blas:
-            spec.run(ctx)
+            # A failed premise or an unconverged phase escaping the track is its failed check,
+            # with the measured value, not a crash.
+            records_failed_premise(spec.run)(ctx)
         result = finish(ctx, spec.group, spec.claim, started)
     except SkipTrack as skip:
         result = finish(ctx, spec.group, spec.claim, started, skip_reason=str(skip))

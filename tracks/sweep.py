@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from .context import PROFILES
+from .manifest import MAX_SEED, writable_directory
+from .records import atomic_write_json, atomic_write_text
 from .registry import all_tracks
+from .report import certify
 from .run import OneLineParser, UsageError, parse_track_numbers, select_groups
 
-MAX_SEED = 2**32 - 1
 MARK = {"pass": "✓", "fail": "✗", "skip": "–", "missing": "?"}
 
 
@@ -153,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", default="1", help="seeds run at once (default 1)")
     parser.add_argument("--model", metavar="MODULE:FACTORY", help="certify this model at every "
                         "seed (as the runner's --model)")
+    parser.add_argument("--badges", type=Path, metavar="DIR", help="also write badges and "
+                        "CERTIFICATE.md/.html of the first seed's run into DIR, stating per "
+                        "track 'certified at k/n seeds'")
     return parser
 
 
@@ -168,12 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"{', '.join(PROFILES)}")
         if not args.jobs.isdigit() or int(args.jobs) < 1:
             raise UsageError(f"invalid --jobs {args.jobs!r}: expected a positive integer")
-        if args.out.exists() and not args.out.is_dir():
-            raise UsageError(f"--out {args.out} exists and is not a directory")
-        args.out.mkdir(parents=True, exist_ok=True)
-        if not os.access(args.out, os.W_OK):
-            raise UsageError(f"--out {args.out} is not writable")
-    except (UsageError, OSError) as err:
+        writable_directory(args.out, "--out")
+        if args.badges is not None:
+            writable_directory(args.badges, "--badges")
+    except (UsageError, ValueError) as err:
         print(f"tracks.sweep: error: {err}", file=sys.stderr)
         return 2
     print(f"sweep: tracks {', '.join(map(str, numbers))} at seeds "
@@ -198,10 +201,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "failed_cells": sum(s in ("fail", "missing") for s in statuses),
         "skipped_cells": statuses.count("skip"),
     }
-    (args.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(args.out / "sweep.json", summary)
     table = sweep_markdown(summary)
-    (args.out / "SWEEP.md").write_text(table)
+    atomic_write_text(args.out / "SWEEP.md", table)
     print(table)
+    if args.badges is not None:
+        # A missing record certifies nothing: it is a failed cell for the certificate too.
+        reported = {**summary, "cells": {n: {seed: "fail" if status == "missing" else status
+                                             for seed, status in row.items()}
+                                         for n, row in cells.items()}}
+        try:
+            written = certify(seed_dir(args.out, seeds[0]), args.badges, numbers,
+                              sweep=reported)
+        except ValueError as err:
+            print(f"tracks.sweep: error: {err}", file=sys.stderr)
+            return 2
+        print(f"badges and certificate ({len(written)} files) in {args.badges}/")
     return 1 if summary["failed_cells"] else 0
 
 

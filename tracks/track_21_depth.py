@@ -84,7 +84,6 @@ from properties import (
 from theory.layered import Chain, block_norms, layered_implicit_gradients, nudge_response
 
 from .plots import plt, save_figure
-from .premises import records_failed_premise
 from .registry import track
 
 N_IN, N_OUT, BATCH = 16, 5, 8
@@ -350,7 +349,6 @@ def learning(ctx) -> None:
        "in layered (2-3 hidden layer) energy networks symmetric EP matches the implicit gradient "
        "in every layer (bias O(beta^2) per layer), SN certifies the chain, and the nudge signal "
        "per layer is the linear response; its attenuation with depth is measured")
-@records_failed_premise
 def run(ctx) -> None:
     draws = ctx.examples(3, 12)
     rows = [measure(depth, k, ctx.seed) for depth in DEPTHS for k in range(draws)]
