@@ -37,7 +37,8 @@ def test_banach_steps_is_the_smallest_T_meeting_the_truncation(L: float, n: int)
 
 
 def test_banach_steps_refuses_a_non_contraction() -> None:
-    with pytest.raises(ValueError, match="L < 1"):
+    # MeasurementFailed (a ValueError) naming the premise and the measured L: a failed check
+    with pytest.raises(ValueError, match=r"certified contraction L: 1 \(needs in \[0, 1\)\)"):
         banach_steps(1.0, 4)
 
 
