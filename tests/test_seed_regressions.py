@@ -102,3 +102,11 @@ def test_track_14_seed_14_a_phase_without_equilibrium_is_counted_not_a_crash() -
     assert not in_premise(m, "symmetric")
     assert "nudged(beta=-0.5)" in m["symmetric"]["outside_premise"]
     assert in_premise(m, "one_sided") and m["one_sided"]["fd"]["gap"] <= 1e-8
+
+
+def test_track_20_seed_16_weight_quantizer_is_held_to_its_own_float32_peak() -> None:
+    """b = 13, r = 1e-3, float32: the per-tensor range is fl32(r); held to the float64 r the
+    grid was off by a relative u32 and the promise ratio read 1.22."""
+    from tracks.track_20_hardware import promise_ratio, weight_quantizer
+
+    assert promise_ratio(weight_quantizer, (13, 0.001, "float32", [-0.0009824175824175824])) <= 1
