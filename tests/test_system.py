@@ -171,7 +171,7 @@ def test_planted_faults():
 
 # -- the System entries -------------------------------------------------------------------------
 
-ENTRIES = [2, 3, 4, 5, 6, 8, 9, 10, 11]
+ENTRIES = [2, 3, 4, 5, 6, 8, 9, 10, 11, 14]
 
 
 def test_system_entries_registered():
@@ -181,7 +181,8 @@ def test_system_entries_registered():
 @pytest.mark.parametrize(("factory", "expected"), [
     ("build", dict.fromkeys(ENTRIES, "pass")),
     # as under --model: refused by every contraction and gradient track (L = 3, rho(J*) ~ 3);
-    # descent needs no contraction (lambda_min(W_eff) > -1), so track 8 certifies it.
+    # descent needs no contraction (lambda_min(W_eff) > -1), so track 8 certifies it (14, the
+    # finite nudge, is refused on the same premise).
     ("broken", {**dict.fromkeys(ENTRIES, "fail"), 8: "pass"}),
 ])
 def test_looped_mlp_through_the_system_path_gives_the_model_verdicts(factory, expected):

@@ -230,7 +230,8 @@ def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path, repor
              f"**{certified}/{len(records)} tracks certified** · profile {md(first['profile'])}"
              f" · seed {md(first['seed'])} · device {md(device)}", "",
              *([f"Run: {md(run)}  "] if run else []),
-             *([f"Model certified: {md(first['model'])} (`--model`)  "]
+             *([f"Model certified: {md(first['model'])} "
+                f"(`{'--system' if first['model'].startswith('System(') else '--model'}`)  "]
                if first.get("model") else []),
              f"Environment: {md(_environment_line(records))}.  ",
              f"Results hash (sha256, timings removed): `{combined_hash(records)}`", "",

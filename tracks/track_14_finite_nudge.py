@@ -100,7 +100,7 @@ from theory.gradients import loss as true_loss
 
 from .plots import line_plot
 from .premises import refuses_model
-from .registry import track
+from .registry import on_system, track
 
 BATCH = 4
 BETA = 0.5
@@ -392,3 +392,51 @@ def run(ctx) -> None:
     where = "" if ctx.model is None else " of the suite's models"
     ctx.note(f"EP at beta = {BETA:g} vs the true gradient: relative error "
              f"{closest:.3f} at the closest draw{where} -- finite-beta EP descends L_beta, not L")
+
+
+@on_system(14, requires=("energy", "ep_gradient"))
+def certify_system(ctx) -> None:
+    """At the finite β = 0.5, the System's own EP update is exactly the gradient of the
+    surrogate L_β = [F(h_β, β) − F(h_0, 0)]/β (one-sided; symmetric over ±β), F = E + βC, in the
+    parameters the cost does not depend on (envelope theorem): |D_v L_β − ⟨ĝ, v⟩| ≤ 1e-6 ‖ĝ‖‖v‖
+    with D_v a Richardson-combined central difference of the re-solved surrogate along random
+    v; and the System's nudged step solves its nudged energy (∇_h(E + βC) = 0 at h_±β).
+    Control: the user's update doubled misses the same surrogate (along its own direction)."""
+    from properties import system_witness as witness
+    from properties.system_checks import (
+        NUDGES,
+        Witnessed,
+        energy_parameters,
+        finite_nudge_gap,
+        nudged_radii,
+        nudged_stationarity,
+        phase_diagnosis,
+        planted,
+    )
+
+    from .premises import system_premises
+
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w):
+        return
+    ctx.check(at_most("nudged phases solve E + beta C: ||grad_h F(h_beta)||_inf / at the start",
+                      nudged_stationarity(w, BETA), 1e-8, beta=BETA))
+    radii = nudged_radii(w, BETA)
+    directions = witness.random_directions(w.params, ctx.examples(1, 3), ctx.seed)
+    worst_fault = math.inf
+    for estimator in ctx.system.estimators:
+        estimate = ctx.system.ep_gradient(w.x, w.y, beta=BETA, estimator=estimator)
+        gaps = [finite_nudge_gap(w, estimator, BETA, estimate, v) for v in directions]
+        phases = {b: radii[b] for b in NUDGES[estimator](BETA) if b != 0}
+        ctx.check(at_most(f"{estimator}: |D_v L_beta - <EP update, v>| / (||g|| ||v||) at beta "
+                          f"= {BETA}", max(gaps), 1e-6, parameters=energy_parameters(w),
+                          nudged_radius=phases))
+        if max(gaps) > 1e-6:
+            ctx.note(phase_diagnosis(estimator, max(gaps), phases))
+        along = {k: estimate.get(k, torch.zeros_like(p)) for k, p in w.params.items()}
+        if not any(bool(t.abs().max() > 0) for t in along.values()):
+            along = directions[0]
+        worst_fault = min(worst_fault, finite_nudge_gap(
+            w, estimator, BETA, planted(estimate, "double", estimate), along))
+    ctx.negative_control(at_most("the update doubled matches the surrogate's gradient",
+                                 worst_fault, 1e-6))
