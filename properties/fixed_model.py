@@ -238,7 +238,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def load_factory(target: str) -> Any:
+def load_factory(target: str, *, flag: str = "--model") -> Any:
     """The callable named by 'package.module:factory' or 'path/to/file.py:factory'.
 
     ValueError with a one-line reason when the module or the name cannot be found. The current
@@ -247,19 +247,19 @@ def load_factory(target: str) -> Any:
     """
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--model {target!r}: expected 'package.module:factory' or "
+        raise ValueError(f"{flag} {target!r}: expected 'package.module:factory' or "
                          "'path/to/file.py:factory'")
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
-            raise ValueError(f"--model {target!r}: no file {path}")
+            raise ValueError(f"{flag} {target!r}: no file {path}")
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as exc:  # a module calling sys.exit() is refused too
-            raise ValueError(f"--model {target!r}: importing {path} failed: "
+            raise ValueError(f"{flag} {target!r}: importing {path} failed: "
                              f"{_first_line(exc)}") from None
     else:
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -267,22 +267,28 @@ def load_factory(target: str) -> Any:
         try:
             module = importlib.import_module(module_name)
         except (Exception, SystemExit) as exc:  # a module calling sys.exit() is refused too
-            raise ValueError(f"--model {target!r}: cannot import {module_name}: "
+            raise ValueError(f"{flag} {target!r}: cannot import {module_name}: "
                              f"{_first_line(exc)}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise ValueError(f"--model {target!r}: {module_name} has no callable {attr!r}")
+        raise ValueError(f"{flag} {target!r}: {module_name} has no callable {attr!r}")
     return factory
+
+
+def call_factory(target: str, seed: int, *, flag: str = "--model") -> Any:
+    """What the factory named by `target` returns, called with torch seeded with `seed` (the
+    caller's random state untouched); ValueError with one line when it cannot be loaded or
+    raises."""
+    factory = load_factory(target, flag=flag)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            return factory()
+        except (Exception, SystemExit) as exc:
+            raise ValueError(f"{flag} {target!r}: the factory raised "
+                             f"{_first_line(exc)}") from None
 
 
 def load_fixed_model(target: str, seed: int = 0) -> FixedModel:
     """Call the factory (torch seeded with `seed`) and wrap its model; ValueError on failure."""
-    factory = load_factory(target)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        try:
-            model = factory()
-        except (Exception, SystemExit) as exc:
-            raise ValueError(f"--model {target!r}: the factory raised "
-                             f"{_first_line(exc)}") from None
-    return FixedModel(model, target, seed)
+    return FixedModel(call_factory(target, seed), target, seed)

@@ -141,6 +141,7 @@ class TrackContext:
     claims: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     model: Any = None  # a properties.fixed_model.FixedModel under `--model`, else None
+    system: Any = None  # a properties.system.SystemUnderTest under `--system`, else None
     # The run (tracks.manifest) whose record this becomes; a context outside any run gets an
     # id of its own (its record is one run of one track).
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -258,6 +259,8 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
     }
     if ctx.model is not None:
         record["model"] = repr(ctx.model)
+    if ctx.system is not None:
+        record["model"] = repr(ctx.system)
     if ctx.results:  # a benchmark's tables, rendered to markdown from this JSON by tracks.tables
         record["results"] = ctx.results
     if error is not None:

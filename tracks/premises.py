@@ -76,3 +76,36 @@ def records_failed_premise(run: Callable[[TrackContext], None]) -> Callable[[Tra
             ctx.note(f"stopped: a phase did not converge, {failure}")
 
     return recorded
+
+
+def system_premises(ctx: TrackContext, w, *, attracting: bool = True) -> bool:
+    """Record the witness's premises for `ctx.system` (Newton found h*; with `attracting`,
+    ρ(J*) < 1, so h* is attracting and I − J* invertible) as checks; True iff they hold (else
+    the track's claims about h* are not measured, and a note says why)."""
+    evidence = w.equilibrium_evidence()[: 2 if attracting else 1]
+    for e in evidence:
+        ctx.check(e)
+    if all(e.passed for e in evidence):
+        return True
+    ctx.note(f"{ctx.system!r}: the witness's premise failed ("
+             f"{'; '.join(e.name for e in evidence if not e.passed)}): no claim about h* is "
+             "measured")
+    return False
+
+
+def record_estimator_agreement(ctx: TrackContext, w, reference, against: str, *,
+                               with_cosine: bool = True) -> None:
+    """Tracks 9 and 10 on a System: the System's own estimate per estimator against
+    `reference` as checks (with the diagnosis where one misses), and as the control the same
+    check on the user's estimate with planted faults (−g, 2g, its largest block dropped)."""
+    from properties.system_checks import AGREEMENT, FAULTS, estimator_agreement
+
+    checks, notes, fault_error = estimator_agreement(w, reference, against,
+                                                     with_cosine=with_cosine)
+    for evidence in checks:
+        ctx.check(evidence)
+    for line in notes:
+        ctx.note(line)
+    ctx.negative_control(Evidence(f"planted faults (-g, 2g, a block dropped) vs {against}: min "
+                                  "relative error", fault_error, f"<= {AGREEMENT:g}",
+                                  fault_error <= AGREEMENT), faults=list(FAULTS))

@@ -40,6 +40,43 @@ class Track:
 _REGISTRY: dict[int, Track] = {}
 
 
+@dataclass(frozen=True)
+class SystemEntry:
+    """How track `number` certifies a System (`--system`): `run(ctx)` with `ctx.system` set,
+    and what the System must provide (keys of `properties.system.CAPABILITIES`)."""
+
+    number: int
+    run: Callable[[TrackContext], None]
+    requires: tuple[str, ...] = ()
+
+    @property
+    def claim(self) -> str:
+        """The claim as measured on a System: the first paragraph of the entry's docstring."""
+        return " ".join((self.run.__doc__ or "").split("\n\n")[0].split())
+
+
+_SYSTEM_ENTRIES: dict[int, SystemEntry] = {}
+
+
+def on_system(number: int, *, requires: tuple[str, ...] = ()) -> Callable:
+    """Register the decorated `run(ctx)` as track `number`'s check of a System: the same
+    claim as the track, measured on `ctx.system` against the System witness."""
+
+    def register(fn: Callable[[TrackContext], None]) -> Callable[[TrackContext], None]:
+        if number in _SYSTEM_ENTRIES and _SYSTEM_ENTRIES[number].run is not fn:
+            raise ValueError(f"track {number}'s System entry registered twice")
+        _SYSTEM_ENTRIES[number] = SystemEntry(number, fn, tuple(requires))
+        return fn
+
+    return register
+
+
+def system_entries() -> dict[int, SystemEntry]:
+    """The tracks that run on a System, by number."""
+    all_tracks()
+    return dict(sorted(_SYSTEM_ENTRIES.items()))
+
+
 def track(number: int, name: str, group: str, claim: str, *, threads: int | None = 1,
           model_requires: tuple[str, ...] | None = None,
           model_reason: str | None = None) -> Callable:

@@ -19,6 +19,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from properties.fixed_model import FixedModel, load_fixed_model
+from properties.system import SystemUnderTest, load_system
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
 from .manifest import (
@@ -34,7 +35,7 @@ from .manifest import (
 )
 from .premises import records_failed_premise
 from .records import read_manifest
-from .registry import GROUPS, Track, all_tracks
+from .registry import GROUPS, Track, all_tracks, system_entries
 from .report import certify
 from .tables import table_name, write_table
 
@@ -71,14 +72,31 @@ def model_skip_reason(spec: Track, model: FixedModel) -> str | None:
     return None
 
 
+def system_skip_reason(number: int, system: SystemUnderTest) -> str | None:
+    """Why track `number` cannot certify the System (None: it can)."""
+    entry = system_entries().get(number)
+    if entry is None:
+        runs = ", ".join(str(n) for n in system_entries())
+        return (f"track {number} does not run on a System yet (tracks that do: {runs}); it "
+                "certifies the suite's own models")
+    unmet = system.unmet(entry.requires)
+    if unmet:
+        return f"{system!r} has no {'; '.join(unmet)}, which track {number} needs"
+    return None
+
+
 def run_track(
     number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
     out_dir: Path | None = None, model: FixedModel | None = None, run: Run | None = None,
+    system: SystemUnderTest | None = None,
 ) -> TrackResult:
     """Run one track and return its JSON record (written to out_dir/track-NN.json if given).
 
     `model`: certify this user's model (`--model`) instead of the suite's drawn ones; a track
     that cannot, or whose requirements the model misses, is skipped with the reason.
+    `system`: certify this System (`--system`, `properties.system`) through the track's System
+    entry (`tracks.registry.on_system`); a track without one, or whose requirements the System
+    misses, is skipped with the reason.
     `run`: the open run (`tracks.manifest.start_run`) the record belongs to; its directory is
     the default `out_dir`. Without one, a record written to `out_dir` joins the run recorded
     there if it has this seed, profile and model, else starts a new one (superseding it); the
@@ -90,13 +108,16 @@ def run_track(
     if number not in tracks:
         raise ValueError(f"unknown track {number}; implemented: {format_numbers(tracks)}")
     check_seed(seed)
+    if model is not None and system is not None:
+        raise ValueError("give a model or a system, not both")
+    subject = model if system is None else system
     joined = None
     if run is None and out_dir is not None:  # join the directory's run, lock only to record
-        joined = start_run(out_dir, seed=seed, profile=profile, device=device, model=model,
+        joined = start_run(out_dir, seed=seed, profile=profile, device=device, model=subject,
                            tracks=[number], join=True, wait_s=JOIN_WAIT_S)
         joined.release()
     if run is not None:
-        run.check_matches(seed=seed, profile=profile, model=model)
+        run.check_matches(seed=seed, profile=profile, model=subject)
         if out_dir is not None and Path(out_dir).resolve() != run.out_dir.resolve():
             raise ValueError(f"out_dir {out_dir} is not the directory of run "
                              f"{run.run_id} ({run.out_dir})")
@@ -105,9 +126,14 @@ def run_track(
     spec = tracks[number]
     owner = run or joined
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
-                       out_dir=out_dir, model=model,
+                       out_dir=out_dir, model=model, system=system,
                        **({} if owner is None else {"run_id": owner.run_id}))
     refused = None if model is None else model_skip_reason(spec, model)
+    body, claim = spec.run, spec.claim
+    if system is not None:
+        refused = system_skip_reason(number, system)
+        if refused is None:
+            body, claim = system_entries()[number].run, system_entries()[number].claim
     torch.manual_seed(seed)
     np.random.seed(seed)
     threads = torch.get_num_threads()
@@ -124,12 +150,12 @@ def run_track(
         with blas:
             # A failed premise or an unconverged phase escaping the track is its failed check,
             # with the measured value, not a crash.
-            records_failed_premise(spec.run)(ctx)
-        result = finish(ctx, spec.group, spec.claim, started)
+            records_failed_premise(body)(ctx)
+        result = finish(ctx, spec.group, claim, started)
     except SkipTrack as skip:
-        result = finish(ctx, spec.group, spec.claim, started, skip_reason=str(skip))
+        result = finish(ctx, spec.group, claim, started, skip_reason=str(skip))
     except Exception as exc:  # a crash is a failed track with its reason, never a pass
-        result = finish(ctx, spec.group, spec.claim, started,
+        result = finish(ctx, spec.group, claim, started,
                         error=f"{type(exc).__name__}: {exc}")
         result.record["traceback"] = traceback.format_exc()
     finally:
@@ -225,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m tracks.run --failed-only --out results\n"
         "  python -m tracks.run --all --badges results/badges\n"
         "  python -m tracks.run --model examples.user_model:build --track 1-16\n"
+        "  python -m tracks.run --system examples/systems/primitive_mlp.py:build --track 2-11\n"
         "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -251,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "eqprop_core.LoopedMLP (or subclass); the tracks hold it fixed and draw "
                         "everything else; tracks that cannot take it are skipped with the reason "
                         "(protocol: properties/fixed_model.py)")
+    parser.add_argument("--system", metavar="MODULE:FACTORY", help="certify your own EqProp "
+                        "code: FACTORY() returns an object with params, init_state, step, cost "
+                        "(and optionally energy, ep_gradient, free_phase, lipschitz, sample); "
+                        "the tracks check it against a witness that calls only step, cost and "
+                        "energy (protocol: properties/system.py)")
+    parser.add_argument("--system-batch", default="8", metavar="B", help="samples the "
+                        "--system checks certify on (default 8)")
     parser.add_argument("--max-hidden", default=str(MAX_HIDDEN), metavar="N", help="refuse a "
                         f"--model wider than N hidden units (default {MAX_HIDDEN}: the witness "
                         "costs ~n^3 per drawn example)")
@@ -326,6 +360,21 @@ def check_model_size(model: FixedModel, limit_text: str) -> None:
             f"track draws dozens; to run it anyway pass --max-hidden {n}")
 
 
+def load_cli_system(target: str, batch_text: str, seed: int) -> SystemUnderTest:
+    """`--system`'s System (UsageError with the loader's one line on any protocol error)."""
+    try:
+        batch = int(batch_text)
+        if not 1 <= batch <= 4096:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"invalid --system-batch {batch_text!r}: expected an integer in "
+                         "[1, 4096]") from None
+    try:
+        return load_system(target, batch=batch, seed=seed)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def rerun_settings(args: argparse.Namespace) -> tuple[int, str]:
     """Seed and profile of the run `--failed-only` reopens; UsageError if the options given
     differ (a directory holds one run)."""
@@ -369,6 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as err:
                 raise UsageError(str(err)) from None
             check_model_size(model, args.max_hidden)
+        system = None
+        if args.system is not None:
+            if model is not None:
+                raise UsageError("give --model or --system, not both")
+            system = load_cli_system(args.system, args.system_batch, seed)
         if args.all:
             numbers = list(implemented)
         elif args.group:
@@ -382,10 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.badges is not None:
             writable_directory(args.badges, "--badges")
         if args.failed_only:
-            run = resume_run(args.out, numbers, model=model)
+            run = resume_run(args.out, numbers, model=model or system)
         else:
-            run = start_run(args.out, seed=seed, profile=profile, device=device, model=model,
-                            tracks=numbers)
+            run = start_run(args.out, seed=seed, profile=profile, device=device,
+                            model=model or system, tracks=numbers)
     except (UsageError, ValueError) as err:  # ValueError: --out, --badges, the lock, a record
         print(f"tracks.run: error: {err}", file=sys.stderr)
         return 2
@@ -396,12 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with run:
             for n in numbers:
                 result = run_track(n, profile=profile, seed=seed, device=device, model=model,
-                                   run=run)
+                                   run=run, system=system)
                 print_result(result, args.quiet)
                 statuses.append(result.status)
             run.settle()
             passed, failed, skipped = (statuses.count(s) for s in ("pass", "fail", "skip"))
-            subject = f" for {model!r}" if model is not None else ""
+            subject = f" for {(model or system)!r}" if (model or system) is not None else ""
             print(f"{passed} certified, {failed} failed, {skipped} skipped{subject} — results "
                   f"in {args.out}/ (run {run.run_id})")
             if args.badges is not None:

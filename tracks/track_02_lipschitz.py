@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 import theory
 from properties import as_numpy, at_least, at_most, contractive_models, holds, worst_case
+from properties.system_checks import RATIO_ROUNDING, Witnessed, lipschitz_ratios
 
-from .premises import contraction_premise, scipy_lipschitz
-from .registry import track
+from .premises import contraction_premise, scipy_lipschitz, system_premises
+from .registry import on_system, track
 
 
 def pairs(models: st.SearchStrategy) -> st.SearchStrategy:
@@ -139,3 +140,26 @@ def run(ctx) -> None:
         at_most("bound 0.9 L holds for every pair", too_low.worst, 1.0, **too_low.details()),
         claimed_bound="0.9 * L",
     )
+
+
+@on_system(2, requires=("lipschitz",))
+def certify_system(ctx) -> None:
+    """The System's claimed L = lipschitz(params) bounds every measured ‖T(a) − T(b)‖/‖a − b‖
+    of its own step; pairs along J*'s top singular vector (the witness's) make the hunt reach
+    ‖J*‖₂. Control: a bound 10% below the witness's ‖J*‖₂ is falsified by the same pairs."""
+    w = Witnessed(ctx.system, ctx.seed)
+    L = ctx.system.claimed_lipschitz()
+    ctx.check(at_most("claimed L = lipschitz(params) < 1 (a contraction)", L, 1 - 1e-12))
+    if not system_premises(ctx, w):
+        return
+    ratios = lipschitz_ratios(ctx.system, w, ctx.examples(60, 600))
+    top, norm = float(ratios.max()), float(w.norm.max())
+    ctx.check(at_most("max ||T(a)-T(b)|| / ||a-b|| over pairs, / claimed L", top / L,
+                      1 + RATIO_ROUNDING, pairs=len(ratios), max_ratio=top, claimed=L))
+    ctx.check(at_least("the hunt reaches the witness's ||J*||_2 (max ratio / ||J*||_2)",
+                       top / norm if norm > 0 else 1.0, 0.99, norm_J=norm))
+    ctx.note(f"{ctx.system!r}: claimed L = {L:.6g}, max measured ratio {top:.6g}, witness "
+             f"||J*||_2 = {norm:.6g} (the claim is {L / max(top, 1e-300):.3g}x the largest ratio)")
+    ctx.negative_control(at_most("bound 0.9 ||J*||_2 holds for every pair", top / (0.9 * norm)
+                                 if norm > 0 else 0.0, 1 + RATIO_ROUNDING),
+                         claimed_bound="0.9 * witness ||J*||_2")

@@ -40,10 +40,11 @@ from properties.banach_bounds import (
     trajectories,
     trajectory,
 )
+from properties.system_checks import Witnessed, banach_violation
 
 from .plots import line_plot
-from .premises import contraction_premise, describe_models
-from .registry import track
+from .premises import contraction_premise, describe_models, system_premises
+from .registry import on_system, track
 
 
 @track(4, "Banach rate", "A",
@@ -105,3 +106,28 @@ def control(ctx, n: int) -> None:
         title=f"Banach bounds, L = {example['L']:.3f}, rho(J*) = {example['rho']:.3f}",
         xlabel="iteration k", ylabel="error",
     )
+
+
+@on_system(4, requires=("lipschitz",))
+def certify_system(ctx) -> None:
+    """With the System's claimed L < 1, its plain iterates obey Banach's a priori bound
+    ‖h_k − h*‖ ≤ L^k ‖h_0 − h*‖ and a posteriori bound ‖h_k − h*‖ ≤ L/(1 − L)‖h_k − h_{k−1}‖
+    (h* the witness's Newton solution). Control: L' = ρ(J*)/2 is falsified by the same iterates
+    (they contract at ρ(J*) asymptotically)."""
+    w = Witnessed(ctx.system, ctx.seed)
+    L = ctx.system.claimed_lipschitz()
+    ctx.check(at_most("claimed L = lipschitz(params) < 1 (Banach's premise)", L, 1 - 1e-12))
+    if not system_premises(ctx, w):
+        return
+    if not L < 1:
+        return
+    count, steps = ctx.examples(6, 30), ctx.examples(300, 1000)
+    out = banach_violation(ctx.system, w, L, count, steps)
+    ctx.check(at_most("a priori: max ||h_k - h*|| / (L^k ||h_0 - h*||)", out["a_priori"], 1.0,
+                      claimed=L, starts=count, steps=steps))
+    ctx.check(at_most("a posteriori: max ||h_k - h*|| / (L/(1-L) ||h_k - h_k-1||)",
+                      out["a_posteriori"], 1.0))
+    wrong = 0.5 * float(w.rho.max())
+    bad = banach_violation(ctx.system, w, wrong, count, steps)
+    ctx.negative_control(at_most("a priori bound with L' = rho(J*)/2", bad["a_priori"], 1.0),
+                         wrong_L=wrong)

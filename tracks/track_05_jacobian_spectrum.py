@@ -63,10 +63,17 @@ from properties.contraction_rate import (
     rate_search,
 )
 from properties.strategies import ModelSpec
+from properties.system_checks import (
+    Amplified,
+    Witnessed,
+    amplifying_factor,
+    jacobian_fd_error,
+    renormalized_rate,
+)
 
 from .plots import plt, save_figure
-from .premises import contraction_premise, describe_models
-from .registry import track
+from .premises import contraction_premise, describe_models, system_premises
+from .registry import on_system, track
 
 STRONG_DRIVE = 0.1  # the control's model: mean φ′(a*) ≤ 0.1
 NEWTON_AGREEMENT = 1e-12  # max |h*_torch − h*_scipy| accepted for the reference h*
@@ -232,3 +239,32 @@ def run(ctx) -> None:
         plot_rate(path, [("SN model (gaussian W, 10 units)", typical,
                           convergence_rate(typical, gaussian_start(example, ctx.seed))),
                          ("control: strongly driven", eq, fit)])
+
+
+@on_system(5, requires=())
+def certify_system(ctx) -> None:
+    """At the witness's h*, J* = ∂T_0/∂h (autograd of the System's step) equals a central
+    finite-difference Jacobian of the step; ρ(J*) < 1 ≤ … ρ ≤ ‖J*‖₂ (≤ the claimed L, if any);
+    the System's plain iteration near h* converges at the rate ρ(J*) within 5% (Benettin's
+    renormalized deviation). Control: the over-relaxed map has ρ(J') ≥ 3."""
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w):
+        return
+    fd = jacobian_fd_error(ctx.system, w)
+    ctx.check(at_most("autograd J* vs central FD of step: max |diff| / max |J*|", fd, 1e-6))
+    if ctx.system.has("lipschitz"):
+        L = ctx.system.claimed_lipschitz()
+        ctx.check(at_most("rho(J*) <= ||J*||_2 <= claimed L: max ||J*||_2 / L",
+                          float(w.norm.max()) / L, 1 + 1e-9, claimed=L))
+    measurable = w.rho >= 1e-3
+    rate = renormalized_rate(ctx.system, w)
+    dev = np.abs(rate / np.where(measurable, w.rho, 1.0) - 1)[measurable]
+    ctx.check(at_most("measured asymptotic rate vs rho(J*): max |rate/rho - 1|",
+                      float(dev.max()) if dev.size else 0.0, RATE_TOLERANCE,
+                      rho=w.rho.tolist(), rate=rate.tolist(), samples=int(measurable.sum())))
+    ctx.note(f"{ctx.system!r}: rho(J*) in [{w.rho.min():.4g}, {w.rho.max():.4g}], ||J*||_2 <= "
+             f"{w.norm.max():.4g}; measured rates {np.round(rate, 4).tolist()}")
+    a = amplifying_factor(w)
+    bad = Witnessed(Amplified(ctx.system, a), ctx.seed)
+    ctx.negative_control(at_most("over-relaxed map: rho(J') < 1", float(bad.rho.max()),
+                                 1 - 1e-12), over_relaxation=a)

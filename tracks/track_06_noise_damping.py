@@ -54,10 +54,11 @@ from properties.contraction_rate import (
     rate_search,
 )
 from properties.strategies import ModelSpec
+from properties.system_checks import Amplified, Witnessed, amplifying_factor, damping
 
 from .plots import plt, save_figure
-from .premises import contraction_premise, describe_models
-from .registry import track
+from .premises import contraction_premise, describe_models, system_premises
+from .registry import on_system, track
 
 LOCAL_SIZE = 1e-6  # ‖δ₀‖ for the first-order bound
 LOCAL_SLACK = 1e-3  # ‖δ_k‖ ≤ (1 + LOCAL_SLACK)·‖J*‖₂^k‖δ₀‖: room for second-order terms
@@ -241,3 +242,24 @@ def run(ctx) -> None:
         example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
                             seed=ctx.seed, gamma=0.95, drive_scale=1.0)
         plot_damping(path, perturbations_of(example, ctx.seed), eq, amplified)
+
+
+@on_system(6, requires=())
+def certify_system(ctx) -> None:
+    """A perturbation δ (‖δ‖ = 1e-6) at the witness's h* evolves under the System's own step as
+    its linearization J*^k δ (to 1e-3), never exceeds ‖J*‖₂^k ‖δ‖, and is damped after 200
+    steps. Control: under the over-relaxed map (ρ(J') ≥ 3) it is amplified."""
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w):
+        return
+    steps = ctx.examples(200, 500)
+    out = damping(ctx.system, w, steps)
+    ctx.check(at_most("||delta_k - J*^k delta|| / ||J*^k delta|| (linear regime)",
+                      out["linear_deviation"], 1e-3, steps=steps))
+    ctx.check(at_most("max ||delta_k|| / (||J*||_2^k ||delta||)", out["norm_ratio"],
+                      1 + 1e-3))
+    ctx.check(at_most("damped: ||delta_K|| / ||delta_0||", out["final_ratio"], 1.0))
+    a = amplifying_factor(w)
+    bad = damping(Amplified(ctx.system, a), w, 20)
+    ctx.negative_control(at_most("over-relaxed map: ||delta_K|| / ||delta_0|| <= 1",
+                                 bad["final_ratio"], 1.0), over_relaxation=a)

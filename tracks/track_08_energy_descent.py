@@ -55,9 +55,11 @@ from properties import (
     initial_states,
     worst_case,
 )
+from properties.system_checks import Witnessed, energy_ascent, energy_stationarity
 
 from .plots import line_plot
-from .registry import track
+from .premises import system_premises
+from .registry import on_system, track
 
 STEPS = 30  # synchronous updates per trajectory
 BATCH = 4  # trajectories (one input each) per drawn model
@@ -284,3 +286,24 @@ def run(ctx) -> None:
               ylabel="(E_k - min E) / (max E - min E)", logy=False,
               styles={"symmetric SN (gamma 0.95)": ".-", "W = -1.5 I (2-cycle)": "s--",
                       "asymmetric control (shrunk)": "^-"})
+
+
+@on_system(8, requires=("energy",))
+def certify_system(ctx) -> None:
+    """The System's energy is stationary at the witness's h* (∇_h E = 0 on the units T_0 does
+    not pin) and its own step descends it along every drawn trajectory. Control: the same
+    trajectories ascend −E. Descent needs no contraction (for a Hopfield-type energy,
+    λ_min(W_eff) > −1/s), so only Newton's h*, not ρ(J*) < 1, is a premise."""
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w, attracting=False):
+        return
+    st_ = energy_stationarity(ctx.system, w)
+    ctx.check(at_most("||grad_h E(h*)||_inf / ||grad_h E(h_0)||_inf (free units)",
+                      st_["relative"], 1e-8, **st_))
+    count, steps = ctx.examples(6, 30), ctx.examples(200, 1000)
+    up = energy_ascent(ctx.system, w, count, steps)
+    ctx.check(at_most("max E(h_k+1) - E(h_k) along T_0, / max(1, |E(h_0)|)",
+                      up["relative_increase"], 1e-12, **up))
+    bad = energy_ascent(ctx.system, w, count, steps,
+                        energy=lambda h, x, p: -ctx.system.energy(h, x, p))
+    ctx.negative_control(at_most("-E is descended too", bad["relative_increase"], 1e-12))

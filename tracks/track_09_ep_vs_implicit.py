@@ -84,10 +84,14 @@ from properties.directional_derivative import (
     unit_direction,
 )
 from properties.gradients import ENERGY_PARAMETERS, READOUT_PARAMETERS
+from properties.system_checks import (
+    Witnessed,
+    witness_fd_disagreement,
+)
 from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
-from .premises import refuses_model
-from .registry import track
+from .premises import record_estimator_agreement, refuses_model, system_premises
+from .registry import on_system, track
 
 BATCH = 4  # samples per drawn model; the batch mean is what every estimator estimates
 READOUT_TOL = 1e-10
@@ -274,3 +278,19 @@ def run(ctx) -> None:
                 directional(s)["projection"] for s in arm_seen))
 
     asymmetric_control(ctx, problems)
+
+
+@on_system(9, requires=("ep_gradient",))
+def certify_system(ctx) -> None:
+    """The System's own ep_gradient against the witness's implicit gradient λᵀ∂T_0/∂θ (+∂ℒ/∂θ),
+    per parameter, at β = AGREEMENT_BETA[estimator] (O(β²) and O(β) biases ~1e-4 and 1e-4 of
+    the gradient for O(1) coefficients); the witness itself agrees with finite differences of
+    the re-solved ℒ(θ). Control: the user's estimate with planted faults (−g, 2g, its largest
+    block dropped) fails the same check."""
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w):
+        return
+    reference = w.implicit
+    ctx.check(at_most("witness: implicit gradient vs FD of the re-solved loss, max |<g,v> - FD|"
+                      " / ||g||", witness_fd_disagreement(w, ctx.examples(2, 6)), 1e-6))
+    record_estimator_agreement(ctx, w, reference, "implicit")

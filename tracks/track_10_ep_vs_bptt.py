@@ -51,12 +51,18 @@ from properties import (
     holds,
     worst_case,
 )
+from properties import system_witness as witness
 from properties.bptt_truncation import TRUNCATION, UnrolledProblem
+from properties.system_checks import (
+    Witnessed,
+    bptt_steps,
+    relative_errors,
+)
 from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
 from .plots import line_plot
-from .premises import describe_models, refuses_model
-from .registry import track
+from .premises import describe_models, record_estimator_agreement, refuses_model, system_premises
+from .registry import on_system, track
 
 BPTT_TOL = 1e-9  # BPTT(T) vs implicit, worst per-parameter relative error
 SHORT_STEPS = (2, 5)  # the control's truncation range
@@ -158,3 +164,18 @@ def run(ctx) -> None:
               title="BPTT truncation: error vs unrolled steps (typical SN model)",
               xlabel="unrolled steps T", ylabel="relative error",
               styles={"BPTT(T) vs implicit, worst parameter": "o-"})
+
+
+@on_system(10, requires=("ep_gradient",))
+def certify_system(ctx) -> None:
+    """The System's own ep_gradient against BPTT through the System's T_0 unrolled from
+    init_state until it converges (K steps), and BPTT against the implicit gradient (the two
+    references agree). Control: planted faults fail against BPTT."""
+    w = Witnessed(ctx.system, ctx.seed)
+    if not system_premises(ctx, w):
+        return
+    steps = bptt_steps(w)
+    reference = witness.bptt_gradient(ctx.system, w.x, w.y, steps, w.params)
+    ctx.check(at_most("witness: BPTT (K steps) vs implicit, relative error",
+                      relative_errors(reference, w.implicit)["all"], 1e-7, steps=steps))
+    record_estimator_agreement(ctx, w, reference, "BPTT", with_cosine=False)

@@ -1,0 +1,251 @@
+"""The System protocol: load-time checks, the witness, the tracks' System entries, the plugin.
+
+The witness is held to independent references (scipy's `theory.implicit_gradients` for the
+suite's own LoopedMLP, eqprop_core's Anderson solve); the System entries must certify the
+suite's correct models, refuse the broken one, and fail on planted faults in the user's code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import theory
+from eqprop_core import LoopedMLP
+from eqprop_core.system import LoopedMLPSystem
+from properties import as_numpy
+from properties import system_witness as witness
+from properties.system import SystemProtocolError, SystemUnderTest, as_system, load_system
+from properties.system_checks import Amplified, Witnessed, amplifying_factor, planted
+from tracks.registry import system_entries
+from tracks.run import main as run_main
+from tracks.run import run_track
+
+ROOT = Path(__file__).resolve().parents[1]
+USER_MODEL = ROOT / "examples" / "user_model.py"
+
+
+def contractive(seed: int = 0, n_hidden: int = 6) -> LoopedMLP:
+    torch.manual_seed(seed)
+    return LoopedMLP(3, n_hidden, 4, symmetric=True, spectral_norm=True, gamma=0.8,
+                     dtype=torch.float64)
+
+
+# -- load-time checks ---------------------------------------------------------------------------
+
+
+class Toy:
+    """A minimal correct System: h ← tanh(A h + B x), C = ½‖h − y‖²."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.params = {"A": 0.3 * torch.randn(4, 4, generator=g, dtype=torch.float64),
+                       "B": torch.randn(4, 2, generator=g, dtype=torch.float64)}
+
+    def sample(self, batch, seed):
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(batch, 2, generator=g, dtype=torch.float64),
+                torch.rand(batch, 4, generator=g, dtype=torch.float64))
+
+    def init_state(self, x):
+        return torch.zeros(x.shape[0], 4, dtype=torch.float64)
+
+    def step(self, h, x, params, *, beta=0.0, y=None):
+        pre = h @ params["A"].T + x @ params["B"].T
+        return torch.tanh(pre) if beta == 0 else torch.tanh(pre) - beta * (h - y)
+
+    def cost(self, h, y):
+        return 0.5 * ((h - y) ** 2).sum(1)
+
+
+def broken_toy(**changes):
+    toy = Toy()
+    for name, value in changes.items():
+        setattr(toy, name, value.__get__(toy) if callable(value) else value)
+    return toy
+
+
+def test_toy_system_loads():
+    sut = SystemUnderTest(Toy(), "toy")
+    assert sut.n_state == 4
+    assert not sut.has("ep_gradient") and sut.unmet(("energy",)) == ["an energy(h, x, params)"]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"step": None}, "step"),
+    ({"sample": None}, "sample(batch, seed)"),
+    ({"params": {}}, "non-empty dict"),
+    ({"params": {"A": torch.full((4, 4), float("nan"), dtype=torch.float64)}}, "non-finite"),
+    ({"init_state": lambda self, x: torch.zeros(4)}, "init_state(x) has shape"),
+    ({"step": lambda self, h, x, p, beta=0.0, y=None: h[:, :2]}, "same shape and dtype"),
+    ({"step": lambda self, h, x, p, beta=0.0, y=None: torch.tanh(h @ self.params["A"].T)},
+     "pure in params"),
+    ({"step": lambda self, h, x, p, beta=0.0, y=None: torch.tanh(
+        h.mean(0, keepdim=True) @ p["A"].T + x @ p["B"].T)}, "couples the samples"),
+    ({"cost": lambda self, h, y: ((h - y) ** 2).sum()}, "one cost per sample"),
+    ({"estimators": ("symmetric",),
+      "ep_gradient": lambda self, x, y, beta, estimator: {"Z": torch.zeros(1)}},
+     "not in params"),
+    ({"estimators": ("symmetric",),
+      "ep_gradient": lambda self, x, y, beta, estimator: {"A": torch.zeros(3)}},
+     "has shape"),
+])
+def test_protocol_violations_are_one_line_errors(changes, message):
+    toy = broken_toy(**{k: v for k, v in changes.items() if v is not None})
+    for name in (k for k, v in changes.items() if v is None):
+        setattr(toy, name, None)
+    with pytest.raises(SystemProtocolError) as err:
+        SystemUnderTest(toy, "toy")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_descent_direction_is_refused_as_the_wrong_sign():
+    sut = as_system(contractive(), "m")
+    model = sut.system
+
+    class Negated(LoopedMLPSystem):
+        def ep_gradient(self, x, y, *, beta, estimator):
+            return {k: -g for k, g in super().ep_gradient(x, y, beta=beta,
+                                                          estimator=estimator).items()}
+
+    with pytest.raises(SystemProtocolError, match="looks like -dL/dtheta"):
+        SystemUnderTest(Negated(model.model), "negated")
+
+
+def test_cli_refuses_a_bad_system_with_one_line(capsys):
+    assert run_main(["--system", "nowhere.module:build", "--track", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tracks.run: error: --system") and "\n" not in err
+    assert run_main(["--system", f"{USER_MODEL}:build", "--model", f"{USER_MODEL}:build",
+                     "--track", "2"]) == 2
+    assert run_main(["--system", f"{USER_MODEL}:build", "--system-batch", "0",
+                     "--track", "2"]) == 2
+
+
+# -- the witness ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_witness_matches_scipy_and_the_suite_on_a_looped_mlp(seed):
+    model = contractive(seed)
+    sut = as_system(model, "m", batch=5)
+    x, y = sut.data(seed)
+    eq = witness.newton_equilibrium(sut, x)
+    assert eq.converged and eq.max_residual <= 1e-12
+    h_anderson, _ = model.equilibrium(x, tol=1e-14)
+    assert float((eq.h - h_anderson).abs().max()) <= 1e-12
+    ours = witness.implicit_gradient(sut, x, y, eq=eq)
+    scipy_ = theory.implicit_gradients(as_numpy(model), x, y)
+    for k, g in scipy_.items():
+        assert np.abs(ours[k].numpy() - g).max() <= 1e-10 * max(1.0, np.abs(g).max()), k
+    bptt = witness.bptt_gradient(sut, x, y, 400)
+    for k in ours:
+        assert float((bptt[k] - ours[k]).abs().max()) <= 1e-12
+    v = witness.random_directions(sut.params64(), 1, seed)[0]
+    fd = witness.directional_derivative(sut, x, y, v)
+    assert abs(fd - sum(float((ours[k] * v[k]).sum()) for k in ours)) <= 1e-9
+
+
+def test_over_relaxation_keeps_h_star_and_makes_it_repelling():
+    w = Witnessed(as_system(contractive(), "m"), 0)
+    a = amplifying_factor(w)
+    bad = Witnessed(Amplified(w.sut, a), 0)
+    assert float((bad.eq.h - w.eq.h).abs().max()) <= 1e-12
+    assert float(bad.rho.max()) >= 3 - 1e-9 and float(w.rho.max()) < 1
+
+
+def test_planted_faults():
+    g = {"W": torch.ones(2, 2), "b": torch.full((2,), 0.1)}
+    assert float(planted(g, "sign", g)["W"][0, 0]) == -1
+    assert float(planted(g, "double", g)["b"][0]) == pytest.approx(0.2)
+    assert float(planted(g, "drop", g)["W"].abs().sum()) == 0
+    with pytest.raises(ValueError, match="unknown fault"):
+        planted(g, "other", g)
+
+
+# -- the System entries -------------------------------------------------------------------------
+
+ENTRIES = [2, 3, 4, 5, 6, 8, 9, 10, 11]
+
+
+def test_system_entries_registered():
+    assert list(system_entries()) == ENTRIES
+
+
+@pytest.mark.parametrize(("factory", "expected"), [
+    ("build", dict.fromkeys(ENTRIES, "pass")),
+    # as under --model: refused by every contraction and gradient track (L = 3, rho(J*) ~ 3);
+    # descent needs no contraction (lambda_min(W_eff) > -1), so track 8 certifies it.
+    ("broken", {**dict.fromkeys(ENTRIES, "fail"), 8: "pass"}),
+])
+def test_looped_mlp_through_the_system_path_gives_the_model_verdicts(factory, expected):
+    system = load_system(f"{USER_MODEL}:{factory}")
+    got = {n: run_track(n, system=system).status for n in ENTRIES}
+    assert got == expected
+
+
+def test_a_track_without_a_system_entry_skips_with_the_reason():
+    result = run_track(1, system=load_system(f"{USER_MODEL}:build"))
+    assert result.status == "skip" and "does not run on a System" in result.record["skip_reason"]
+
+
+class Doubled(LoopedMLPSystem):
+    """A slip: the estimate is returned twice over (e.g. a symmetric difference over β, not 2β)."""
+
+    def ep_gradient(self, x, y, *, beta, estimator):
+        return {k: 2 * g for k, g in super().ep_gradient(x, y, beta=beta,
+                                                         estimator=estimator).items()}
+
+
+class Truncated(LoopedMLPSystem):
+    """A slip: the phases stop after a fixed few steps (3 free, 2 nudged)."""
+
+    def ep_gradient(self, x, y, *, beta, estimator):
+        from eqprop_core import ep_gradients
+
+        g = ep_gradients(self.model, x, y, beta=beta, estimator=estimator, steps=(3, 2))
+        return {k: g[k] for k in ("W", "U", "b", "V", "c")}
+
+    def free_phase(self, x):
+        h = torch.zeros(x.shape[0], self.model.n_hidden, dtype=torch.float64)
+        with torch.no_grad():
+            for _ in range(3):
+                h = self.model.step(h, x)
+        return h
+
+
+@pytest.mark.parametrize("cls", [Doubled, Truncated])
+def test_gradient_tracks_refuse_a_slip_and_say_why(cls):
+    system = SystemUnderTest(cls(contractive(3)), cls.__name__)
+    for n in (9, 10, 11):
+        result = run_track(n, system=system)
+        assert result.status == "fail", n
+    notes = " ".join(run_track(9, system=system).record["notes"])
+    if cls is Truncated:
+        assert "not converged" in notes and "free phase" in notes
+    correct = SystemUnderTest(LoopedMLPSystem(contractive(3)), "correct")
+    assert all(run_track(n, system=correct).status == "pass" for n in (9, 10, 11))
+
+
+def test_system_record_names_the_system_and_joins_its_run(tmp_path):
+    system = load_system(f"{USER_MODEL}:build")
+    record = run_track(3, system=system, out_dir=tmp_path).record
+    assert record["model"] == repr(system) and "System(" in record["model"]
+    assert (tmp_path / "track-03.json").exists()
+
+
+def test_pytest_plugin_runs_the_tracks_from_another_directory(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--eqprop-system", f"{USER_MODEL}:broken",
+         "--eqprop-tracks", "2", "8"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert "1 failed, 1 passed" in out.stdout, out.stdout + out.stderr
+    assert "claimed L = lipschitz(params) < 1" in out.stdout
