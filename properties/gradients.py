@@ -24,6 +24,8 @@ from .strategies import ModelSpec
 
 GRADIENT_STRUCTURES = ("gaussian", "spike", "low_rank")  # simple top singular value: σ(W) is
 # differentiable, so the gradient through SN exists ("orthogonal" has all σ_i equal)
+ENERGY_PARAMETERS = ("W", "U", "b")  # inside E: estimated from the phases (biased at finite β)
+READOUT_PARAMETERS = ("V", "c")  # outside E: explicit at h_0 (exact at every β)
 
 
 def flat(value: Any) -> np.ndarray:

@@ -17,6 +17,7 @@ import pytest
 from eqprop_core.variants import SN_MODES, VARIANTS
 from tracks.benchmark import (
     CLAIMED_SVHN,
+    MNIST,
     PROFILES,
     Benchmark,
     Setup,
@@ -132,8 +133,6 @@ def test_mnist_full_profile_falls_back_to_the_10k_split(tmp_path: Path,
     write_mnist_raw(tmp_path / "mnist", "t10k", 10_000, gz=True, seed=0)
     monkeypatch.setenv("EQPROP_DATA", str(tmp_path))
     ctx = TrackContext(25, "MNIST", profile="full")
-    from tracks.track_25_mnist import MNIST
-
     data = load_benchmark_data(ctx, MNIST, PROFILES["full"])
     assert data.title.startswith("MNIST-10k split") and data.x_train.shape[0] == 5000
     assert "python -m eqprop_core.data fetch mnist --root" in ctx.notes[0]

@@ -14,10 +14,10 @@ from eqprop_core.variants import SN_MODES, build, get_variant, sn_flags
 from properties import MeasurementFailed, require_converged, worst_case
 from properties import gradients as property_gradients
 from properties.gradients import GradientProblem, gradient_models
+from properties.matched_initialization import initialization_evidence
+from properties.quantizer_promise import quantizer_promise_evidence
 from tracks.context import TrackContext
 from tracks.premises import records_failed_premise
-from tracks.track_20_hardware import quantizer_promise_evidence
-from tracks.track_24_reproducibility import initialization_evidence
 
 
 # -- (a) matched initialization, from the seed alone ------------------------------------------

@@ -1,4 +1,5 @@
-"""Helpers of tracks 13–15 (holomorphic EP, finite nudge, directed EP): unit tests.
+"""The measurements of tracks 13–15 (`properties.holomorphic`, `finite_nudge`, `directed`): unit
+tests.
 
 Each test asserts a number against a bound that a wrong window, a wrong unroll length, a wrong
 Jacobian or a wrongly built directed model would violate.
@@ -12,61 +13,63 @@ import numpy as np
 import pytest
 import torch
 
+import properties.directed as directed
+import properties.finite_nudge as nudge
+import properties.holomorphic as holomorphic
 import theory
 from eqprop_core import ep_gradients
 from properties import ModelSpec, agreement, as_numpy
-from tracks import track_13_holomorphic as t13
-from tracks import track_14_finite_nudge as t14
-from tracks import track_15_directed as t15
+from properties.gradients import ENERGY_PARAMETERS
+from theory.gradients import loss as true_loss
 
 SPEC = ModelSpec(n_in=3, n_hidden=5, weight_scale=1.0, structure="gaussian", seed=3,
                  gamma=0.9, drive_scale=1.0)
 
 
-# -- track 13 -------------------------------------------------------------------------------
+# -- track 13: holomorphic EP ---------------------------------------------------------------------
 @pytest.mark.parametrize("order", [1, 2, 4, 8])
 def test_error_law_recovers_a_power_law_above_a_floor(order: int) -> None:
     """Synthetic error (|β|/R)^N + floor/|β|: the window avoids both ends, the slope is N."""
     def error_at(radius: float) -> float:
         return (radius / 0.3) ** order * (1 + (radius / 0.3) ** order) + 2e-14 / radius
 
-    law = t13.error_law(error_at, start=len(t13.GRID) // 2)
-    assert len(law.window) >= t13.MIN_POINTS
+    law = holomorphic.error_law(error_at, start=len(holomorphic.GRID) // 2)
+    assert len(law.window) >= holomorphic.MIN_POINTS
     assert abs(law.slope - order) <= 0.02
     for radius in law.window:
-        assert t13.in_window(radius, law.seen[radius])
+        assert holomorphic.in_window(radius, law.seen[radius])
 
 
 def test_error_law_reports_no_slope_without_a_window() -> None:
-    law = t13.error_law(lambda radius: 1e-15, start=5)  # exact to round-off everywhere
+    law = holomorphic.error_law(lambda radius: 1e-15, start=5)  # exact to round-off everywhere
     assert law.window == [] and math.isnan(law.slope)
 
 
 def test_real_circle_stand_in_at_four_points_is_symmetric_ep() -> None:
     """β_k = |β|cos(2πk/4) ∈ {β, 0, −β, 0}: the stand-in is exactly symmetric EP."""
-    problem = t13.Problem(SPEC)
+    problem = holomorphic.HolomorphicProblem(SPEC)
     symmetric = problem.error(ep_gradients(problem.model, problem.x, problem.y, beta=0.05,
-                                           estimator="symmetric", tol=t13.TOL))
+                                           estimator="symmetric", tol=holomorphic.TOL))
     assert abs(problem.real_circle_error(0.05, 4) - symmetric) <= 1e-9 * symmetric
 
 
 def test_holomorphic_slope_on_one_model() -> None:
-    problem = t13.Problem(SPEC)
-    laws = t13.error_laws(problem, (2, 3))
+    problem = holomorphic.HolomorphicProblem(SPEC)
+    laws = holomorphic.error_laws(problem, (2, 3))
     assert abs(laws[3].slope - 3) <= 0.05
     assert abs(laws[2].slope - 2) <= 0.05
 
 
-# -- track 14 -------------------------------------------------------------------------------
+# -- track 14: finite nudge -----------------------------------------------------------------------
 @pytest.mark.parametrize("radius", [1.0, 1.2])
 def test_no_unroll_when_the_phase_map_does_not_contract(radius: float) -> None:
-    assert t14.unroll_steps(radius) is None
+    assert nudge.unroll_steps(radius) is None
 
 
 def test_unroll_length_reaches_the_precision() -> None:
-    k = t14.unroll_steps(0.5)
-    assert 0.5**k <= t14.UNROLL_PRECISION < 0.5 ** (k - 1)
-    assert t14.unroll_steps(0.9999) == t14.MAX_UNROLL
+    k = nudge.unroll_steps(0.5)
+    assert 0.5**k <= nudge.UNROLL_PRECISION < 0.5 ** (k - 1)
+    assert nudge.unroll_steps(0.9999) == nudge.MAX_UNROLL
 
 
 def test_phase_radius_at_zero_nudge_is_rho_of_the_free_jacobian() -> None:
@@ -77,7 +80,7 @@ def test_phase_radius_at_zero_nudge_is_rho_of_the_free_jacobian() -> None:
     expected = max(theory.spectral_radius(theory.jacobian_at_equilibrium(hb, net.weight, a,
                                                                          "tanh"))
                    for hb, a in zip(h, net.drive(x)))
-    assert abs(t14.phase_radius(model, x, y, 0.0) - expected) <= 1e-10
+    assert abs(nudge.phase_radius(model, x, y, 0.0) - expected) <= 1e-10
 
 
 def test_a_contractive_free_map_can_have_a_non_contracting_nudged_phase() -> None:
@@ -86,32 +89,32 @@ def test_a_contractive_free_map_can_have_a_non_contracting_nudged_phase() -> Non
     spec = ModelSpec(n_in=2, n_hidden=7, weight_scale=10.0, structure="gaussian", seed=412,
                      gamma=0.9, drive_scale=0.1)
     model, x, y = spec.build(), spec.inputs(4), spec.labels(4)
-    assert t14.phase_radius(model, x, y, 0.0) <= 0.9
-    assert t14.phase_radius(model, x, y, t14.BETA) >= 1.1
-    update = ep_gradients(model, x, y, beta=t14.BETA, estimator="one_sided", tol=t14.TOL)
-    assert t14.directional_gap(model, x, y, "one_sided", update, seed=0)["gap"] <= t14.FD_TOL
+    assert nudge.phase_radius(model, x, y, 0.0) <= 0.9
+    assert nudge.phase_radius(model, x, y, nudge.BETA) >= 1.1
+    update = ep_gradients(model, x, y, beta=nudge.BETA, estimator="one_sided", tol=nudge.TOL)
+    assert nudge.directional_gap(model, x, y, "one_sided", update, seed=0)["gap"] <= nudge.FD_TOL
 
 
 @pytest.mark.parametrize("estimator", ["one_sided", "symmetric"])
 def test_surrogate_gradient_is_the_finite_nudge_update(estimator: str) -> None:
     model, x, y = SPEC.build(), SPEC.inputs(4), SPEC.labels(4)
-    update = ep_gradients(model, x, y, beta=t14.BETA, estimator=estimator, tol=t14.TOL)
-    total = t14.surrogate_gradient(model, x, y, estimator, 200)
-    assert agreement(total, update, keys=t14.KEYS).worst_relative_error <= 1e-10
+    update = ep_gradients(model, x, y, beta=nudge.BETA, estimator=estimator, tol=nudge.TOL)
+    total = nudge.surrogate_gradient(model, x, y, estimator, 200)
+    assert agreement(total, update, keys=ENERGY_PARAMETERS).worst_relative_error <= 1e-10
     true = theory.implicit_gradients(as_numpy(model), x, y)
-    assert agreement(update, true, keys=t14.KEYS).worst_relative_error >= 1e-3  # not ∇L
+    assert agreement(update, true, keys=ENERGY_PARAMETERS).worst_relative_error >= 1e-3  # not ∇L
 
 
 def test_one_sided_surrogate_lies_below_the_loss() -> None:
     model, x, y = SPEC.build(), SPEC.inputs(4), SPEC.labels(4)
-    loss = t14.true_loss(as_numpy(model), x, y)
-    assert t14.surrogate_value(model, x, y, "one_sided", 0.5) - loss <= -1e-4
+    loss = true_loss(as_numpy(model), x, y)
+    assert nudge.surrogate_value(model, x, y, "one_sided", 0.5) - loss <= -1e-4
 
 
-# -- track 15 -------------------------------------------------------------------------------
+# -- track 15: directed EP ------------------------------------------------------------------------
 @pytest.mark.parametrize("asymmetry", [0.0, 0.3, 1.0])
 def test_directed_model_has_the_requested_asymmetry(asymmetry: float) -> None:
-    model = t15.directed_model(SPEC, skew_seed=7, asymmetry=asymmetry)
+    model = directed.directed_model(SPEC, skew_seed=7, asymmetry=asymmetry)
     assert not model.symmetric
     with torch.no_grad():
         w = model.recurrent_weight().numpy()
@@ -121,9 +124,9 @@ def test_directed_model_has_the_requested_asymmetry(asymmetry: float) -> None:
 
 
 def test_directed_bias_does_not_vanish_but_symmetric_does() -> None:
-    skewed = t15.measure_one(SPEC, skew_seed=7, asymmetry=0.3)
+    skewed = directed.measure_one(SPEC, skew_seed=7, asymmetry=0.3)
     assert skewed["bias_limit"] >= 1e-2
     assert abs(skewed["bias_small"] / skewed["bias_large"] - 1) <= 1e-2
-    straight = t15.measure_one(SPEC, skew_seed=7, asymmetry=0.0)
+    straight = directed.measure_one(SPEC, skew_seed=7, asymmetry=0.0)
     assert straight["bias_limit"] <= 1e-8
-    assert abs(t15.beta_slope(straight) - 2) <= 0.15
+    assert abs(directed.beta_slope(straight) - 2) <= 0.15

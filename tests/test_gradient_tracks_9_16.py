@@ -1,4 +1,6 @@
-"""Helpers of tracks 9, 10, 11 and 16: each test asserts a number a wrong helper would break."""
+"""The gradient measurements tracks 9, 10, 11, 15 and 16 share (`properties.directional_derivative`,
+`bptt_truncation`, `scaling`, `sn_pullback`): each test asserts a number a wrong helper would
+break."""
 
 from __future__ import annotations
 
@@ -10,16 +12,16 @@ import torch
 
 import theory
 from properties import GradientProblem, ModelSpec, as_numpy
-from tracks.track_09_ep_vs_implicit import (
+from properties.bptt_truncation import TRUNCATION, banach_steps
+from properties.directional_derivative import (
     FD_TOL,
     directional_derivative,
     inner,
     norm,
     unit_direction,
 )
-from tracks.track_10_ep_vs_bptt import TRUNCATION, banach_steps
-from tracks.track_11_beta_scaling import REGIME, ScalingProblem, energy_error
-from tracks.track_16_ep_through_sn import vector_jacobian_product, without_sn
+from properties.scaling import REGIME, ScalingProblem, energy_error
+from properties.sn_pullback import vector_jacobian_product, without_sn
 
 
 def spec(**changes) -> ModelSpec:

@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 
 import theory
 from properties import as_numpy, contractive_models
-from properties.strategies import ModelSpec
-from tracks.track_04_banach_rate import (
+from properties.banach_bounds import (
     a_posteriori_violation,
     a_priori_violation,
     certified_stop_violation,
     step_count_violation,
 )
+from properties.finite_nudge import FD_TOL, in_premise, measure
+from properties.quantizer_promise import promise_ratio, weight_quantizer
+from properties.strategies import ModelSpec
 
 # Track 4, seed 1: h0 of norm ~1e6, a spike W at scale 1e-3, γ = 0.9, zero drive; h* = 0. The
 # Newton witness stopped at residual ~1e-14, i.e. ‖ĥ − h*‖ ≈ 9e-14, the size of the errors being
@@ -36,9 +38,9 @@ TRACK_4_SEED_1 = (
 
 
 def test_track_4_seed_1_banach_bounds_hold_once_the_witness_error_is_counted() -> None:
-    for measure in (a_priori_violation, a_posteriori_violation, step_count_violation,
-                    certified_stop_violation):
-        assert measure(TRACK_4_SEED_1) <= 1.0, measure.__name__
+    for violation in (a_priori_violation, a_posteriori_violation, step_count_violation,
+                      certified_stop_violation):
+        assert violation(TRACK_4_SEED_1) <= 1.0, violation.__name__
 
 
 def test_the_witness_error_bound_covers_the_true_error_where_h_star_is_known() -> None:
@@ -86,8 +88,6 @@ def track_14_case(n_hidden: int, structure: str) -> ModelSpec:
 def test_track_14_seed_14_fd_of_the_surrogate_is_sixth_order_near_an_unstable_phase() -> None:
     """ρ = 1.02 at the −β equilibrium: one Richardson level (O(ε⁴)) left a gap of 3.6e-8 at
     ε = 1e-5, over the 1e-8 bound; the second level (O(ε⁶)) measures ~6e-11."""
-    from tracks.track_14_finite_nudge import FD_TOL, measure
-
     m = measure(track_14_case(3, "spike"))
     assert m["symmetric"]["radius"] > 1.0
     assert m["symmetric"]["fd"]["gap"] <= FD_TOL / 10
@@ -96,8 +96,6 @@ def test_track_14_seed_14_fd_of_the_surrogate_is_sixth_order_near_an_unstable_ph
 def test_track_14_seed_14_a_phase_without_equilibrium_is_counted_not_a_crash() -> None:
     """The −β phase stalls at residual 0.145: outside the envelope theorem's premise for the
     symmetric estimator, recorded with the solver's message; the one-sided one is scored."""
-    from tracks.track_14_finite_nudge import in_premise, measure
-
     m = measure(track_14_case(2, "gaussian"))
     assert not in_premise(m, "symmetric")
     assert "nudged(beta=-0.5)" in m["symmetric"]["outside_premise"]
@@ -107,6 +105,4 @@ def test_track_14_seed_14_a_phase_without_equilibrium_is_counted_not_a_crash() -
 def test_track_20_seed_16_weight_quantizer_is_held_to_its_own_float32_peak() -> None:
     """b = 13, r = 1e-3, float32: the per-tensor range is fl32(r); held to the float64 r the
     grid was off by a relative u32 and the promise ratio read 1.22."""
-    from tracks.track_20_hardware import promise_ratio, weight_quantizer
-
     assert promise_ratio(weight_quantizer, (13, 0.001, "float32", [-0.0009824175824175824])) <= 1

@@ -13,17 +13,16 @@ import torch
 
 from eqprop_core import LoopedMLP
 from eqprop_core.variants import build
-from tracks.context import canonical_bytes, canonical_record, fingerprint, is_timing
-from tracks.track_24_reproducibility import (
+from properties.global_rng import isolated_global_state
+from properties.rounding_tolerances import (
     compare_computations,
-    compare_records,
     effective_parameters,
-    isolated_global_state,
     phase_steps,
     rounding_tolerances,
-    run_in_process,
     sn_entry_bound,
 )
+from tracks.context import canonical_bytes, canonical_record, fingerprint, is_timing
+from tracks.rerun import compare_records, run_in_process
 
 
 def record(value: float, seconds: float) -> dict:

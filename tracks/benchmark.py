@@ -166,6 +166,14 @@ class Benchmark:
     minimal_difference: bool = False
 
 
+# The benchmarks of tracks 25–28 (each track's docstring states the claims its entry tests).
+MNIST = Benchmark("mnist", quick_dataset="mnist10k", fallback="mnist10k",
+                  minimal_difference=True)
+FASHION_MNIST = Benchmark("fashion_mnist")
+SVHN = Benchmark("svhn", claimed=CLAIMED_SVHN)
+CIFAR10 = Benchmark("cifar10")
+
+
 # -- one arm -------------------------------------------------------------------------------
 @dataclass
 class ArmRun:

@@ -14,7 +14,8 @@ asymptotically as ρ(J*)^k (Gelfand: ‖J^k‖^{1/k} → ρ(J)). Claims, each me
     the linear regime ‖h_k − h*‖ ≈ 1e-6·√n, which plain iteration keeps only for ln(1e5)/ln(1/ρ)
     steps before round-off; the deviation is therefore renormalized after every step there
     (Benettin's method, exact for the homogeneous linearization) and the error sequence
-    stitched — see `convergence_rate` for why a fixed float64 window is not enough;
+    stitched — see `properties.contraction_rate.convergence_rate` for why a fixed float64
+    window is not enough;
 (b) ρ(J*) ≤ ‖J*‖₂ ≤ L, the model's Lipschitz certificate;
 (c) scipy's J* equals a central finite-difference Jacobian of `model.step` to 1e-7.
 h* is the model's own Anderson solve at tol 1e-14, cross-checked against scipy's Newton solve
@@ -35,20 +36,11 @@ The control stays on the suite's models.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 import torch
-from hypothesis import assume
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
 
-import theory
-from eqprop_core import LoopedMLP
 from properties import (
-    as_numpy,
     at_most,
     contractive_models,
     find_example,
@@ -57,7 +49,19 @@ from properties import (
     within,
     worst_case,
 )
-from properties.search import SearchOutcome
+from properties.contraction_rate import (
+    FIT_STEPS,
+    LINEAR_REGIME,
+    MIN_RHO,
+    RATE_TOLERANCE,
+    RENORMALIZED_STEPS,
+    SOLVE_TOL,
+    Equilibrium,
+    convergence_rate,
+    equilibrium_of,
+    rate_deviation,
+    rate_search,
+)
 from properties.strategies import ModelSpec
 from properties.system_checks import (
     Amplified,
@@ -71,177 +75,17 @@ from .plots import plt, save_figure
 from .premises import contraction_premise, describe_models, system_premises
 from .registry import on_system, track
 
-RATE_TOLERANCE = 0.05  # the claim: measured rate within 5% of ρ(J*)
-LINEAR_REGIME = 1e-6  # ‖h − h*‖ ≤ 1e-6·√n: second-order terms are ~1e-6 of the first-order ones
-RENORMALIZED_STEPS = 600  # steps in the linear regime: transients of |λ₂|/ρ ≤ 0.96 fall by 1e-10
-FIT_STEPS = 300  # the log-linear fit uses the last 300 of them
-MIN_RHO = 1e-3  # one linear step yields ρ·1e-6·√n; the ~1e-16 round-off of T(h*) is ≤ 1e-7 of it
-MAX_STEPS = 20_000
 STRONG_DRIVE = 0.1  # the control's model: mean φ′(a*) ≤ 0.1
-SOLVE_TOL = 1e-14
 NEWTON_AGREEMENT = 1e-12  # max |h*_torch − h*_scipy| accepted for the reference h*
 FD_STEP = 1e-5
 FD_TOLERANCE = 1e-7  # central differences: O(ε²) truncation ≈ 1e-10, O(eps/ε) round-off ≈ 1e-11
 ROUNDING = 1e-12  # relative allowance for comparing two float64 spectral quantities
 
 
-@dataclass
-class Equilibrium:
-    """A model at its fixed point, with scipy's spectral account of J* there."""
-
-    spec: ModelSpec
-    model: LoopedMLP
-    x: torch.Tensor  # (1, n_in)
-    weight: torch.Tensor  # W_eff, what model.step uses
-    h_star: np.ndarray  # (n,) the model's Anderson solve
-    newton_gap: float  # max |h*_torch − h*_scipy|, scipy's Newton from h = 0
-    jacobian: np.ndarray  # J* by theory.jacobian_at_equilibrium
-    slopes: np.ndarray  # φ′(a*) per unit
-    rho: float  # ρ(J*) by scipy.linalg.eigvals
-    norm: float  # ‖J*‖₂ by scipy.linalg.svdvals
-    rho_weight: float  # ρ(W_eff): the rate the wrong Jacobian J = W_eff predicts
-    lipschitz: float  # the model's certificate L
-    lipschitz_scipy: float  # ‖W_eff‖₂·sup|φ′| by scipy
-
-    def step(self, h: torch.Tensor) -> torch.Tensor:
-        """One update of the code under test, T(h) = model.step(h, x), for a (B, n) batch."""
-        # contiguous: a stride-0 (expanded) operand sends the matmul down a slow path
-        return self.model.step(h, self.x.expand(h.shape[0], -1).contiguous(), weight=self.weight)
-
-
-@lru_cache(maxsize=512)
-def equilibrium_of(spec: ModelSpec) -> Equilibrium:
-    """Build the model, solve for h* (torch, Anderson, tol 1e-14) and take J* by scipy."""
-    model = spec.build()
-    x = spec.inputs(1)
-    h, _ = model.equilibrium(x, solver="anderson", tol=SOLVE_TOL, max_steps=5000)
-    h_star = h[0].detach().numpy().astype(np.float64)
-    reference = as_numpy(model)
-    drive = reference.drive(x)[0]
-    newton = theory.find_fixed_point(reference.weight, drive, reference.activation)
-    jacobian = theory.jacobian_at_equilibrium(h_star, reference.weight, drive,
-                                              reference.activation)
-    slopes = theory.nonlinearity(reference.activation).slope(reference.weight @ h_star + drive)
-    with torch.no_grad():
-        weight = model.recurrent_weight()
-    return Equilibrium(
-        spec=spec, model=model, x=x, weight=weight, h_star=h_star,
-        newton_gap=float(np.max(np.abs(h_star - newton.h))), jacobian=jacobian, slopes=slopes,
-        rho=theory.spectral_radius(jacobian), norm=theory.spectral_norm(jacobian),
-        rho_weight=theory.spectral_radius(reference.weight),
-        lipschitz=model.lipschitz_certificate(),
-        lipschitz_scipy=theory.lipschitz_certificate(reference.weight, reference.activation),
-    )
-
-
-@torch.no_grad()
-def iteration_errors(eq: Equilibrium, h0: np.ndarray, steps: int) -> np.ndarray:
-    """‖h_k − h*‖₂, k = 0 … steps, for rows h0 (B, n) under plain iteration of `model.step`."""
-    h = torch.as_tensor(np.atleast_2d(h0), dtype=eq.weight.dtype)
-    h_star = torch.as_tensor(eq.h_star, dtype=eq.weight.dtype)
-    # contiguous: a stride-0 (expanded) operand sends the matmul down a slow path
-    states = eq.model.trajectory(eq.x.expand(h.shape[0], -1).contiguous(), h, steps)
-    return torch.linalg.vector_norm(states - h_star, dim=2).numpy()
-
-
-@dataclass
-class RateFit:
-    """The asymptotic rate: exp of the slope of the stitched log ‖e_k‖ over its last steps.
-
-    log_errors (K + 1,): log ‖h_k − h*‖ of plain iteration, continued past the switch step by
-    the renormalized iteration (rescalings divided back out, so it reads as one sequence).
-    """
-
-    rate: float
-    points: int
-    first_step: int  # first and last k of the fit
-    last_step: int
-    switch_step: int  # where plain iteration reached the linear regime ‖e_k‖ ≤ ε·√n
-    log_errors: np.ndarray
-
-
-@torch.no_grad()
-def convergence_rate(eq: Equilibrium, h0: np.ndarray) -> RateFit | None:
-    """Asymptotic rate of plain iteration of `model.step` from h0 (n,) towards h*.
-
-    Phase 1, plain iteration, until ‖e_k‖ ≤ ε√n (ε = 1e-6, the state lives in [−1, 1]^n): the
-    linear regime, e_{k+1} = J*e_k up to a relative 1e-6. Phase 2, the same iteration with the
-    deviation rescaled back to ε√n before every step (h ← h* + ε√n·e/‖e‖; Benettin's method):
-    exact for the linearization, which is homogeneous, and it keeps ‖e‖ far above round-off
-    however many steps the transient of a subdominant eigenvalue needs to die out — a fixed
-    float64 window (1e-5 … 1e-11) holds only ln(1e6)/ln(1/ρ) steps and, at ρ ≈ 0.4 with
-    |λ₂| ≈ 0.96ρ or a start nearly orthogonal to the dominant mode, fits |λ₂| instead of ρ.
-    The rate is the log-linear fit over the last FIT_STEPS of the stitched sequence.
-
-    None if the start is h* itself (e = 0 exactly) or plain iteration never gets there.
-    """
-    h = torch.as_tensor(np.atleast_2d(h0), dtype=eq.weight.dtype)
-    h_star = torch.as_tensor(eq.h_star, dtype=eq.weight.dtype)[None, :]
-    size = LINEAR_REGIME * np.sqrt(h_star.shape[1])
-    error = float(torch.linalg.vector_norm(h - h_star))
-    if error == 0:
-        return None
-    log_errors = [np.log(error)]
-    for _ in range(MAX_STEPS):
-        if error <= size:
-            break
-        h = eq.step(h)
-        error = float(torch.linalg.vector_norm(h - h_star))
-        if not 0 < error < np.inf:
-            return None
-        log_errors.append(np.log(error))
-    else:
-        return None
-    switch = len(log_errors) - 1
-    for _ in range(RENORMALIZED_STEPS):
-        h = eq.step(h_star + (h - h_star) * (size / error))
-        grown = float(torch.linalg.vector_norm(h - h_star))
-        if not 0 < grown < np.inf:
-            return None
-        log_errors.append(log_errors[-1] + np.log(grown / size))
-        error = grown
-    log_errors = np.asarray(log_errors)
-    steps = np.arange(len(log_errors) - FIT_STEPS, len(log_errors))
-    slope = np.polyfit(steps.astype(np.float64), log_errors[steps], 1)[0]
-    return RateFit(float(np.exp(slope)), FIT_STEPS, int(steps[0]), int(steps[-1]), switch,
-                   log_errors)
-
-
 # -- hypothesis cases -------------------------------------------------------------------------
 def models_and_starts(models: st.SearchStrategy) -> st.SearchStrategy:
     """(model, start) pairs: each drawn model with hypothesis-drawn starts of its width."""
     return models.flatmap(lambda spec: st.tuples(st.just(spec), initial_states(spec.n_hidden)))
-
-
-def rate_deviation(case: tuple[ModelSpec, np.ndarray], excluded: dict | None = None) -> float:
-    """|measured rate − ρ(J*)| / ρ(J*) for one model and start.
-
-    Skipped with `assume` (and counted in `excluded`): ρ(J*) < MIN_RHO, where the linearized
-    step ρ·ε√n sinks towards round-off, and starts exactly at h* (no error to follow). A start
-    from which plain iteration never reaches h* (a model that is not a contraction: another
-    attractor, a cycle) is no exclusion but a failure: infinite deviation.
-    """
-    spec, h0 = case
-    eq = equilibrium_of(spec)
-    fit = convergence_rate(eq, h0) if eq.rho >= MIN_RHO else None
-    if fit is not None:
-        return abs(fit.rate - eq.rho) / eq.rho
-    if eq.rho >= MIN_RHO and np.linalg.norm(np.atleast_2d(h0) - eq.h_star) > 0:
-        return float("inf")
-    if excluded is not None:
-        reason = "rho_below_min" if eq.rho < MIN_RHO else "start_at_h_star"
-        excluded[reason] = excluded.get(reason, 0) + 1
-    assume(False)
-    return float("nan")  # unreachable: assume(False) rejects the example
-
-
-def rate_search(cases: st.SearchStrategy, deviation, n: int, seed: int) -> SearchOutcome:
-    """`worst_case` of a rate deviation. If every draw is excluded — only a fixed model (`--model`)
-    can do that, with ρ(J*) < MIN_RHO — the rate is unmeasured: NaN, which fails the check."""
-    try:
-        return worst_case(cases, deviation, bound=RATE_TOLERANCE, max_examples=n, seed=seed)
-    except Unsatisfiable:
-        return SearchOutcome(0, math.nan, None, "every draw excluded", math.nan)
 
 
 def reference_disagreement(spec: ModelSpec) -> float:

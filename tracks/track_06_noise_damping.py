@@ -13,8 +13,9 @@ global  ‖δ_k‖ ≤ L^k ‖δ₀‖ for every δ₀ (exact: T is L-Lipschitz,
         tested from ‖δ₀‖ = 1e-6 up to 1e12 (tanh saturates in one step).
 damping ‖δ_k‖ ≤ ‖δ₀‖ for all k ≥ 1 (the property the control breaks).
 rate    the measured asymptotic decay rate of a random unit perturbation matches ρ(J*) within
-        5%, by track 5's measurement (`rate_deviation`: plain iteration into the linear regime,
-        then renormalized steps and a log-linear fit; same tolerance and exclusions).
+        5%, by track 5's measurement (`properties.contraction_rate.rate_deviation`: plain
+        iteration into the linear regime, then renormalized steps and a log-linear fit; same
+        tolerance and exclusions).
 
 Float64 round-off: ‖δ_k‖ carries an absolute error of order ε_mach·√n/(1 − L) ≲ 1e-13 (h* is
 the Anderson solve, not plain iteration's own floating-point attractor), so the bounds are tested
@@ -43,13 +44,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from properties import at_most, contractive_models, worst_case
-from properties.strategies import ModelSpec
-from properties.system_checks import Amplified, Witnessed, amplifying_factor, damping
-
-from .plots import plt, save_figure
-from .premises import contraction_premise, describe_models, system_premises
-from .registry import on_system, track
-from .track_05_jacobian_spectrum import (
+from properties.contraction_rate import (
     MIN_RHO,
     RATE_TOLERANCE,
     Equilibrium,
@@ -58,6 +53,12 @@ from .track_05_jacobian_spectrum import (
     rate_deviation,
     rate_search,
 )
+from properties.strategies import ModelSpec
+from properties.system_checks import Amplified, Witnessed, amplifying_factor, damping
+
+from .plots import plt, save_figure
+from .premises import contraction_premise, describe_models, system_premises
+from .registry import on_system, track
 
 LOCAL_SIZE = 1e-6  # ‖δ₀‖ for the first-order bound
 LOCAL_SLACK = 1e-3  # ‖δ_k‖ ≤ (1 + LOCAL_SLACK)·‖J*‖₂^k‖δ₀‖: room for second-order terms

@@ -22,7 +22,8 @@ estimate is ≈ 2e-13/β on the O(1) scale of the partials):
     ≤ 9e-7 and the bound 1e-5 admits c_θ ≤ 1e5, while the round-off measured there (Anderson vs
     plain iteration, an over-estimate) is ≤ 7e-8, over 100× below the bound. An estimator off by a
     constant bias ≥ 1e-5 (a wrong sign, a missing ½, a dropped SN term, W's asymmetry) fails
-    it. A relative error ε bounds 1 − cos ≤ ε²/2 = 5e-11, hence (2) with headroom.
+    it. A relative error ε bounds 1 − cos ≤ ε²/2 = 5e-11, hence (2) with headroom
+    (`properties.tolerances`, shared with tracks 10 and 16).
 (3) readout V, c: relative error ≤ 1e-10 (exact up to the 1e-14 solve).
 (4) the directional derivative of ℒ = mean CE(model(x), y) along a random unit direction v of
     all raw parameters, by central differences of `model.forward` re-solved to residual 1e-14:
@@ -34,7 +35,8 @@ estimate is ≈ 2e-13/β on the O(1) scale of the partials):
     to D_v ℒ itself explodes): |D_v ℒ − ⟨g*, v⟩| ≤ 1e-6·‖g*‖ — the scipy reference is the
     derivative of what `model.forward` computes, SN parametrization included (measured worst
     6e-8 over 600 hunted draws) — and (5) |D_v ℒ − ⟨ĝ(1e-5), v⟩| ≤ 1e-5·‖ĝ‖, which (1) and (4)
-    imply (|⟨ĝ − g*, v⟩| ≤ ‖ĝ − g*‖) and which tests EP against the model directly.
+    imply (|⟨ĝ − g*, v⟩| ≤ ‖ĝ − g*‖) and which tests EP against the model directly
+    (`properties.directional_derivative`).
 
 Stated figures, recorded as claims (holds / REFUTED with the share of draws meeting them, the
 worst value and the shrunk counterexample): TRACKS.md "cosine ≥ 0.9999 and relative error
@@ -59,7 +61,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -74,63 +75,27 @@ from properties import (
     gradient_models,
     worst_case,
 )
+from properties.directional_derivative import (
+    FD_STEP,
+    FD_TOL,
+    directional_derivative,
+    inner,
+    norm,
+    unit_direction,
+)
+from properties.gradients import ENERGY_PARAMETERS, READOUT_PARAMETERS
 from properties.system_checks import (
     Witnessed,
     witness_fd_disagreement,
 )
+from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
 from .premises import record_estimator_agreement, refuses_model, system_premises
 from .registry import on_system, track
 
 BATCH = 4  # samples per drawn model; the batch mean is what every estimator estimates
-SOLVE_TOL = 1e-14  # residual of every phase and every forward solve
-ENERGY_PARAMETERS = ("W", "U", "b")  # estimated from the phases (biased at finite β)
-READOUT_PARAMETERS = ("V", "c")  # explicit at h_0 (exact)
-SMALL_BETA = 1e-5  # where the bias c_θβ² ≤ 9e-7 on every model seen (docstring)
-AGREEMENT_TOL = 1e-5
-COSINE_TOL = 1e-9  # 1 − cos ≤ (1e-5)²/2 = 5e-11, with headroom
 READOUT_TOL = 1e-10
-FD_STEP = 1e-5  # central-difference step (docstring: truncation vs round-off)
-FD_TOL = 1e-6  # |D_v ℒ − ⟨g*, v⟩| in units of ‖g*‖‖v‖
 ASYMMETRY = 0.3  # the control's minimum ‖W − Wᵀ‖/‖W + Wᵀ‖
-
-
-def unit_direction(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """A random direction over all raw parameters, unit norm over their concatenation."""
-    rng = np.random.default_rng(seed)
-    v = {k: torch.as_tensor(rng.standard_normal(tuple(p.shape)), dtype=p.dtype)
-         for k, p in model.named_parameters()}
-    norm = float(torch.sqrt(sum((t**2).sum() for t in v.values())))
-    return {k: t / norm for k, t in v.items()}
-
-
-def loss_at(spec: ModelSpec, x: torch.Tensor, y: torch.Tensor,
-            shift: dict[str, torch.Tensor]) -> float:
-    """ℒ = mean CE(model(x), y) of a fresh model whose raw parameters are moved by `shift`,
-    the free phase re-solved to SOLVE_TOL by `model.forward`."""
-    model = spec.build()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            param.add_(shift[name])
-        logits = model(x, tol=SOLVE_TOL, max_steps=5000)
-    return float(torch.nn.functional.cross_entropy(logits, y))
-
-
-def directional_derivative(problem: GradientProblem, v: dict[str, torch.Tensor],
-                           step: float = FD_STEP) -> float:
-    """[ℒ(θ + εv) − ℒ(θ − εv)] / 2ε."""
-    plus = loss_at(problem.spec, problem.x, problem.y, {k: step * t for k, t in v.items()})
-    minus = loss_at(problem.spec, problem.x, problem.y, {k: -step * t for k, t in v.items()})
-    return (plus - minus) / (2 * step)
-
-
-def inner(gradient: dict[str, Any], v: dict[str, torch.Tensor]) -> float:
-    return float(sum((torch.as_tensor(gradient[k]) * t).sum() for k, t in v.items()))
-
-
-def norm(gradient: dict[str, Any]) -> float:
-    return float(np.sqrt(sum(float((torch.as_tensor(g) ** 2).sum())
-                             for g in gradient.values())))
 
 
 def directional_metrics(problem: GradientProblem) -> dict[str, float]:

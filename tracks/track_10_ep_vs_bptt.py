@@ -10,7 +10,7 @@ error ‖h_T − h*‖ ≤ L^T‖h*‖ ≤ L^T√n and the tail of the backward 
     T = ⌈log(ε(1 − L)/√n) / log L⌉,   ε = 1e-12,
 
 which makes L^T√n/(1 − L) ≤ 1e-12: the truncation is ≤ 1e-12 on the O(1) scale of the
-per-sample gradients (T ≈ 600 for γ = 0.95).
+per-sample gradients (T ≈ 600 for γ = 0.95; `properties.bptt_truncation`).
 
 Checks (hypothesis-drawn symmetric `gradient_models`, with and without SN; batch 4):
 (1) BPTT(T) vs `theory.implicit_gradients`: worst per-parameter relative error ≤ 1e-9. Why: the
@@ -18,9 +18,9 @@ Checks (hypothesis-drawn symmetric `gradient_models`, with and without SN; batch
     and a per-parameter gradient can be ~1e-3 of that scale after the batch mean and SN's
     projection cancel (measured worst 7e-11 over 600 drawn and hunted models).
 (2) symmetric EP at β = 1e-5 (phases solved to residual 1e-14) vs BPTT(T): worst per-parameter
-    relative error ≤ 1e-5 and (3) worst 1 − cosine ≤ 1e-9 — track 9's bounds, for the same
-    reason (EP's bias c_θβ² with c_θ ≤ 9e3 measured, round-off ≤ 7e-8; BPTT itself is exact
-    to check (1)'s 1e-9).
+    relative error ≤ 1e-5 and (3) worst 1 − cosine ≤ 1e-9 — track 9's bounds
+    (`properties.tolerances`), for the same reason (EP's bias c_θβ² with c_θ ≤ 9e3 measured,
+    round-off ≤ 7e-8; BPTT itself is exact to check (1)'s 1e-9).
 
 Negative control: BPTT truncated too short. With T ∈ {2, …, 5} the unrolled state has not
 reached h* and the backward pass sums only T terms of the Neumann series, so check (1) must
@@ -38,18 +38,11 @@ stay on the suite's models.
 
 from __future__ import annotations
 
-import math
-from functools import cached_property
-
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
-from eqprop_core import bptt_gradients
 from properties import (
-    GradientProblem,
     MeasuredOnce,
-    MeasurementFailed,
     ModelSpec,
     agreement,
     at_most,
@@ -59,58 +52,20 @@ from properties import (
     worst_case,
 )
 from properties import system_witness as witness
+from properties.bptt_truncation import TRUNCATION, UnrolledProblem
 from properties.system_checks import (
     Witnessed,
     bptt_steps,
     relative_errors,
 )
+from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
 from .plots import line_plot
 from .premises import describe_models, record_estimator_agreement, refuses_model, system_premises
 from .registry import on_system, track
-from .track_09_ep_vs_implicit import (
-    AGREEMENT_TOL,
-    COSINE_TOL,
-    SMALL_BETA,
-)
 
-TRUNCATION = 1e-12  # ε: L^T·√n/(1 − L) ≤ ε picks T
 BPTT_TOL = 1e-9  # BPTT(T) vs implicit, worst per-parameter relative error
 SHORT_STEPS = (2, 5)  # the control's truncation range
-
-
-def banach_steps(lipschitz: float, n_hidden: int, eps: float = TRUNCATION) -> int:
-    """Smallest T with L^T·√n/(1 − L) ≤ ε (≥ 1)."""
-    if not 0 <= lipschitz < 1:
-        raise MeasurementFailed("BPTT's truncation bound: certified contraction L", lipschitz,
-                                "in [0, 1)")
-    if lipschitz == 0:
-        return 1
-    return max(1, math.ceil(math.log(eps * (1 - lipschitz) / math.sqrt(n_hidden))
-                            / math.log(lipschitz)))
-
-
-class UnrolledProblem(GradientProblem):
-    """A GradientProblem with the BPTT reference through T = banach_steps(L, n) updates."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self._unrolled: dict[int, dict[str, torch.Tensor]] = {}
-
-    @cached_property
-    def lipschitz(self) -> float:
-        return self.model.lipschitz_certificate()
-
-    @property
-    def steps(self) -> int:
-        return banach_steps(self.lipschitz, self.model.n_hidden)
-
-    def bptt(self, steps: int | None = None) -> dict[str, torch.Tensor]:
-        """REFERENCE gradient through `steps` unrolled updates (default: the Banach T)."""
-        steps = steps or self.steps
-        if steps not in self._unrolled:
-            self._unrolled[steps] = bptt_gradients(self.model, self.x, self.y, steps=steps)
-        return self._unrolled[steps]
 
 
 @st.composite

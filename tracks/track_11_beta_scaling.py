@@ -5,23 +5,19 @@ Theorem (Taylor expansion of β ↦ ∂E/∂θ(h_β) at β = 0, `eqprop_core/gra
     one-sided   ĝ(β) − g* = a β + O(β²),     symmetric   ĝ(β) − g* = c β² + O(β⁴),
 
 so log‖ĝ(β) − g*‖ against log β has slope 1 and 2 while β is in the asymptotic regime. How far
-that regime reaches is model-dependent (the nudge is amplified by ‖(I − J*)⁻¹‖·‖V‖; leading
-coefficients cancel across the batch): with a, c the relative bias coefficients read at a probe
-(a = rel₁(β₀)/β₀ at β₀ = 1e-4, c = rel₂(β₀)/β₀² at β₀ = 1e-3), the one-sided relative error is
-aβ + cβ² + … (its β² coefficient is the symmetric estimator's leading one: both are f‴/6 for
-f(β) = ∂E/∂θ(h_β)) and the symmetric one cβ² + O(β⁴). The scales κ₁ = max(a, c/a) (one-sided)
-and κ₂ = max(a, √c) (symmetric; its β⁴ term is not measured, and a — the amplification of the
-nudge — sets the higher terms' scale) bound where the known terms stay small: βκ₁ ≤ ρ keeps the
-one-sided bias ≤ ρ and its β² term ≤ ρ of its β term, βκ₂ ≤ ρ the symmetric bias ≤ ρ² and βa ≤ ρ.
-Measured a ∈ 0.04..44, c ∈ 1e-3..5e3, κ₁ up to 270; near a relative error of 0.1–1 the error
-saturates and the line bends.
+that regime reaches is model-dependent: `properties.scaling` derives each model's window from its
+relative bias coefficients a (one-sided, read at β₀ = 1e-4) and c (symmetric, at β₀ = 1e-3) —
+the scales κ₁ = max(a, c/a) and κ₂ = max(a, √c), a window ending where βκ = ρ. Measured
+a ∈ 0.04..44, c ∈ 1e-3..5e3, κ₁ up to 270; near a relative error of 0.1–1 the error saturates
+and the line bends.
 
 Which error is fitted: the relative error of the energy-parameter gradient (W, U, b concatenated)
 against `theory.implicit_gradients`. The readout V, c is exact at every β (track 9) and carries
 no β law; a single parameter's leading coefficient can nearly cancel across the batch, bending
 that parameter's line without any change of the estimator's order (measured: a b-gradient whose
 error dips through zero near β = 4e-3), while the concatenated error's leading coefficient
-vanishes only if all of them do. Per-parameter slopes are recorded beside it.
+vanishes only if all of them do. Per-parameter slopes are recorded beside it. (The window, the
+coefficients and the sweeps: `properties.scaling`, which track 15 uses too.)
 
 Checks (hypothesis-drawn symmetric `gradient_models`, batch 4, phases solved to residual 1e-14), in
 each estimator's asymptotic window on each model — 4 log-spaced β in [top/10, top], top = min(0.3,
@@ -57,95 +53,25 @@ where the mislabeled estimator's slope comes closest to 2.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from eqprop_core import ep_gradients
 from properties import (
-    GradientProblem,
     MeasuredOnce,
     ModelSpec,
     at_most,
-    fitted_slope,
     gradient_models,
     worst_case,
 )
 from properties.evidence import within
-from properties.gradients import flat
+from properties.scaling import ORDERS, REGIME, STATED_BETAS, ScalingProblem, energy_error
 from properties.system_checks import BIAS_ORDERS, Witnessed, beta_sweep, gradient_diagnosis
 
 from .plots import line_plot
 from .premises import describe_models, refuses_model, system_premises
 from .registry import on_system, track
-from .track_09_ep_vs_implicit import ENERGY_PARAMETERS
 
-STATED_BETAS = np.geomspace(1e-3, 0.3, 8)  # issue 3's range
-ORDERS = {"one_sided": 1.0, "symmetric": 2.0}
-PROBE_BETAS = {"one_sided": 1e-4, "symmetric": 1e-3}  # β₀: where ĉ = rel(β₀)/β₀^p is read
-REGIME = 0.01  # ρ: a window ends at βκ = ρ, where the neglected terms reach 1% of the leading
-WINDOW_POINTS = 4
 SLOPE_TOL = {"one_sided": 0.1, "symmetric": 0.15}  # issue 3 acceptance
 FLOOR_RATIO = 0.1  # ‖ĝ(tol) − ĝ(tol/10)‖ / fitted error at the window's smallest β
-
-
-def energy_error(problem: GradientProblem, beta: float, estimator: str) -> float:
-    """‖ĝ − g*‖/‖g*‖ over W, U, b concatenated."""
-    est, ref = problem.ep(float(beta), estimator), problem.implicit
-    e = np.concatenate([flat(est[k]) for k in ENERGY_PARAMETERS])
-    r = np.concatenate([flat(ref[k]) for k in ENERGY_PARAMETERS])
-    return float(np.linalg.norm(e - r) / np.linalg.norm(r))
-
-
-class ScalingProblem(GradientProblem):
-    """A GradientProblem with its asymptotic window and its sweeps."""
-
-    def coefficient(self, estimator: str) -> float:
-        """ĉ = rel(β₀)/β₀^p, the leading coefficient of the estimator's relative bias."""
-        beta = PROBE_BETAS[estimator]
-        return energy_error(self, beta, estimator) / beta ** ORDERS[estimator]
-
-    def radius(self, estimator: str) -> float:
-        """κ, the inverse β-scale on which the estimator's neglected terms grow, from a and c
-        (the one-sided and symmetric ĉ). The one-sided relative error is aβ + cβ² + … (its β²
-        coefficient is the symmetric one's leading coefficient: both are f‴/6 for f(β) =
-        ∂E/∂θ(h_β)), so κ₁ = max(a, c/a) keeps its bias ≤ ρ and its β² term ≤ ρ of its β term
-        when βκ₁ ≤ ρ. The symmetric one is cβ² + O(β⁴) with a fourth-order term not measured
-        here; κ₂ = max(a, √c) keeps its bias ≤ ρ² and βa — the amplification of the nudge,
-        which sets the higher terms' scale — ≤ ρ."""
-        a, c = self.coefficient("one_sided"), self.coefficient("symmetric")
-        return max(a, c / a) if estimator == "one_sided" else max(a, math.sqrt(c))
-
-    def window(self, estimator: str) -> np.ndarray:
-        """WINDOW_POINTS log-spaced β in [top/10, top], top = min(0.3, ρ/κ)."""
-        top = min(float(STATED_BETAS[-1]), REGIME / self.radius(estimator))
-        return np.geomspace(top / 10, top, WINDOW_POINTS)
-
-    def errors(self, betas: np.ndarray, estimator: str) -> list[float]:
-        return [energy_error(self, b, estimator) for b in betas]
-
-    def slope(self, betas: np.ndarray, estimator: str) -> float:
-        return fitted_slope(betas, self.errors(betas, estimator))
-
-    def window_slope(self, estimator: str) -> float:
-        return self.slope(self.window(estimator), estimator)
-
-    def parameter_slopes(self, betas: np.ndarray, estimator: str) -> dict[str, float]:
-        return {k: fitted_slope(betas, [self.error(float(b), estimator).relative_error[k]
-                                        for b in betas]) for k in ENERGY_PARAMETERS}
-
-    def floor_ratio(self, estimator: str) -> float:
-        """‖ĝ(tol) − ĝ(tol/10)‖/‖ĝ(tol) − g*‖ (W, U, b) at the smallest β of the estimator's
-        window: the solve's share of the fitted error (tightening the tolerance 10× moves an
-        estimate by about its own solver error)."""
-        beta = float(self.window(estimator)[0])
-        fitted = self.ep(beta, estimator)
-        tighter = ep_gradients(self.model, self.x, self.y, beta=beta, estimator=estimator,
-                               tol=self.tol / 10, on_unconverged="record")
-        a = np.concatenate([flat(fitted[k]) for k in ENERGY_PARAMETERS])
-        t = np.concatenate([flat(tighter[k]) for k in ENERGY_PARAMETERS])
-        r = np.concatenate([flat(self.implicit[k]) for k in ENERGY_PARAMETERS])
-        return float(np.linalg.norm(a - t) / np.linalg.norm(a - r))
 
 
 def deviation(slope: float, estimator: str) -> float:

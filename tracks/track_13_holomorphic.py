@@ -29,6 +29,7 @@ of 6e-3 already had a local slope of 4.5. So the window is anchored on the round
 starts at the smallest grid |β| whose error is ≥ 1e-9 and ≥ 1e-11/|β| (≥ 500× the floor) and
 goes upward, at most 4 points (a factor 5.6 in |β|), while the error stays ≤ 1e-2. At least 3
 points are needed to fit. There |β| is as small as round-off allows, and so is (|β|/R)^N.
+The estimator, the window and its scan: `properties.holomorphic`.
 
 Checks:
 (1) the fitted slope of log error vs log |β| in that window is N ± 0.3 for N = 1, 2, 3, 4 on
@@ -58,39 +59,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-import theory
-from eqprop_core import LoopedMLP, PhaseNotConverged, ep_gradients
+from eqprop_core import ep_gradients
 from properties import (
     MeasuredOnce,
     ModelSpec,
     agreement,
-    as_numpy,
     at_most,
-    fitted_slope,
     gradient_models,
     holds,
     worst_case,
+)
+from properties.holomorphic import (
+    FLOOR_MARGIN,
+    TOL,
+    WINDOW_BOTTOM,
+    ErrorLaw,
+    HolomorphicProblem,
+    error_law,
+    error_laws,
+    window_range,
 )
 
 from .plots import line_plot
 from .premises import describe_models, refuses_model
 from .registry import track
 
-BATCH = 4
-TOL = 1e-14  # residual of every free and nudged phase (Anderson reaches it in ~25 steps)
-KEYS = ("W", "U", "b")  # the energy parameters; V, c are explicit at h_0 and exact
-GRID = tuple(10 ** (k / 4) for k in range(-20, 1))  # |β| from 1e-5 to 1, 4 per decade
-WINDOW_TOP = 1e-2  # a window point never has a relative error above this
-WINDOW_BOTTOM = 1e-9  # absolute lower edge of the error window
-FLOOR_MARGIN = 1e-11  # and error ≥ 1e-11/|β|: ≥ 500× the measured floor ≤ 2e-14/|β|
-START = 4  # |β| = 1e-4: where the scan for N = 1 starts
-MAX_POINTS = 4  # window points fitted (a factor 10^{3/4} = 5.6 in |β|)
-MIN_POINTS = 3
 ORDERS = (1, 2, 3, 4)  # the issue's slopes, checked on every draw
 PLOT_ORDERS = (1, 2, 3, 4, 8)
 SLOPE_TOLERANCE = 0.3  # issue 3 acceptance: fitted slope N ± 0.3
@@ -101,114 +97,8 @@ CONTROL_ORDER = 4
 PLOT_GRID = tuple(10 ** (k / 2) for k in range(-8, 1))  # 1e-4 … 1, 2 per decade
 
 
-@dataclass
-class Problem:
-    """A drawn model, its batch and the scipy implicit gradient it is measured against."""
-
-    spec: ModelSpec
-    model: LoopedMLP = field(init=False)
-    x: torch.Tensor = field(init=False)
-    y: torch.Tensor = field(init=False)
-    reference: dict[str, np.ndarray] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.model = self.spec.build()
-        self.x, self.y = self.spec.inputs(BATCH), self.spec.labels(BATCH)
-        self.reference = theory.implicit_gradients(as_numpy(self.model), self.x, self.y)
-
-    def error(self, estimate: dict) -> float:
-        return agreement(estimate, self.reference, keys=KEYS).worst_relative_error
-
-    def holomorphic_error(self, radius: float, n: int) -> float:
-        """Relative error of the N-point complex estimator at |β| (NaN: a phase diverged)."""
-        try:
-            return self.error(ep_gradients(self.model, self.x, self.y, beta=radius,
-                                           estimator="holomorphic", n_points=n, tol=TOL))
-        except PhaseNotConverged:
-            return math.nan
-
-    def real_circle_error(self, radius: float, n: int) -> float:
-        """The control's real-valued stand-in (module doc): one-sided EP quotients at the real
-        nudges |β|cos(2πk/N), averaged over the k with a non-zero nudge."""
-        nudges = [radius * math.cos(2 * math.pi * k / n) for k in range(n)]
-        nudges = [b for b in nudges if abs(b) > 1e-12 * radius]
-        total = {key: 0.0 for key in KEYS}
-        for b in nudges:
-            g = ep_gradients(self.model, self.x, self.y, beta=b, estimator="one_sided", tol=TOL)
-            for key in KEYS:
-                total[key] = total[key] + g[key] / len(nudges)
-        return self.error(total)
-
-
-@dataclass
-class ErrorLaw:
-    """The errors seen while locating the asymptotic window, and the slope fitted in it."""
-
-    seen: dict[float, float]
-    window: list[float]  # ascending |β|
-
-    @property
-    def slope(self) -> float:
-        if len(self.window) < MIN_POINTS:
-            return math.nan
-        return fitted_slope(self.window, [self.seen[b] for b in self.window])
-
-    @property
-    def bottom(self) -> int:
-        """Grid index of the window's smallest |β| (where the next order's scan starts)."""
-        return GRID.index(self.window[0]) if self.window else START
-
-
-def above_floor(radius: float, error: float) -> bool:
-    return error >= max(WINDOW_BOTTOM, FLOOR_MARGIN / radius)  # False for NaN
-
-
-def in_window(radius: float, error: float) -> bool:
-    return above_floor(radius, error) and error <= WINDOW_TOP
-
-
-def error_law(error_at: Callable[[float], float], start: int) -> ErrorLaw:
-    """Scan GRID from `start` for the window (module doc): down while the error stays clear of
-    the floor, or up until it is; then up while it stays inside, at most MAX_POINTS."""
-    seen: dict[float, float] = {}
-
-    def clear(i: int) -> bool:
-        if GRID[i] not in seen:
-            seen[GRID[i]] = error_at(GRID[i])
-        return above_floor(GRID[i], seen[GRID[i]])
-
-    i = start
-    if clear(i):
-        while i > 0 and clear(i - 1):
-            i -= 1
-    else:
-        while i + 1 < len(GRID) and not clear(i):
-            i += 1
-    window: list[float] = []
-    while i < len(GRID) and len(window) < MAX_POINTS and clear(i) and seen[GRID[i]] <= WINDOW_TOP:
-        window.append(GRID[i])
-        i += 1
-    return ErrorLaw(seen, window)
-
-
-def window_range(law: ErrorLaw) -> tuple[float, float] | None:
-    """(smallest, largest) |β| of the window, rounded for the JSON."""
-    return (float(f"{law.window[0]:.4g}"), float(f"{law.window[-1]:.4g}")) if law.window else None
-
-
-def error_laws(problem: Problem, orders: tuple[int, ...]) -> dict[int, ErrorLaw]:
-    """The window and slope for each N; N's scan starts at N−1's window bottom (windows move up
-    in |β| with N: the error (|β|/R)^N clears a fixed floor at larger |β| as N grows)."""
-    laws: dict[int, ErrorLaw] = {}
-    start = START
-    for n in orders:
-        laws[n] = error_law(lambda r, n=n: problem.holomorphic_error(r, n), start)
-        start = laws[n].bottom
-    return laws
-
-
 def measure(spec: ModelSpec) -> dict:
-    problem = Problem(spec)
+    problem = HolomorphicProblem(spec)
     laws = error_laws(problem, ORDERS)
     slopes = {n: law.slope for n, law in laws.items()}
     deviations = [abs(s - n) if math.isfinite(s) else math.inf for n, s in slopes.items()]
@@ -232,7 +122,7 @@ def measure(spec: ModelSpec) -> dict:
     }
 
 
-def control_law(problem: Problem, laws: dict[int, ErrorLaw]) -> ErrorLaw:
+def control_law(problem: HolomorphicProblem, laws: dict[int, ErrorLaw]) -> ErrorLaw:
     """The control's window and slope: the real cos-modulated nudges at N = CONTROL_ORDER,
     scanned from the N = 2 window's bottom (`laws` holds N = 1, 2 at least)."""
     return error_law(lambda r: problem.real_circle_error(r, CONTROL_ORDER), laws[2].bottom)
@@ -241,7 +131,7 @@ def control_law(problem: Problem, laws: dict[int, ErrorLaw]) -> ErrorLaw:
 def measure_control(spec: ModelSpec) -> dict:
     """`measure`'s control entries alone (the N = 1, 2 scans it starts from, then the control):
     the control on the suite's models when the checks run on a user's model."""
-    problem = Problem(spec)
+    problem = HolomorphicProblem(spec)
     control = control_law(problem, error_laws(problem, ORDERS[:2]))
     return {"control_slope": control.slope, "control_window": window_range(control)}
 
@@ -252,14 +142,14 @@ def claim_error(measured: MeasuredOnce) -> Callable[[ModelSpec], float]:
     def error(spec: ModelSpec) -> float:
         if repr(spec) in measured.seen:
             return measured.seen[repr(spec)]["claim_error"]
-        return Problem(spec).holomorphic_error(CLAIM_BETA, CLAIM_POINTS)
+        return HolomorphicProblem(spec).holomorphic_error(CLAIM_BETA, CLAIM_POINTS)
     return error
 
 
 def plot(ctx, spec: ModelSpec) -> dict[str, float]:
     """Every N (and the real-valued control) on one model over 1e-4 ≤ |β| ≤ 1, slopes fitted in
     each N's window; returns those slopes."""
-    problem = Problem(spec)
+    problem = HolomorphicProblem(spec)
     laws = error_laws(problem, PLOT_ORDERS)
     control = control_law(problem, laws)
     series, styles, slopes = {}, {}, {}

@@ -11,7 +11,8 @@ only as β → 0. The write-up's "Finite-Nudge (β = 0.5)" model never used β; 
 real thing at β = 0.5 (`nudge_surrogate`, `ep_gradients`). L_β is not the loss:
 f(β) = min_h F(h, β) is concave in β (a minimum of affine functions; F(·, β) is strictly convex
 for β ≥ 0, since ∇²F ⪰ (1 − γ)I), f′(0) = L, and so the one-sided L_β ≤ L for every β > 0 with
-L_β − L = βf″(0)/2 + O(β²). The symmetric L_β − L = β²f‴(0)/6 + O(β⁴).
+L_β − L = βf″(0)/2 + O(β²). The symmetric L_β − L = β²f‴(0)/6 + O(β⁴). The measurements per draw
+(`measure`, with the premise each estimator needs): `properties.finite_nudge`.
 
 Checks, on hypothesis-drawn symmetric float64 models (`gradient_models`: SN or not, hidden ≤ 8,
 batch 4), every phase solved to residual 1e-14, per estimator:
@@ -70,31 +71,27 @@ implicit gradient): the checks run on the user's model; the control on the suite
 
 from __future__ import annotations
 
-import copy
-import math
-
 import numpy as np
-import scipy.linalg
-import torch
 
-import theory
-from eqprop_core import (
-    PhaseNotConverged,
-    bptt_gradients,
-    ep_gradients,
-    get_solver,
-    nudge_surrogate,
-    nudged_map,
-)
 from properties import (
     MeasuredOnce,
     ModelSpec,
-    agreement,
     as_numpy,
     at_most,
     fitted_slope,
     gradient_models,
     worst_case,
+)
+from properties.finite_nudge import (
+    BATCH,
+    BETA,
+    CANCELLATION_BETA,
+    ESTIMATORS,
+    FD_TOL,
+    in_premise,
+    measure,
+    measure_control,
+    surrogate_value,
 )
 from theory.gradients import loss as true_loss
 
@@ -102,178 +99,16 @@ from .plots import line_plot
 from .premises import refuses_model
 from .registry import on_system, track
 
-BATCH = 4
-BETA = 0.5
-TOL = 1e-14
-KEYS = ("W", "U", "b")  # the energy parameters: where EP's update and dL_β/dθ coincide
-ESTIMATORS = {"one_sided": (0.0, BETA), "symmetric": (-BETA, BETA)}  # the phases' nudges
-UNROLL_PRECISION = 1e-12  # K: ρ*^K ≤ 1e-12, ρ* the largest spectral radius of a phase's map
-MAX_UNROLL = 1500
 SURROGATE_TOL = 1e-10  # autograd of L_β vs the EP update, relative per parameter
-FD_STEP = 1e-5  # central differences at ε/2, ε, 2ε, Richardson twice: error O(ε⁶)
-FD_TOL = 1e-8  # |D − ⟨g, v⟩| / (‖g‖‖v‖)
 BPTT_TOL = 1e-10  # K-step unroll from h_0 vs the scipy implicit gradient
 LOWER_BOUND_TOL = 1e-12  # one-sided: L_β − L ≤ round-off (concavity of min_h F(h, β) in β)
-SCALING_BETAS = (1e-3, 2e-3, 4e-3, 8e-3)
 ONE_SIDED_SLOPE, ONE_SIDED_SLOPE_TOL = 1.0, 0.1
-CANCELLATION_BETA = 1e-3
 CANCELLATION_TOL = 0.05  # |L_β^sym − L| / |L_β^one-sided − L| ≈ |f‴/f″|β/3 (measured ≤ 5e-3)
 PLOT_BETAS = tuple(float(b) for b in np.geomspace(1e-3, 0.5, 10))
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
-def phase_radius(model, x: torch.Tensor, y: torch.Tensor, beta: float) -> float:
-    """ρ of the nudged map's Jacobian D(W_eff − βVᵀ(diag p − ppᵀ)V) at its equilibrium (scipy),
-    the worst over the batch: the rate at which a K-step unroll's dh_K/dθ converges."""
-    T = nudged_map(model, x, y, beta)
-    h, stats = get_solver("anderson")(T, x.new_zeros(x.shape[0], model.n_hidden), tol=TOL,
-                                      max_steps=5000)
-    net = as_numpy(model)
-    target = np.eye(net.V.shape[0])[y.numpy()]
-    radius = 0.0
-    for hb, drive, t in zip(h.numpy(), net.drive(x), target):
-        p = softmax(net.V @ hb + net.c)
-        hessian = net.V.T @ (np.diag(p) - np.outer(p, p)) @ net.V
-        pre = net.weight @ hb + drive - beta * net.V.T @ (p - t)
-        slope = theory.nonlinearity(net.activation).slope(pre)  # D = φ′ at the nudged a
-        jac = slope[:, None] * (net.weight - beta * hessian)
-        radius = max(radius, float(np.abs(scipy.linalg.eigvals(jac)).max()))
-    return radius
-
-
-def unroll_steps(radius: float) -> int | None:
-    """K with ρ^K ≤ 1e-12 (capped), or None when ρ ≥ 1: plain iteration then leaves h_β and no
-    K-step unroll converges to the total derivative."""
-    if radius >= 1:
-        return None
-    if radius <= 0:
-        return 1
-    return min(MAX_UNROLL, math.ceil(math.log(UNROLL_PRECISION) / math.log(radius)))
-
-
-def surrogate_gradient(model, x, y, estimator: str, unroll: int) -> dict[str, torch.Tensor]:
-    """Autograd of L_β (`nudge_surrogate`), every parameter."""
-    params = dict(model.named_parameters())
-    with torch.enable_grad():
-        value = nudge_surrogate(model, x, y, beta=BETA, estimator=estimator, unroll=unroll,
-                                tol=TOL)
-        grads = torch.autograd.grad(value, list(params.values()), allow_unused=True)
-    return {k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(params.items(), grads)}
-
-
-def surrogate_value(model, x, y, estimator: str, beta: float = BETA) -> float:
-    with torch.no_grad():
-        return float(nudge_surrogate(model, x, y, beta=beta, estimator=estimator, tol=TOL))
-
-
-def moved(model, direction: dict[str, torch.Tensor], step: float):
-    """A copy of the model at θ + step·v (W, U, b moved; the equilibria are re-solved)."""
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, p in out.named_parameters():
-            if name in direction:
-                p.add_(step * direction[name])
-    return out
-
-
-def directional_gap(model, x, y, estimator: str, update: dict, seed: int) -> dict[str, float]:
-    """Central differences of L_β along a random v (Richardson of ε and 2ε) vs ⟨update, v⟩."""
-    rng = np.random.default_rng(seed)
-    v = {k: torch.as_tensor(rng.standard_normal(tuple(update[k].shape)), dtype=model.dtype)
-         for k in KEYS}
-
-    def central(step: float) -> float:
-        return (surrogate_value(moved(model, v, step), x, y, estimator)
-                - surrogate_value(moved(model, v, -step), x, y, estimator)) / (2 * step)
-
-    # Richardson twice: R(ε) = [4c(ε) − c(2ε)]/3 is O(ε⁴); [16R(ε/2) − R(ε)]/15 is O(ε⁶).
-    # Near an unstable −β phase (ρ ≈ 1) the ε⁴ term alone left 3.6e-8 at ε = 1e-5 (seed 14);
-    # the second level measured 5.6e-11 there.
-    c_half, c_one, c_two = central(FD_STEP / 2), central(FD_STEP), central(2 * FD_STEP)
-    fd = (16 * (4 * c_half - c_one) / 3 - (4 * c_one - c_two) / 3) / 15
-    inner = sum(float((update[k] * v[k]).sum()) for k in KEYS)
-    scale = math.sqrt(sum(float((update[k] ** 2).sum()) for k in KEYS)
-                      * sum(float((v[k] ** 2).sum()) for k in KEYS))
-    return {"gap": abs(fd - inner) / scale, "relative_to_inner": abs(fd - inner) / abs(inner),
-            "cosine": inner / scale}
-
-
-def measure(spec: ModelSpec) -> dict:
-    model, x, y = spec.build(), spec.inputs(BATCH), spec.labels(BATCH)
-    net = as_numpy(model)
-    reference = theory.implicit_gradients(net, x, y)
-    L = true_loss(net, x, y)
-    out: dict = {"L": L}
-    radii = {beta: phase_radius(model, x, y, beta) for beta in (0.0, BETA, -BETA)}
-    free_steps = unroll_steps(radii[0.0])
-    for estimator, nudges in ESTIMATORS.items():
-        try:
-            update = ep_gradients(model, x, y, beta=BETA, estimator=estimator, tol=TOL)
-        except PhaseNotConverged as failure:
-            # No equilibrium of a nudged phase was found (the −β phase of the symmetric
-            # estimator need not be a contraction): the theorem's premise, ∂F/∂h = 0 at h_β,
-            # fails for this estimator on this draw. Counted, not scored.
-            out[estimator] = {"outside_premise": str(failure), "radius": max(
-                radii[b] for b in nudges)}
-            continue
-        radius = max(radii[b] for b in nudges)
-        steps = unroll_steps(radius)
-        partial = surrogate_gradient(model, x, y, estimator, 0)
-        total = surrogate_gradient(model, x, y, estimator, steps) if steps else None
-        values = {b: surrogate_value(model, x, y, estimator, b) - L for b in SCALING_BETAS}
-        out[estimator] = {
-            "radius": radius, "unroll": steps,
-            "partial": agreement(partial, update, keys=KEYS).worst_relative_error,
-            "total": (agreement(total, update, keys=KEYS).worst_relative_error
-                      if total is not None else math.nan),
-            "readout_difference": agreement(total if total is not None else partial, update,
-                                            keys=("V", "c")).relative_error,
-            "vs_true_gradient": true_gradient_gap(update, reference),
-            "fd": directional_gap(model, x, y, estimator, update, spec.seed),
-            "gap_at_beta": surrogate_value(model, x, y, estimator) - L,
-            "gaps": values,
-            "slope": fitted_slope(SCALING_BETAS, [abs(g) for g in values.values()]),
-        }
-    if not in_premise(out, "one_sided"):  # the free or +β phase found no equilibrium
-        free_steps = None
-    h_free = (ep_gradients(model, x, y, beta=BETA, estimator="one_sided", tol=TOL).free_state
-              if free_steps else None)
-    bptt = (bptt_gradients(model, x, y, steps=free_steps, h0=h_free) if free_steps else None)
-    out["bptt"] = (agreement(bptt, reference, keys=KEYS).worst_relative_error
-                   if bptt is not None else math.nan)
-    out["free_unroll"] = free_steps
-    out["cancellation"] = (abs(out["symmetric"]["gaps"][CANCELLATION_BETA]
-                               / out["one_sided"]["gaps"][CANCELLATION_BETA])
-                           if in_premise(out, "symmetric") and in_premise(out, "one_sided")
-                           else 0.0)
-    return out
-
-
-def in_premise(m: dict, estimator: str) -> bool:
-    """Whether every phase of `estimator` reached its equilibrium on this draw."""
-    return "outside_premise" not in m[estimator]
-
-
 def outside_premise(seen: list[dict], estimator: str) -> list[str]:
     return [m[estimator]["outside_premise"] for m in seen if not in_premise(m, estimator)]
-
-
-def true_gradient_gap(update: dict, reference: dict) -> float:
-    """The control's statistic: the finite-β EP update vs the gradient of the TRUE loss."""
-    return agreement(update, reference, keys=KEYS).worst_relative_error
-
-
-def measure_control(spec: ModelSpec) -> dict:
-    """`measure`'s control entries alone, for the suite's models under --model."""
-    model, x, y = spec.build(), spec.inputs(BATCH), spec.labels(BATCH)
-    reference = theory.implicit_gradients(as_numpy(model), x, y)
-    return {e: {"vs_true_gradient": true_gradient_gap(
-        ep_gradients(model, x, y, beta=BETA, estimator=e, tol=TOL), reference)}
-        for e in ESTIMATORS}
 
 
 def worst_over(seen: list[dict], estimator: str, key: str) -> float:

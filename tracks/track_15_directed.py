@@ -16,18 +16,18 @@ W_eff and reported). Sweep: a ∈ {0, 1e-4, 2e-4, 4e-4, 1e-3, 1e-2, 0.1, 0.3, 0.
 the worst relative error over W (raw), U, b of symmetric EP against the scipy implicit gradient
 (V, c are explicit at h_0 and exact), every phase solved to residual 1e-14. The bias at β → 0 is
 the Richardson limit (4ĝ(β₀) − ĝ(2β₀))/3 at β₀ = 1e-4: symmetric EP is even in β, so what is
-left of the β-error is O(β₀⁴), and the round-off is ~1e-10 relative.
+left of the β-error is O(β₀⁴), and the round-off is ~1e-10 relative (`properties.directed`).
 
 Checks (each holds on every draw for vector-field EP, and fails for an unbiased estimator or a
 wrongly scaled one):
 (1) a = 0: the bias falls as β², so the fitted slope of log bias vs log β is 2 ± 0.15 (the
     issue's symmetric tolerance) in the model's own asymptotic window — track 11's window
-    (`ScalingProblem.window("symmetric")`: 4 log-spaced β in [top/10, top], top from the
-    model's measured bias coefficients), where the β² term dominates both the higher-order
-    terms and the solver's floor. A fixed pair (1e-4, 1e-3) is not enough: on a model whose
-    β² coefficient is small (examples/user_model.py:build, bias 4.7e-8 at β = 1e-3), the bias
-    at β = 1e-4 is already at the ≈5e-10 floor of phases solved to 1e-14, and the pair reads
-    a slope of 2.25 that is the floor, not the law;
+    (`properties.scaling.ScalingProblem.window("symmetric")`: 4 log-spaced β in [top/10, top],
+    top from the model's measured bias coefficients), where the β² term dominates both the
+    higher-order terms and the solver's floor. A fixed pair (1e-4, 1e-3) is not enough: on a
+    model whose β² coefficient is small (examples/user_model.py:build, bias 4.7e-8 at
+    β = 1e-3), the bias at β = 1e-4 is already at the ≈5e-10 floor of phases solved to 1e-14,
+    and the pair reads a slope of 2.25 that is the floor, not the law;
 (2) a ≥ 0.1: the bias does not vanish, so |local slope| from β = 1e-4 to 1e-3 is ≤ 0.25. A
     vanishing bias would have slope ≥ 1. Here the β² part of the error is ≤ 1e-3 of the bias,
     so the measured slopes are ≤ 4e-4;
@@ -61,15 +61,13 @@ import math
 
 import numpy as np
 import scipy.stats
-import torch
 from hypothesis import strategies as st
 
 import theory
-from eqprop_core import LoopedMLP, ep_gradients
+from eqprop_core import ep_gradients
 from properties import (
     MeasuredOnce,
     ModelSpec,
-    agreement,
     as_numpy,
     at_most,
     fitted_slope,
@@ -77,19 +75,16 @@ from properties import (
     holds,
     worst_case,
 )
+from properties.directed import BATCH, TOL, beta_slope, bias, directed_model, measure_one
+from properties.scaling import ScalingProblem
 
 from .plots import line_plot, plt, save_figure
 from .registry import track
-from .track_11_beta_scaling import ScalingProblem
 
-BATCH = 4
-TOL = 1e-14
-KEYS = ("W", "U", "b")
 ASYMMETRIES = (0.0, 1e-4, 2e-4, 4e-4, 1e-3, 1e-2, 0.1, 0.3, 0.5, 1.0, 1.5)
 FIRST_ORDER = (1e-4, 2e-4, 4e-4)  # where b(a) = c·a is fitted
 NOT_VANISHING = 0.1  # check (2) applies from this asymmetry on
 STATED = 0.3  # issue 3: "asymmetric W (a ≥ 0.3)"
-SMALL_BETA, LARGE_BETA = 1e-4, 1e-3  # the two β of the "does it vanish" comparison
 SYMMETRIC_SLOPE, SYMMETRIC_SLOPE_TOL = 2.0, 0.15  # a = 0: bias O(β²) (issue 3: 2 ± 0.15)
 FLAT_SLOPE = 0.25  # a ≥ 0.1: |d log bias/d log β| ≤ this
 LINEAR_SLOPE, LINEAR_SLOPE_TOL = 1.0, 0.1
@@ -110,62 +105,6 @@ def directed_cases(draw: st.DrawFn, models: st.SearchStrategy) -> tuple[ModelSpe
     return draw(models), draw(st.integers(0, 2**16))
 
 
-def directed_model(spec: ModelSpec, skew_seed: int, asymmetry: float) -> LoopedMLP:
-    """symmetric=False model with raw W = S + a·A, ‖A‖_F = ‖S‖_F, and the drawn U, b, V, c.
-
-    S = ½(W + Wᵀ) of the symmetric model's raw W: the symmetric model's own dynamics (a user's
-    raw W need not be symmetric; a drawn one is, and then S is W bit for bit)."""
-    source = spec.build()
-    model = spec.with_(symmetric=False).build()
-    W = source.W.detach().numpy()
-    S = 0.5 * (W + W.T)
-    g = np.random.default_rng(skew_seed).standard_normal(S.shape)
-    A = 0.5 * (g - g.T)
-    A *= np.linalg.norm(S) / np.linalg.norm(A)
-    with torch.no_grad():
-        for (_, p), (_, q) in zip(model.named_parameters(), source.named_parameters()):
-            p.copy_(q)
-        model.W.copy_(torch.as_tensor(S + asymmetry * A, dtype=model.dtype))
-    return model
-
-
-def bias(estimate: dict, reference: dict) -> float:
-    return agreement(estimate, reference, keys=KEYS).worst_relative_error
-
-
-def richardson(fine: dict, coarse: dict) -> dict:
-    """(4ĝ(β₀) − ĝ(2β₀))/3: removes the β² term of the symmetric estimator."""
-    return {k: (4 * fine[k] - coarse[k]) / 3 for k in KEYS}
-
-
-def measure_one(spec: ModelSpec, skew_seed: int, asymmetry: float) -> dict[str, float]:
-    model = directed_model(spec, skew_seed, asymmetry)
-    x, y = spec.inputs(BATCH), spec.labels(BATCH)
-    net = as_numpy(model)
-    reference = theory.implicit_gradients(net, x, y)
-    estimates = {beta: ep_gradients(model, x, y, beta=beta, tol=TOL)
-                 for beta in (SMALL_BETA, 2 * SMALL_BETA, LARGE_BETA)}
-    limit = agreement(richardson(estimates[SMALL_BETA], estimates[2 * SMALL_BETA]), reference,
-                      keys=KEYS)
-    h0 = estimates[SMALL_BETA].free_state.numpy()
-    residual = max(float(np.linalg.norm(
-        h - theory.fixed_point_map(h, net.weight, a, net.activation)))
-        for h, a in zip(h0, net.drive(x)))
-    weight = net.weight
-    return {
-        "a": asymmetry,
-        "a_measured": float(np.linalg.norm(weight - weight.T) / np.linalg.norm(weight + weight.T)),
-        "bias_small": bias(estimates[SMALL_BETA], reference),
-        "bias_large": bias(estimates[LARGE_BETA], reference),
-        "bias_limit": limit.worst_relative_error,
-        "bias_limit_U_b": max(limit.relative_error["U"], limit.relative_error["b"]),
-        "L": theory.lipschitz_certificate(weight, net.activation),
-        "gamma": model.gamma,
-        "solver_residual": max(g.max_residual for g in estimates.values()),
-        "theory_residual": residual,
-    }
-
-
 def window_slope_at_zero(spec: ModelSpec, skew_seed: int) -> float:
     """Check (1)'s statistic: the fitted slope of the a = 0 model's bias vs β over track 11's
     asymptotic window for this model (the a = 0 model is the symmetric S, run as vector-field
@@ -176,11 +115,6 @@ def window_slope_at_zero(spec: ModelSpec, skew_seed: int) -> float:
     window = ScalingProblem(spec, batch=BATCH, tol=TOL).window("symmetric")
     errors = [bias(ep_gradients(model, x, y, beta=float(b), tol=TOL), reference) for b in window]
     return fitted_slope(window, errors)
-
-
-def beta_slope(row: dict[str, float]) -> float:
-    """Local slope of log bias vs log β between β = 1e-4 and 1e-3."""
-    return math.log(row["bias_large"] / row["bias_small"]) / math.log(LARGE_BETA / SMALL_BETA)
 
 
 def measure(case: tuple[ModelSpec, int]) -> dict:

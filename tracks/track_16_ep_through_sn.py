@@ -8,6 +8,7 @@ the vector–Jacobian product of W ↦ W_eff alone (never of the dynamics). Its 
 
     ∂ℒ/∂S = r [G − (⟨G, W_eff⟩/σ(W_eff)) u vᵀ],   ∂ℒ/∂W = ½(∂ℒ/∂S + ∂ℒ/∂Sᵀ) if symmetrized.
 
+(The pull-back and the no-SN clone used below: `properties.sn_pullback`.)
 W_eff(sW) = W_eff(W) for every s > 0, so the raw gradient is homogeneous of degree −1:
 ∂ℒ/∂W at sW = (1/s)·∂ℒ/∂W at W.
 
@@ -61,9 +62,10 @@ from properties import (
     worst_case,
 )
 from properties.gradients import flat, relative_error
+from properties.sn_pullback import vector_jacobian_product, without_sn
+from properties.tolerances import AGREEMENT_TOL, SMALL_BETA
 
 from .registry import track
-from .track_09_ep_vs_implicit import AGREEMENT_TOL, SMALL_BETA
 
 SCALES = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3)  # raw ‖S‖₂ before SN
 INVARIANCE_SCALES = (1e-3, 1e3)
@@ -80,26 +82,6 @@ def sn_models(draw: st.DrawFn, symmetric: bool | None = None) -> ModelSpec:
     sym = draw(st.booleans()) if symmetric is None else symmetric
     spec = draw(gradient_models(symmetric=sym, spectral_norm=True))
     return spec.with_(weight_scale=draw(st.sampled_from(SCALES)))
-
-
-def without_sn(model: LoopedMLP) -> LoopedMLP:
-    """A clone whose raw W is the SN model's W_eff and which has no SN: the same dynamics, and
-    its EP gradient for W is EP's W_eff gradient (symmetrization of a symmetric G is exact)."""
-    clone = LoopedMLP(model.n_in, model.n_hidden, model.n_out, symmetric=model.symmetric,
-                      spectral_norm=False, gamma=model.gamma, activation=model.activation.name,
-                      dtype=model.dtype)
-    clone.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        clone.W.copy_(model.recurrent_weight())
-    return clone
-
-
-def vector_jacobian_product(model: LoopedMLP, G: torch.Tensor) -> torch.Tensor:
-    """Gᵀ·∂W_eff/∂W by autograd through `model.effective_weight` alone."""
-    W = model.W.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(model.effective_weight(W), W, grad_outputs=G)
-    return grad
 
 
 class SNProblem(GradientProblem):

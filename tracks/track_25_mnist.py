@@ -18,12 +18,9 @@ is absent the MNIST-10k split stands in, with a note carrying the command that f
 
 from __future__ import annotations
 
-from tracks.benchmark import Benchmark, run_benchmark
+from tracks.benchmark import MNIST, run_benchmark
 from tracks.context import TrackContext
 from tracks.registry import track
-
-MNIST = Benchmark("mnist", quick_dataset="mnist10k", fallback="mnist10k",
-                  minimal_difference=True)
 
 
 @track(25, "MNIST benchmark", "D",

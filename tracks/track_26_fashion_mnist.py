@@ -11,11 +11,9 @@ Data: Fashion-MNIST's official splits under the data root (5,000 / 1,000 subsets
 
 from __future__ import annotations
 
-from tracks.benchmark import Benchmark, run_benchmark
+from tracks.benchmark import FASHION_MNIST, run_benchmark
 from tracks.context import TrackContext
 from tracks.registry import track
-
-FASHION_MNIST = Benchmark("fashion_mnist")
 
 
 @track(26, "Fashion-MNIST benchmark", "D",

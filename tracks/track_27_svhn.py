@@ -28,11 +28,9 @@ that fetches it (`python -m eqprop_core.data fetch svhn --root DIR`).
 
 from __future__ import annotations
 
-from tracks.benchmark import CLAIMED_SVHN, Benchmark, run_benchmark
+from tracks.benchmark import SVHN, run_benchmark
 from tracks.context import TrackContext
 from tracks.registry import track
-
-SVHN = Benchmark("svhn", claimed=CLAIMED_SVHN)
 
 
 @track(27, "SVHN benchmark (headline table)", "D",

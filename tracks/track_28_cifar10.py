@@ -11,11 +11,9 @@ command that fetches it.
 
 from __future__ import annotations
 
-from tracks.benchmark import Benchmark, run_benchmark
+from tracks.benchmark import CIFAR10, run_benchmark
 from tracks.context import TrackContext
 from tracks.registry import track
-
-CIFAR10 = Benchmark("cifar10")
 
 
 @track(28, "CIFAR-10 benchmark", "D",
