@@ -71,7 +71,10 @@ implicit gradient): the checks run on the user's model; the control on the suite
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 from properties import (
     MeasuredOnce,
@@ -82,6 +85,7 @@ from properties import (
     gradient_models,
     worst_case,
 )
+from properties import system_witness as witness
 from properties.finite_nudge import (
     BATCH,
     BETA,
@@ -93,10 +97,20 @@ from properties.finite_nudge import (
     measure_control,
     surrogate_value,
 )
+from properties.system_checks import (
+    NUDGES,
+    Witnessed,
+    energy_parameters,
+    finite_nudge_gap,
+    nudged_radii,
+    nudged_stationarity,
+    phase_diagnosis,
+    planted,
+)
 from theory.gradients import loss as true_loss
 
 from .plots import line_plot
-from .premises import refuses_model
+from .premises import refuses_model, system_premises
 from .registry import on_system, track
 
 SURROGATE_TOL = 1e-10  # autograd of L_β vs the EP update, relative per parameter
@@ -237,20 +251,6 @@ def certify_system(ctx) -> None:
     with D_v a Richardson-combined central difference of the re-solved surrogate along random
     v; and the System's nudged step solves its nudged energy (∇_h(E + βC) = 0 at h_±β).
     Control: the user's update doubled misses the same surrogate (along its own direction)."""
-    from properties import system_witness as witness
-    from properties.system_checks import (
-        NUDGES,
-        Witnessed,
-        energy_parameters,
-        finite_nudge_gap,
-        nudged_radii,
-        nudged_stationarity,
-        phase_diagnosis,
-        planted,
-    )
-
-    from .premises import system_premises
-
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w):
         return
