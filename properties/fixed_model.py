@@ -243,7 +243,8 @@ def load_factory(target: str, *, flag: str = "--model") -> Any:
 
     ValueError with a one-line reason when the module or the name cannot be found. The current
     directory is importable (as with `python -m`), so `examples.user_model:build` works from
-    the project root.
+    the project root; a file's own directory is importable (as with `python path/to/file.py`),
+    so a file may import its siblings.
     """
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
@@ -253,6 +254,9 @@ def load_factory(target: str, *, flag: str = "--model") -> Any:
         path = Path(module_name)
         if not path.is_file():
             raise ValueError(f"{flag} {target!r}: no file {path}")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

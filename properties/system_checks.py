@@ -657,3 +657,98 @@ def bptt_steps(w: Witnessed, cap: int = 5000) -> int:
             d = float((h - w.eq.h).abs().max())
             best, since = (d, 0) if d < best else (best, since + 1)
     return k + 5
+
+
+# -- track 12: GDD -------------------------------------------------------------------------------
+
+
+def _energy_partials(sut, w: Witnessed, h: Tensor, keys: list[str]) -> Tensor:
+    """∂E/∂θ (flattened over `keys`, mean over the batch) at state h."""
+    leaves = {k: (v.clone().requires_grad_(True) if k in keys else v) for k, v in w.params.items()}
+    grads = torch.autograd.grad(sut.energy(h, w.x, leaves).mean(), [leaves[k] for k in keys])
+    return torch.cat([g.flatten() for g in grads])
+
+
+def gdd_residual(sut, w: Witnessed, beta: float, steps: int = 30) -> dict[str, float]:
+    """GDD (Ernoult et al. 2019) on a System, from h*: EP's step-by-step updates in the nudged
+    phase, ΔEP_θ(t) = −[∂E/∂θ(h_{t+1}) − ∂E/∂θ(h_t)]/β (symmetric ±β), against BPTT's
+    gradients at the mirrored steps, ∇BPTT_θ(t) = ∂ℓ(h_K)/∂θ_{K−t} (θ_k the copy used by the
+    step into h_{k+1}, ℓ = mean C); and the neurons, ΔEP_s(t) = (h_{t+1} − h_t)/β against
+    ∂ℓ/∂h_{K−t}. GDD: ΔEP = −∇BPTT. Returned: ‖ΔEP + ∇BPTT‖/‖∇BPTT‖ over all t and entries,
+    for the energy parameters and for the neurons."""
+    keys = energy_parameters(w)
+
+    def trajectory(b: float) -> list[Tensor]:
+        h, out = w.eq.h.clone(), [w.eq.h.clone()]
+        with torch.no_grad():
+            for _ in range(steps):
+                h = sut.step(h, w.x, w.params, beta=b, y=w.y)
+                out.append(h)
+        return out
+
+    up, down = trajectory(beta), trajectory(-beta)
+    partials_up = [_energy_partials(sut, w, h, keys) for h in up]
+    partials_down = [_energy_partials(sut, w, h, keys) for h in down]
+    ep_theta = torch.stack([-((partials_up[t + 1] - partials_up[t])
+                              - (partials_down[t + 1] - partials_down[t])) / (2 * beta)
+                            for t in range(steps)])
+    ep_s = torch.stack([((up[t + 1] - up[t]) - (down[t + 1] - down[t])) / (2 * beta)
+                        for t in range(steps)])
+    copies = [{k: (v.clone().requires_grad_(True) if k in keys else v)
+               for k, v in w.params.items()} for _ in range(steps)]
+    states = [w.eq.h.clone().requires_grad_(True)]
+    h = states[0]
+    for k in range(steps):
+        h = sut.step(h, w.x, copies[k])
+        h.retain_grad()
+        states.append(h)
+    witness.mean_cost(sut, h, w.y, w.params).backward()
+    bptt_theta = torch.stack([torch.cat([copies[steps - t - 1][k].grad.flatten() for k in keys])
+                              for t in range(steps)])
+    bptt_s = torch.stack([states[steps - t].grad for t in range(steps)])
+    return {"parameters": float((ep_theta + bptt_theta).norm() / bptt_theta.norm()),
+            "neurons": float((ep_s + bptt_s).norm() / bptt_s.norm()), "steps": steps,
+            "parameter_keys": keys}
+
+
+def preconditioner_asymmetry(w: Witnessed) -> float:
+    """max over samples of ‖P − Pᵀ‖ / ‖P‖ (Frobenius), P = (I − J*) H⁻¹, H = ∇²_h E(h*): the
+    linearized update is h ← h − P∇E. GDD holds for the parameters exactly when P is symmetric
+    (then J*P = P J*ᵀ, so EP's and BPTT's propagations match step by step); layer-wise
+    asynchronous (Gauss–Seidel) updates make P non-symmetric."""
+    h = w.eq.h.clone()
+
+    def gradient(z: Tensor) -> Tensor:
+        return torch.autograd.grad(w.sut.energy(z, w.x, w.params).sum(), z, create_graph=True)[0]
+
+    def summed(z: Tensor) -> Tensor:
+        return gradient(z).sum(0)
+
+    H = torch.autograd.functional.jacobian(
+        lambda z: summed(z.requires_grad_(True)), h).permute(1, 0, 2).detach().numpy()
+    worst = 0.0
+    for b in range(h.shape[0]):
+        n = H[b].shape[0]
+        P = (np.eye(n) - w.eq.jacobian[b]) @ np.linalg.pinv(H[b])
+        worst = max(worst, float(np.linalg.norm(P - P.T) / max(np.linalg.norm(P), 1e-300)))
+    return worst
+
+
+class AsymmetricallyCoupled:
+    """T'(h) = T(h) + (h − h*) Aᵀ with A antisymmetric, ‖A‖₂ = `size`: the System's own map
+    with a planted non-reciprocal coupling. h* stays a fixed point; T' is no gradient step of
+    E, so GDD must fail on it."""
+
+    def __init__(self, sut: Any, h_star: Tensor, size: float, seed: int) -> None:
+        n = h_star.shape[1]
+        R = torch.randn(n, n, generator=torch.Generator().manual_seed(int(seed)),
+                        dtype=torch.float64)
+        A = R - R.T
+        self.sut, self.h_star = sut, h_star
+        self.A = size * A / torch.linalg.matrix_norm(A, ord=2)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sut, name)
+
+    def step(self, h, x, params=None, *, beta=0.0, y=None):
+        return self.sut.step(h, x, params, beta=beta, y=y) + (h - self.h_star) @ self.A.T

@@ -171,7 +171,7 @@ def test_planted_faults():
 
 # -- the System entries -------------------------------------------------------------------------
 
-ENTRIES = [2, 3, 4, 5, 6, 8, 9, 10, 11, 14]
+ENTRIES = [2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 14]
 
 
 def test_system_entries_registered():
@@ -181,8 +181,8 @@ def test_system_entries_registered():
 @pytest.mark.parametrize(("factory", "expected"), [
     ("build", dict.fromkeys(ENTRIES, "pass")),
     # as under --model: refused by every contraction and gradient track (L = 3, rho(J*) ~ 3);
-    # descent needs no contraction (lambda_min(W_eff) > -1), so track 8 certifies it (14, the
-    # finite nudge, is refused on the same premise).
+    # descent needs no contraction (lambda_min(W_eff) > -1), so track 8 certifies it (12 and
+    # 14 are refused on the same premise).
     ("broken", {**dict.fromkeys(ENTRIES, "fail"), 8: "pass"}),
 ])
 def test_looped_mlp_through_the_system_path_gives_the_model_verdicts(factory, expected):
@@ -250,3 +250,57 @@ def test_pytest_plugin_runs_the_tracks_from_another_directory(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert "1 failed, 1 passed" in out.stdout, out.stdout + out.stderr
     assert "claimed L = lipschitz(params) < 1" in out.stdout
+
+
+# -- the example Systems: the verdicts the note and the README state (seeds 0-9 measured) -----
+
+SYSTEMS = ROOT / "examples" / "systems"
+GOOD = dict.fromkeys(ENTRIES, "pass")
+GRADIENT_SLIP = {**GOOD, 9: "fail", 10: "fail", 11: "fail", 14: "fail"}
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    # the published 30 free / 10 nudged steps: the free phase is not converged
+    ("primitive_mlp.py:build", GRADIENT_SLIP),
+    # the nudge applied after sigma: no longer -beta P grad C, so GDD fails too
+    ("primitive_mlp.py:broken", {**GRADIENT_SLIP, 12: "fail"}),
+    ("leaky_dt.py:build", GOOD),
+    ("leaky_dt.py:broken", GRADIENT_SLIP),
+    # a saturated output unit: E is not stationary there, and the nudge outside rho is biased
+    ("leaky_dt.py:saturated", {**GRADIENT_SLIP, 8: "fail", 12: "fail"}),
+    # layer-wise (Gauss-Seidel) updates: correct EP, but no step-by-step GDD (P not symmetric)
+    ("layerwise_hopfield.py:build", {**GOOD, 12: "fail"}),
+    ("layerwise_hopfield.py:broken", {**GRADIENT_SLIP, 12: "fail"}),
+])
+def test_example_systems_verdicts(target, expected):
+    system = load_system(f"{SYSTEMS / target}")
+    got = {n: run_track(n, system=system).status for n in ENTRIES}
+    assert got == expected
+
+
+def test_primitive_mlp_defaults_diagnosis_and_converged_slopes():
+    """At 30/10 steps the record names the floor and the free-phase residual; converged
+    (400/1500 steps), the fitted slopes are ~1 and ~2."""
+    build = run_track(11, system=load_system(f"{SYSTEMS / 'primitive_mlp.py'}:build")).record
+    notes = " ".join(build["notes"])
+    assert "smallest error" in notes and "not converged" in notes and "residual" in notes
+    converged = run_track(11, system=load_system(f"{SYSTEMS / 'primitive_mlp.py'}:converged"))
+    slopes = {c["name"].split(":")[0]: c["value"] for c in converged.record["checks"]
+              if "slope" in c["name"]}
+    assert abs(slopes["one_sided"] - 1) <= 0.1 and abs(slopes["symmetric"] - 2) <= 0.15
+    assert converged.status == "pass"
+
+
+class Raising(LoopedMLPSystem):
+    """Its own phases give up (as eqprop_core's PhaseNotConverged does)."""
+
+    def ep_gradient(self, x, y, *, beta, estimator):
+        raise RuntimeError("free phase did not converge in 10 steps")
+
+
+def test_an_ep_gradient_that_raises_is_a_failed_check_not_a_crash():
+    system = SystemUnderTest(Raising(contractive()), "raising")  # loads: not a protocol error
+    record = run_track(9, system=system).record
+    assert record["status"] == "fail" and "error" not in record
+    failed = [c for c in record["checks"] if not c["passed"]]
+    assert "ep_gradient" in failed[0]["name"] and "10 steps" in failed[0]["details"]["error"]

@@ -64,13 +64,15 @@ def seed_dir(out: Path, seed: int) -> Path:
 
 
 def run_seed(seed: int, numbers: Sequence[int], *, out: Path, profile: str,
-             model: str | None, echo: threading.Lock) -> int:
+             model: str | None, echo: threading.Lock, system: str | None = None) -> int:
     """One runner invocation for `seed`; its one-line-per-track output is echoed with the seed."""
     command = [sys.executable, "-m", "tracks.run", "--track", *map(str, numbers),
                "--seed", str(seed), "--profile", profile, "--out", str(seed_dir(out, seed)),
                "--quiet"]
     if model is not None:
         command += ["--model", model]
+    if system is not None:
+        command += ["--system", system]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None
@@ -155,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", default="1", help="seeds run at once (default 1)")
     parser.add_argument("--model", metavar="MODULE:FACTORY", help="certify this model at every "
                         "seed (as the runner's --model)")
+    parser.add_argument("--system", metavar="MODULE:FACTORY", help="certify this System at "
+                        "every seed (as the runner's --system)")
     parser.add_argument("--badges", type=Path, metavar="DIR", help="also write badges and "
                         "CERTIFICATE.md/.html of the first seed's run into DIR, stating per "
                         "track 'certified at k/n seeds'")
@@ -173,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"{', '.join(PROFILES)}")
         if not args.jobs.isdigit() or int(args.jobs) < 1:
             raise UsageError(f"invalid --jobs {args.jobs!r}: expected a positive integer")
+        if args.model is not None and args.system is not None:
+            raise UsageError("give --model or --system, not both")
         writable_directory(args.out, "--out")
         if args.badges is not None:
             writable_directory(args.badges, "--badges")
@@ -186,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo = threading.Lock()
     with ThreadPoolExecutor(max_workers=int(args.jobs)) as pool:
         codes = list(pool.map(lambda s: run_seed(s, numbers, out=args.out, profile=args.profile,
-                                                 model=args.model, echo=echo), seeds))
+                                                 model=args.model, echo=echo,
+                                                 system=args.system), seeds))
     if 2 in codes:  # the runner refused its arguments: no cell ran for that seed
         print("tracks.sweep: error: the runner refused a seed's run (see its line above)",
               file=sys.stderr)
@@ -194,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells, failures = read_cells(args.out, seeds, numbers)
     statuses = [s for row in cells.values() for s in row.values()]
     summary = {
-        "seeds": seeds, "tracks": numbers, "profile": args.profile, "model": args.model,
+        "seeds": seeds, "tracks": numbers, "profile": args.profile,
+        "model": args.model if args.system is None else args.system,
         "cells": cells, "failures": failures, "wall_s": round(time.perf_counter() - started, 1),
         "cells_run": sum(s != "skip" for s in statuses),
         "certified_cells": statuses.count("pass"),
