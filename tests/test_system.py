@@ -304,3 +304,20 @@ def test_an_ep_gradient_that_raises_is_a_failed_check_not_a_crash():
     assert record["status"] == "fail" and "error" not in record
     failed = [c for c in record["checks"] if not c["passed"]]
     assert "ep_gradient" in failed[0]["name"] and "10 steps" in failed[0]["details"]["error"]
+
+
+def test_a_sweep_certifies_a_system_at_every_seed(tmp_path):
+    import json
+
+    from tracks.sweep import main as sweep_main
+
+    out = tmp_path / "sweep"
+    assert sweep_main(["--seeds", "1,2", "--track", "3", "9", "--out", str(out), "--jobs", "2",
+                       "--system", f"{SYSTEMS / 'leaky_dt.py'}:build"]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["model"].endswith("leaky_dt.py:build")
+    assert summary["certified_cells"] == 4
+    record = json.loads((out / "seed-01" / "track-09.json").read_text())
+    assert record["model"].startswith("System(")
+    assert sweep_main(["--seeds", "1", "--track", "3", "--out", str(out), "--system",
+                       f"{USER_MODEL}:build", "--model", f"{USER_MODEL}:build"]) == 2

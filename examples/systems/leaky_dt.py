@@ -52,6 +52,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+try:  # as a package module (examples.systems.<name>) or as a file (path/to/<name>.py)
+    from .teacher import TeacherTask
+except ImportError:
+    from teacher import TeacherTask
+
 N_IN, N_HIDDEN, N_OUT = 12, 32, 6
 NORM_W = 0.5  # ‖W_eff‖₂ at initialization
 TEACHER_SEED, WEIGHT_SEED = 202, 11
@@ -72,8 +77,7 @@ class LeakyDT:
         self.mask[:n_hidden, n_hidden:] = 1.0
         self.mask[n_hidden:, :n_hidden] = 1.0
         self.params = self._init_params(seed)
-        self.teacher = torch.randn(n_out, n_in, dtype=torch.float64,
-                                   generator=torch.Generator().manual_seed(TEACHER_SEED))
+        self.task = TeacherTask(n_in, n_out, TEACHER_SEED)
 
     def _init_params(self, seed: int) -> dict[str, Tensor]:
         """W: a symmetric masked Gaussian with ‖W_eff‖₂ = NORM_W; U ~ N(0, 0.15²/n_in);
@@ -112,11 +116,8 @@ class LeakyDT:
 
     # -- the protocol ---------------------------------------------------------------------------
     def sample(self, batch: int, seed: int) -> tuple[Tensor, Tensor]:
-        """x ~ U[−1, 1]^n_in; y = one-hot of the fixed teacher's argmax(teacher · x)."""
-        g = torch.Generator().manual_seed(int(seed))
-        x = 2 * torch.rand(batch, self.n_in, dtype=torch.float64, generator=g) - 1
-        y = torch.nn.functional.one_hot((x @ self.teacher.T).argmax(1), self.n_out)
-        return x, y.to(torch.float64)
+        """The fixed teacher task (`teacher.TeacherTask`)."""
+        return self.task.sample(batch, seed)
 
     def init_state(self, x: Tensor) -> Tensor:
         return torch.zeros(x.shape[0], self.n_hidden + self.n_out, dtype=x.dtype)

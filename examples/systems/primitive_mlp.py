@@ -32,6 +32,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+try:  # as a package module (examples.systems.<name>) or as a file (path/to/<name>.py)
+    from .teacher import TeacherTask
+except ImportError:
+    from teacher import TeacherTask
+
 N_IN, LAYERS = 12, (24, 16, 6)
 NORM_A = 0.9  # ‖A‖₂ of the block coupling: the claimed Lipschitz bound (sup σ′ = 1)
 TEACHER_SEED, WEIGHT_SEED = 101, 7
@@ -73,8 +78,7 @@ class PrimitiveMLP:
         self.n_in, self.layers = n_in, tuple(layers)
         self.n_out = self.layers[-1]
         self.params = self._init_params(seed)
-        self.teacher = torch.randn(self.n_out, n_in, dtype=torch.float64,
-                                   generator=torch.Generator().manual_seed(TEACHER_SEED))
+        self.task = TeacherTask(n_in, self.n_out, TEACHER_SEED)
 
     # -- initialization ------------------------------------------------------------------------
     def _init_params(self, seed: int) -> dict[str, Tensor]:
@@ -114,11 +118,8 @@ class PrimitiveMLP:
 
     # -- the protocol --------------------------------------------------------------------------
     def sample(self, batch: int, seed: int) -> tuple[Tensor, Tensor]:
-        """x ~ U[−1, 1]^n_in; y = one-hot of the fixed teacher's argmax(teacher · x)."""
-        g = torch.Generator().manual_seed(int(seed))
-        x = 2 * torch.rand(batch, self.n_in, dtype=torch.float64, generator=g) - 1
-        y = torch.nn.functional.one_hot((x @ self.teacher.T).argmax(1), self.n_out)
-        return x, y.to(torch.float64)
+        """The fixed teacher task (`teacher.TeacherTask`)."""
+        return self.task.sample(batch, seed)
 
     def init_state(self, x: Tensor) -> Tensor:
         return torch.zeros(x.shape[0], sum(self.layers), dtype=x.dtype)
