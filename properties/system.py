@@ -292,13 +292,18 @@ class SystemUnderTest:
     def _check_pure(self, h: Tensor, x: Tensor, T: Tensor) -> None:
         """step(h, x, θ') must follow θ': a step reading self.params cannot be differentiated
         or perturbed by the witness."""
-        moved = {k: v * 1.5 + 0.1 for k, v in self.params64().items()}
-        T_moved = self._call("step with other params", lambda: self.step(h, x, moved))
         T_same = self._call("step", lambda: self.step(h, x))
         if not torch.equal(T_same, T):
             raise self._fail("step(h, x, params) is not deterministic: two calls differed by "
                              f"{float((T_same - T).abs().max()):.3g}")
-        if torch.equal(T_moved, T):
+        # probed off init_state too: at h = 0 a map without biases does not depend on θ
+        probe = h + 0.1 * torch.randn(h.shape, dtype=h.dtype,
+                                      generator=torch.Generator().manual_seed(0))
+        moved = {k: v * 1.5 + 0.1 for k, v in self.params64().items()}
+        same = [self._call("step", lambda z=z: self.step(z, x)) for z in (h, probe)]
+        after = [self._call("step with other params", lambda z=z: self.step(z, x, moved))
+                 for z in (h, probe)]
+        if all(torch.equal(a, b) for a, b in zip(same, after)):
             raise self._fail("step(h, x, params) ignores the params it is given (does it read "
                              "self.params?): it must be pure in params")
 

@@ -7,6 +7,7 @@ suite's correct models, refuse the broken one, and fail on planted faults in the
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -321,3 +322,53 @@ def test_a_sweep_certifies_a_system_at_every_seed(tmp_path):
     assert record["model"].startswith("System(")
     assert sweep_main(["--seeds", "1", "--track", "3", "--out", str(out), "--system",
                        f"{USER_MODEL}:build", "--model", f"{USER_MODEL}:build"]) == 2
+
+
+# -- the measures, on systems whose answers are known in closed form ------------------------------
+
+
+class Linear:
+    """T(h) = M h + x (M fixed, ‖M‖₂ < 1): h* = (I − M)⁻¹ x, J* = M, the rate ρ(M)."""
+
+    def __init__(self, M):
+        self.M = torch.as_tensor(M, dtype=torch.float64)
+        self.params = {"M": self.M.clone()}
+
+    def sample(self, batch, seed):
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(batch, len(self.M), generator=g, dtype=torch.float64),
+                torch.zeros(batch, len(self.M), dtype=torch.float64))
+
+    def init_state(self, x):
+        return torch.zeros_like(x)
+
+    def step(self, h, x, params, *, beta=0.0, y=None):
+        return h @ params["M"].T + x - (beta * (h - y) if beta else 0)
+
+    def cost(self, h, y):
+        return 0.5 * ((h - y) ** 2).sum(1)
+
+
+def test_witness_and_rate_on_a_linear_map():
+    M = np.array([[0.5, 0.2], [0.0, -0.3]])
+    w = Witnessed(SystemUnderTest(Linear(M), "linear", batch=3), 0)
+    x = w.x.numpy()
+    exact = np.linalg.solve(np.eye(2) - M, x.T).T
+    assert np.abs(w.eq.h.numpy() - exact).max() <= 1e-14
+    assert np.abs(w.eq.jacobian - M).max() <= 1e-15
+    assert np.allclose(w.rho, 0.5) and np.allclose(w.norm, np.linalg.norm(M, 2))
+    from properties.system_checks import renormalized_rate
+
+    assert np.abs(renormalized_rate(w.sut, w) - 0.5).max() <= 1e-6
+
+
+def test_the_asymptotic_window_and_its_slope():
+    from properties.system_checks import BetaSweep
+
+    betas = [10 ** (-k / 4) for k in range(2, 21, 2)]
+    bias = [min(0.5, 0.3 * b) + 1e-9 for b in betas]  # a β law with a floor 1e-9
+    sweep = BetaSweep("one_sided", betas, [{"all": e} for e in bias], [1.0] * len(betas))
+    slope, span = sweep.slope()
+    assert abs(slope - 1) <= 0.01 and span[1] <= 0.05 / 0.3 + 1e-12
+    flat = BetaSweep("one_sided", betas, [{"all": 5e-3} for _ in betas], [1.0] * len(betas))
+    assert math.isnan(flat.slope()[0])  # a floor everywhere: no window, the check fails
