@@ -10,7 +10,8 @@ float64 on copies of θ:
                   (the explicit ∂ℒ/∂θ is nonzero only for a cost with parameters of its own)
     BPTT          autograd of ℒ(h_K), h_{k+1} = T_0(h_k) unrolled from init_state(x)
     FD            ⟨dℒ/dθ, v⟩ by central differences of ℒ(θ ± t v), ℒ re-solved by Newton,
-                  Richardson-combined (O(t⁴))
+                  over a ladder of steps extrapolated by a Richardson tableau with its own
+                  error estimate, and the jump of the one-sided derivatives (a kink)
 
 with ℒ(θ) = mean_b C(h*_b(θ), y_b). The map is applied to the whole batch, but sample b's update
 depends on sample b only (checked on load), so the batch Jacobian is block diagonal and the
@@ -22,6 +23,7 @@ It calls `init_state`, `step`, `cost`, `energy` and `sample` — never the user'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,31 +193,102 @@ def loss_at_equilibrium(sut, x: Tensor, y: Tensor, params: dict[str, Tensor],
         return float(mean_cost(sut, eq.h, y, params))
 
 
+@dataclass(frozen=True)
+class LineDerivative:
+    """f′(0) of a scalar f along a line, with the extrapolation's own error estimate and the
+    jump f′(0⁺) − f′(0⁻) (≈ 0 where f is differentiable at 0; a kink shows as a jump that does
+    not shrink with the step)."""
+
+    value: float
+    error: float
+    jump: float
+    step: float  # the step whose extrapolation was kept
+
+
+def _tableau(values: list[float], shrink: float) -> tuple[float, float]:
+    """The Richardson tableau of A(tᵢ) = values[i], tᵢ = t₀ shrink⁻ⁱ, A(t) = a + c₁t² + c₂t⁴ +
+    …: the entry with the smallest error estimate (its distance to its two parents) and that
+    estimate (column 0 has none of its own)."""
+    best, best_err = float("nan"), float("inf")
+    prev: list[float] = []
+    for value in values:
+        row = [value]
+        factor = shrink ** 2
+        for j in range(1, len(prev) + 1):
+            row.append((factor * row[j - 1] - prev[j - 1]) / (factor - 1))
+            factor *= shrink ** 2
+            err = max(abs(row[j] - row[j - 1]), abs(row[j] - prev[j - 1]))
+            if err <= best_err:
+                best, best_err = row[j], err
+        prev = row
+    return best, best_err
+
+
+def line_derivative(f, f0: float, *, first_step: float = 0.1, shrink: float = 2.0,
+                    levels: int = 16) -> LineDerivative:
+    """f′(0) by central differences D(t) = (f(t) − f(−t)) / 2t at t = first_step·shrink⁻ⁱ,
+    extrapolated to t → 0 by a Richardson tableau (D(t) = f′ + c₂t² + c₄t⁴ + …, so column j
+    removes the t²ʲ term). Each entry's error is estimated as its distance to its two parents
+    and the entry with the smallest estimate is kept: large steps (f not smooth on their scale,
+    e.g. across a near-crossing of the top two singular values) and small ones (round-off
+    ∝ 1/t) both show as large estimates, so no step is tuned to one parameter's scale. The
+    ladder runs all `levels` unless an estimate reaches f's round-off, 16ε(|f(0)|/t + |f′|),
+    below which no smaller step can improve it. Steps where f is not finite (a re-solve that
+    failed) restart the tableau below them.
+
+    The jump: S(t) = [f(t) + f(−t) − 2f(0)] / t = D₊(t) − D₋(t) (forward minus backward
+    difference) is f″t + O(t³) for a smooth f and tends to f′(0⁺) − f′(0⁻) at a kink; it is
+    extrapolated once, 2S(t) − S(2t), at the kept step. It is a diagnosis (why a central
+    difference, the mean of the two one-sided derivatives, can disagree with a gradient), not a
+    measurement as precise as f′."""
+    eps = float(np.finfo(np.float64).eps)
+    central: list[float] = []
+    second: list[float] = []
+    best, best_err, best_step, kept = float("nan"), float("inf"), float("nan"), 0
+    for i in range(levels):
+        t = first_step / shrink ** i
+        up, down = f(t), f(-t)
+        if not (math.isfinite(up) and math.isfinite(down)):
+            central, second = [], []
+            continue
+        central.append((up - down) / (2 * t))
+        second.append((up + down - 2 * f0) / t)
+        value, err = _tableau(central, shrink)
+        if err < best_err:
+            best, best_err, best_step, kept = value, err, t, len(second)
+        if best_err <= 16 * eps * (abs(f0) / t + abs(best)):
+            break
+    if not math.isfinite(best) and central:  # one finite level: no estimate of its error
+        best, best_step = central[-1], first_step / shrink ** (levels - 1)
+    # S(t) = J + f″t + O(t³) ⇒ 2S(t) − S(2t) = J + O(t³), read at the kept step
+    jump = (2 * second[kept - 1] - second[kept - 2]) if kept >= 2 else float("nan")
+    return LineDerivative(best, best_err, jump, best_step)
+
+
+def along(params: dict[str, Tensor], direction: dict[str, Tensor], s: float
+          ) -> dict[str, Tensor]:
+    """θ + s·v (v touches the parameters it names)."""
+    return {k: (p + s * direction[k].to(p.dtype) if k in direction else p)
+            for k, p in params.items()}
+
+
 def directional_derivative(sut, x: Tensor, y: Tensor, direction: dict[str, Tensor],
-                           params: dict[str, Tensor] | None = None, *,
-                           relative_step: float = 1e-4) -> float:
-    """⟨dℒ/dθ, v⟩ by central differences of the re-solved ℒ along v = `direction`, at steps t
-    and t/2, Richardson-combined: (4 D(t/2) − D(t)) / 3, D(t) = (ℒ(θ+tv) − ℒ(θ−tv)) / 2t.
-    t = relative_step · ‖θ‖ / ‖v‖ (over the parameters v touches)."""
+                           params: dict[str, Tensor] | None = None, *, levels: int = 16
+                           ) -> LineDerivative:
+    """⟨dℒ/dθ, v⟩ by `line_derivative` of the re-solved s ↦ ℒ(θ + s v), v = `direction`
+    (each ℒ a Newton solve warm-started at h*(θ)); the first step is 0.1/‖v‖, at most
+    `levels` steps."""
     params = sut.params64() if params is None else params
-    keys = [k for k in direction if k in params]
-    vnorm = float(np.sqrt(sum(float((direction[k] ** 2).sum()) for k in keys)))
+    direction = {k: v for k, v in direction.items() if k in params}
+    vnorm = float(np.sqrt(sum(float((v ** 2).sum()) for v in direction.values())))
     if vnorm == 0:
-        return 0.0
-    pnorm = float(np.sqrt(sum(float((params[k] ** 2).sum()) for k in keys))) or 1.0
-    t = relative_step * pnorm / vnorm
-    h0 = newton_equilibrium(sut, x, params).h
-
-    def loss(s: float) -> float:
-        moved = dict(params)
-        for k in keys:
-            moved[k] = params[k] + s * direction[k].to(params[k].dtype)
-        return loss_at_equilibrium(sut, x, y, moved, h0=h0)
-
-    def central(s: float) -> float:
-        return (loss(s) - loss(-s)) / (2 * s)
-
-    return (4 * central(t / 2) - central(t)) / 3
+        return LineDerivative(0.0, 0.0, 0.0, 0.0)
+    eq = newton_equilibrium(sut, x, params)
+    with torch.no_grad():
+        f0 = float(mean_cost(sut, eq.h, y, params)) if eq.converged else float("nan")
+    return line_derivative(
+        lambda s: loss_at_equilibrium(sut, x, y, along(params, direction, s), h0=eq.h),
+        f0, first_step=0.1 / vnorm, levels=levels)
 
 
 def random_directions(params: dict[str, Tensor], count: int, seed: int

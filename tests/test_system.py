@@ -150,7 +150,8 @@ def test_witness_matches_scipy_and_the_suite_on_a_looped_mlp(seed):
         assert float((bptt[k] - ours[k]).abs().max()) <= 1e-12
     v = witness.random_directions(sut.params64(), 1, seed)[0]
     fd = witness.directional_derivative(sut, x, y, v)
-    assert abs(fd - sum(float((ours[k] * v[k]).sum()) for k in ours)) <= 1e-9
+    assert fd.error <= 1e-9 and abs(fd.jump) <= 1e-6
+    assert abs(fd.value - sum(float((ours[k] * v[k]).sum()) for k in ours)) <= 1e-9
 
 
 def test_over_relaxation_keeps_h_star_and_makes_it_repelling():
@@ -372,3 +373,74 @@ def test_the_asymptotic_window_and_its_slope():
     assert abs(slope - 1) <= 0.01 and span[1] <= 0.05 / 0.3 + 1e-12
     flat = BetaSweep("one_sided", betas, [{"all": 5e-3} for _ in betas], [1.0] * len(betas))
     assert math.isnan(flat.slope()[0])  # a floor everywhere: no window, the check fails
+
+
+def test_line_derivative_finds_its_own_step_and_sees_a_kink():
+    """The extrapolation needs no step tuned to the scale on which f varies (an SN'd weight at
+    scale 100 next to a bias at scale 1 share one direction); a kink is a jump, not a slope."""
+    for scale in (1e-2, 1.0, 1e2):
+        d = witness.line_derivative(lambda s, a=scale: math.sin(s / a) + 0.3 * s, 0.0)
+        assert abs(d.value - (1 / scale + 0.3)) <= 1e-9 * (1 / scale + 0.3), scale
+        assert d.error <= 1e-8 * (1 / scale + 0.3) and abs(d.jump) <= 1e-4 * (1 / scale), scale
+    kink = witness.line_derivative(lambda s: abs(s) + 0.5 * s + s * s, 0.0)
+    assert abs(kink.jump - 2.0) <= 1e-9 and abs(kink.value - 0.5) <= 1e-9
+    nan_above = witness.line_derivative(lambda s: math.nan if abs(s) > 0.02 else math.exp(s), 1.0)
+    assert abs(nan_above.value - 1.0) <= 1e-9  # a failed re-solve at a large step is skipped
+
+
+def hunted(**changes):
+    from properties.strategies import ModelSpec
+
+    base = dict(n_in=2, n_hidden=9, weight_scale=1.0, structure="gaussian", seed=65420,
+                gamma=0.8, drive_scale=1.0)
+    return as_system(ModelSpec(**{**base, **changes}).build(), "hunted", batch=4)
+
+
+def test_witness_fd_agreement_across_parameter_scales_and_at_a_kink():
+    """Found by a random hunt over LoopedMLP Systems: one FD step t = 1e-4·‖θ‖/‖v‖ was 1e-2
+    along a bias of scale 0.1 next to an SN'd W of scale 100 (gap 1.5e-6 at track 14), and an
+    orthogonal symmetric W (every |λ| = 1) makes σ(W), hence ℒ, non-differentiable."""
+    from properties.system_checks import finite_nudge_gap, witness_fd_agreement
+
+    w = Witnessed(hunted(n_in=1, n_hidden=2, weight_scale=100.0, structure="diagonal",
+                         seed=54911, gamma=0.9, drive_scale=3.0), 45)
+    fd = witness_fd_agreement(w, 3)
+    assert fd.disagreement <= 1e-10 and fd.kink <= 1e-5
+    estimate = w.sut.ep_gradient(w.x, w.y, beta=0.5, estimator="symmetric")
+    v = witness.random_directions(w.params, 3, 45)[1]
+    assert finite_nudge_gap(w, "symmetric", 0.5, estimate, v) <= 1e-10
+    near = Witnessed(hunted(n_in=1, n_hidden=11, weight_scale=0.1, structure="diagonal",
+                            seed=49168, gamma=0.5, drive_scale=0.1), 26)
+    assert witness_fd_agreement(near, 6).disagreement <= 1e-10  # |d_i| 0.097 vs 0.1: the large
+    # steps straddle a crossing of the top two singular values; the small ones do not
+    kinked = witness_fd_agreement(Witnessed(hunted(structure="orthogonal"), 69), 2)
+    assert kinked.kink >= 1e-3 and kinked.disagreement >= 1e-5
+
+
+def test_the_window_is_the_lowest_decade_above_a_measured_floor():
+    """A symmetric law 0.5β²(1 + β) over a floor branch 1e-13/β (the phases' error) that
+    cancels the bias where they cross (a dip under the floor's level): the window must skip the
+    floor branch and the dip, and sit where the β³ term is smallest."""
+    from properties.system_checks import BetaSweep
+
+    betas = [10 ** (-k / 4) for k in range(2, 33, 2)]
+    dip = 10 ** (-18 / 4)  # where 0.5β² ≈ 1e-13/β
+    errors = [abs(0.5 * b * b * (1 + b) + 1e-13 / b * (-0.99 if b == dip else 1.0))
+              for b in betas]
+    sweep = BetaSweep("symmetric", betas, [{"all": e} for e in errors], [1.0] * len(betas))
+    assert sweep.best()[0] == dip and sweep.floor() >= 1e-13 / dip  # its level, not the dip
+    slope, span = sweep.slope()
+    assert abs(slope - 2) <= 0.02 and span[1] <= 10 * span[0] * (1 + 1e-9)
+    assert min(errors[i] for i in sweep.window()) >= 100 * sweep.floor()
+    assert max(sweep.betas[i] for i in sweep.window()) < 0.1  # the lowest decade, not the top
+
+
+def test_gdd_extrapolates_out_the_finite_beta_term():
+    """Hunted: a spike W (SN, γ = 0.95) whose O(β²) GDD residual is 1.8e-6 at β = 1e-4; as
+    β → 0 it is exact."""
+    from properties.system_checks import gdd_residual
+
+    w = Witnessed(hunted(n_in=5, n_hidden=4, weight_scale=10.0, structure="spike", seed=1299,
+                         gamma=0.95, drive_scale=0.1), 49)
+    out = gdd_residual(w.sut, w, 1e-4)
+    assert out["parameters_at_beta"] >= 1e-6 and out["parameters"] <= 1e-9

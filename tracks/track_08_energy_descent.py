@@ -291,15 +291,16 @@ def run(ctx) -> None:
 @on_system(8, requires=("energy",))
 def certify_system(ctx) -> None:
     """The System's energy is stationary at the witness's h* (∇_h E = 0 on the units T_0 does
-    not pin) and its own step descends it along every drawn trajectory. Control: the same
-    trajectories ascend −E. Descent needs no contraction (for a Hopfield-type energy,
-    λ_min(W_eff) > −1/s), so only Newton's h*, not ρ(J*) < 1, is a premise."""
+    not pin, up to what h*'s Newton correction and float64 rounding allow through ∇²E:
+    `properties.system_checks.stationarity`) and its own step descends it along every drawn
+    trajectory. Control: the same trajectories ascend −E. Descent needs no contraction (for a
+    Hopfield-type energy, λ_min(W_eff) > −1/s), so only Newton's h*, not ρ(J*) < 1, is a premise."""
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w, attracting=False):
         return
     st_ = energy_stationarity(ctx.system, w)
-    ctx.check(at_most("||grad_h E(h*)||_inf / ||grad_h E(h_0)||_inf (free units)",
-                      st_["relative"], 1e-8, **st_))
+    ctx.check(at_most("max |grad_h E(h*)_i| / what h*'s error and float64 allow (free units)",
+                      st_["ratio"], 1.0, **st_))
     count, steps = ctx.examples(6, 30), ctx.examples(200, 1000)
     up = energy_ascent(ctx.system, w, count, steps)
     ctx.check(at_most("max E(h_k+1) - E(h_k) along T_0, / max(1, |E(h_0)|)",
