@@ -73,6 +73,13 @@ class Witnessed:
         self.require_equilibrium()
         return witness.implicit_gradient(self.sut, self.x, self.y, self.params, self.eq)
 
+    def nudged(self, beta: float) -> NudgedPhase:
+        """The nudged phase's equilibrium h_β of T_β (`NudgedPhase`; h* itself at β = 0)."""
+        cache = self.__dict__.setdefault("_nudged", {})
+        if beta not in cache:
+            cache[beta] = nudged_phase(self, beta)
+        return cache[beta]
+
     def require_equilibrium(self) -> None:
         """MeasurementFailed unless Newton found h* (residual ≤ 1e-12) and ρ(J*) < 1 (the
         equilibrium is locally attracting and I − J* is invertible)."""
@@ -93,6 +100,67 @@ class Witnessed:
             at_most("witness: max rho(J*) over the batch (scipy eigvals)",
                     float(self.rho.max()), 1.0 - 1e-12, norm_J=float(self.norm.max())),
         ]
+
+
+PHASE_STEPS = 2000  # plain steps of T_β from h* the witness takes to find where the phase goes
+PHASE_SETTLED = 1e-9  # max |T_β(h) − h| at which an iterate is handed to Newton to polish
+SPLIT = 1e-6  # max |h − h'| above which two polished equilibria are distinct
+
+
+@dataclass(frozen=True)
+class NudgedPhase:
+    """Where the nudged phase goes: h_β, the fixed point of T_β that the System's own dynamics
+    (plain iteration of `step` from h*) settle on, polished by Newton; Newton from h* for a sample
+    whose iteration does not settle in PHASE_STEPS (T_β does not contract there).
+
+    Why not Newton from h* alone: at a finite β, F(·, β) = E + βC need not be convex (β < 0, or a
+    large ∇²C), and T_β can have several attracting equilibria. Found by a random hunt over
+    LoopedMLP Systems at β = −0.5: ModelSpec(n_in=5, n_hidden=3, weight_scale=10, 'low_rank',
+    seed=64800, γ=0.95, drive 0.1) at seed 37 has three equilibria for one sample (ρ(J) = 0.39,
+    0.51 and a saddle at 1.59); the phase started at h* settles on the first, Newton from h* on
+    the second, and the surrogate's gradient on the wrong branch missed the (correct) EP update
+    by 0.053. Each branch obeys the envelope theorem; the one EP's update is the gradient of is
+    the one its phase reaches. `split` (per sample, max |h_β − h_Newton|) records that there was
+    a choice."""
+
+    eq: witness.Equilibrium
+    settled: np.ndarray  # (B,) bool: the iteration from h* settled (h_β is the dynamics' own)
+    split: np.ndarray  # (B,) max |h_β − Newton from h*| (0 where they agree or did not settle)
+
+    @property
+    def max_split(self) -> float:
+        return float(self.split.max()) if self.split.size else 0.0
+
+
+def nudged_phase(w: Witnessed, beta: float, params: dict[str, Tensor] | None = None,
+                 start: Tensor | None = None) -> NudgedPhase:
+    """`NudgedPhase` of T_β at θ = `params` (default w.params), iterated from `start` (h*)."""
+    if beta == 0 and params is None:
+        return NudgedPhase(w.eq, np.ones(len(w.eq.residual), bool), np.zeros(len(w.eq.residual)))
+    params = w.params if params is None else params
+    start = w.eq.h if start is None else start
+    newton = witness.newton_equilibrium(w.sut, w.x, params, beta=beta, y=w.y, h0=start)
+    h, r, _ = iterate_to(w.sut, w.x, start, params, tol=PHASE_SETTLED, max_steps=PHASE_STEPS,
+                         beta=beta, y=w.y)
+    settled = np.isfinite(r) & (r <= PHASE_SETTLED)
+    if not settled.any():
+        return NudgedPhase(newton, settled, np.zeros(len(r)))
+    polished = witness.newton_equilibrium(
+        w.sut, w.x, params, beta=beta, y=w.y,
+        h0=torch.where(torch.as_tensor(settled)[:, None], h, newton.h))
+    split = np.where(settled, (polished.h - newton.h).abs().amax(dim=1).numpy(), 0.0)
+    return NudgedPhase(polished, settled, split)
+
+
+def split_note(w: Witnessed, betas) -> str | None:
+    """A sentence naming the nudged phases with more than one equilibrium (None: none seen)."""
+    parts = [f"beta = {b:+g}: samples {np.flatnonzero(w.nudged(b).split > SPLIT).tolist()} "
+             f"(max |h - h'| = {w.nudged(b).max_split:.3g})"
+             for b in betas if b != 0 and w.nudged(b).max_split > SPLIT]
+    if not parts:
+        return None
+    return ("the nudged map has more than one attracting equilibrium (" + "; ".join(parts) +
+            "): the witness follows the one the System's own step reaches from h*, not Newton's")
 
 
 class Amplified:
@@ -143,20 +211,21 @@ def starts(w: Witnessed, count: int) -> list[Tensor]:
     return out
 
 
-def iterate_to(sut, x: Tensor, h0: Tensor, params, *, tol: float, max_steps: int
-               ) -> tuple[Tensor, np.ndarray, int]:
-    """Plain iteration h ← T_0(h) from h0 until max|T(h) − h| ≤ tol per sample (or max_steps):
-    (h, residual per sample, steps)."""
+def iterate_to(sut, x: Tensor, h0: Tensor, params, *, tol: float, max_steps: int,
+               beta: float = 0.0, y: Tensor | None = None) -> tuple[Tensor, np.ndarray, int]:
+    """Plain iteration h ← T_β(h) from h0 until max|T(h) − h| ≤ tol for every sample whose state
+    is still finite (or max_steps): (h, residual per sample, steps)."""
     h = h0.clone()
     taken = 0
     with torch.no_grad():
         while taken < max_steps:
-            T = sut.step(h, x, params)
+            T = sut.step(h, x, params, beta=beta, y=y)
             r = (T - h).abs().amax(dim=1).numpy()
             h, taken = T, taken + 1
-            if not np.all(np.isfinite(r)) or np.all(r <= tol):
+            live = np.isfinite(r)
+            if not live.any() or np.all(r[live] <= tol):
                 break
-    return h, witness.residual(sut, h, x, params), taken
+    return h, witness.residual(sut, h, x, params, beta=beta, y=y), taken
 
 
 # -- track 2: the claimed Lipschitz bound ---------------------------------------------------------
@@ -406,26 +475,38 @@ def energy_parameters(w: Witnessed) -> list[str]:
     the finite-β EP update and the surrogate's gradient coincide."""
     if not getattr(w.sut, "cost_takes_params", False):
         return list(w.params)
-    leaves = {k: v.clone().requires_grad_(True) for k, v in w.params.items()}
-    total = witness.mean_cost(w.sut, w.eq.h, w.y, leaves)
-    grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
-    return [k for k, g in zip(leaves, grads) if g is None or not bool(g.abs().max() > 0)]
+    # Read at h* and at a perturbed state: a zero gradient at h* alone is not independence
+    # (hunted: with no drive h* = 0, so ∂C/∂V = (p − e_y)h*ᵀ = 0 there and the readout V was
+    # taken for an energy parameter).
+    rng = np.random.default_rng([w.seed, 29])
+    off = w.eq.h + 0.1 * torch.as_tensor(rng.standard_normal(tuple(w.eq.h.shape)))
+    depends = dict.fromkeys(w.params, False)
+    for h in (w.eq.h, off):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in w.params.items()}
+        total = witness.mean_cost(w.sut, h, w.y, leaves)
+        grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
+        for k, g in zip(leaves, grads):
+            depends[k] |= g is not None and bool(g.abs().max() > 0)
+    return [k for k in w.params if not depends[k]]
 
 
 def surrogate(w: Witnessed, estimator: str, beta: float,
               params: dict[str, Tensor] | None = None) -> float:
-    """L_β = [F(h_β₂, β₂) − F(h_β₁, β₁)] / (β₂ − β₁), F(h, β) = mean_b E(h_b) + β C(h_b), the
-    nudged equilibria re-solved by Newton on T_β (one-sided β₁ = 0, β₂ = β; symmetric ∓β).
-    By the envelope theorem its gradient in the energy parameters is the finite-β EP update
-    exactly, at any β (NaN if a phase has no equilibrium)."""
-    params = w.params if params is None else params
+    """L_β = [F(h_β₂, β₂) − F(h_β₁, β₁)] / (β₂ − β₁), F(h, β) = mean_b E(h_b) + β C(h_b), at the
+    nudged phases' equilibria (`Witnessed.nudged`; one-sided β₁ = 0, β₂ = β; symmetric ∓β),
+    re-solved at other θ by Newton warm-started there, so θ ↦ L_β stays on their branch. By the
+    envelope theorem its gradient in the energy parameters is the finite-β EP update exactly, at
+    any β (NaN if a phase has no equilibrium)."""
     values = []
     for b in NUDGES[estimator](beta):
-        eq = witness.newton_equilibrium(w.sut, w.x, params, beta=b, y=w.y, h0=w.eq.h)
+        base = w.nudged(b).eq
+        eq = base if params is None else witness.newton_equilibrium(
+            w.sut, w.x, params, beta=b, y=w.y, h0=base.h)
         if not eq.converged:
             return float("nan")
+        at = w.params if params is None else params
         with torch.no_grad():
-            F = w.sut.energy(eq.h, w.x, params) + b * w.sut.cost(eq.h, w.y, params)
+            F = w.sut.energy(eq.h, w.x, at) + b * w.sut.cost(eq.h, w.y, at)
         values.append(float(F.mean()))
     lo, hi = NUDGES[estimator](beta)
     return (values[1] - values[0]) / (hi - lo)
@@ -455,11 +536,11 @@ def finite_nudge_gap(w: Witnessed, estimator: str, beta: float, estimate: dict[s
 
 
 def nudged_radii(w: Witnessed, beta: float) -> dict[float, float]:
-    """ρ(∂T_b/∂h) at the witness's nudged equilibrium h_b, b = ±β (max over the batch): how
-    fast the System's nudged phase can converge there (NaN where Newton finds no h_b)."""
+    """ρ(∂T_b/∂h) at the nudged phase's equilibrium h_b (`Witnessed.nudged`), b = ±β (max over
+    the batch): how fast the System's nudged phase can converge there (NaN: no h_b found)."""
     out = {}
     for b in (-beta, beta):
-        eq = witness.newton_equilibrium(w.sut, w.x, w.params, beta=b, y=w.y, h0=w.eq.h)
+        eq = w.nudged(b).eq
         out[b] = (max(witness.spectral_radius(J) for J in eq.jacobian) if eq.converged
                   else float("nan"))
     return out
@@ -482,12 +563,12 @@ def phase_diagnosis(estimator: str, gap: float, radii: dict[float, float]) -> st
 
 def nudged_stationarity(w: Witnessed, beta: float) -> float:
     """The largest `stationarity` ratio of F = E + βC over the nudged phases ±β, at the
-    witness's Newton equilibria h_β of T_β: the System's nudged step solves its own nudged
-    energy (the premise of EP's formula); ≤ 1 up to h_β's resolution."""
+    nudged phases' equilibria h_β of T_β (`Witnessed.nudged`): the System's nudged step solves
+    its own nudged energy (the premise of EP's formula); ≤ 1 up to h_β's resolution."""
     worst = 0.0
     start = w.sut.step(w.sut.init_state(w.x), w.x, w.params).detach()
     for b in (-beta, beta):
-        eq = witness.newton_equilibrium(w.sut, w.x, w.params, beta=b, y=w.y, h0=w.eq.h)
+        eq = w.nudged(b).eq
         if not eq.converged:
             return math.inf
 
@@ -505,10 +586,19 @@ def nudged_stationarity(w: Witnessed, beta: float) -> float:
 # -- tracks 9–11: the user's EP gradient ----------------------------------------------------------
 
 
+ZERO_BLOCK = 1e-12  # ‖g_θ‖ ≤ this·‖g‖: the block is zero (its error is measured against ‖g‖)
+
+
 def relative_errors(estimate: dict[str, Tensor], reference: dict[str, Tensor]
                     ) -> dict[str, float]:
     """‖ĝ_θ − g_θ‖ / ‖g_θ‖ per parameter the estimate returns, and 'all' over them together
-    (a parameter the estimate omits counts as ĝ = 0 in 'all')."""
+    (a parameter the estimate omits counts as ĝ = 0 in 'all').
+
+    A block whose reference is zero (‖g_θ‖ ≤ ZERO_BLOCK·‖g‖: e.g. ∂ℒ/∂W = 0 where h* = 0, or a
+    1×1 W under SN, W_eff = γ·sign W) has no relative error: a correct estimator's O(β) bias there
+    is set by the whole gradient, not by that block (hunted: h* = 0, ‖ĝ_W‖ = 6.6e-7 at β = 1e-5
+    against ‖g‖ = 4 read as an infinite error). Its error is ‖ĝ_θ‖ / ‖g‖."""
+    total = math.sqrt(sum(float(g.norm()) ** 2 for g in reference.values()))
     out = {}
     num = den = 0.0
     for k, g in reference.items():
@@ -516,7 +606,8 @@ def relative_errors(estimate: dict[str, Tensor], reference: dict[str, Tensor]
         d, r = float((e - g).norm()), float(g.norm())
         num, den = num + d * d, den + r * r
         if k in estimate:
-            out[k] = d / r if r > 0 else (0.0 if d == 0 else math.inf)
+            scale = r if r > ZERO_BLOCK * total else total
+            out[k] = d / scale if scale > 0 else (0.0 if d == 0 else math.inf)
     out["all"] = math.sqrt(num / den) if den > 0 else (0.0 if num == 0 else math.inf)
     return out
 
@@ -688,6 +779,25 @@ def gradient_diagnosis(w: Witnessed, estimator: str, error: float, beta: float,
     return text
 
 
+def bias_diagnosis(w: Witnessed, estimator: str, beta: float, error: float,
+                   reference: dict[str, Tensor]) -> str:
+    """The same estimate at β/2: an error that falls by 2^-p (p = 1 one-sided, 2 symmetric) is
+    the estimator's own O(β^p) bias, with coefficient error/β^p above the suite's models' (the
+    estimator is consistent; a smaller β meets AGREEMENT); one that does not fall is a floor."""
+    half = w.sut.ep_gradient(w.x, w.y, beta=beta / 2, estimator=estimator)
+    at_half = max(relative_errors(half, reference).values())
+    order = BIAS_ORDERS[estimator][0]
+    ratio = at_half / error if error > 0 else float("nan")
+    text = (f"; the largest per-parameter error falls from {error:.3g} at beta={beta:g} to "
+            f"{at_half:.3g} at beta={beta / 2:g} (ratio {ratio:.3f}; an O(beta^{order:g}) bias "
+            f"gives {2 ** -order:g})")
+    if abs(ratio - 2 ** -order) <= 0.1 * 2 ** -order:
+        text += (f": the estimator's own bias, coefficient {error / beta ** order:.3g} (the "
+                 "suite's models: <= 44 one-sided, 5e3 symmetric) - consistent, but this "
+                 "model needs a smaller beta for 1e-3")
+    return text
+
+
 # Track 9's agreement: the biases a·β (one-sided) and c·β² (symmetric) with the coefficients
 # measured on the suite's models (a ≤ 44, c ≤ 5e3: track 11) stay ≤ 5e-4 at these β, and the
 # phases' error ~1e-12/β ≤ 1e-7 for converged phases.
@@ -713,7 +823,8 @@ def estimator_agreement(w: Witnessed, reference: dict[str, Tensor], against: str
                               "over parameters", max(errors.values()), AGREEMENT,
                               per_parameter=errors))
         if max(errors.values()) > AGREEMENT:
-            notes.append(gradient_diagnosis(w, estimator, errors["all"], beta))
+            notes.append(gradient_diagnosis(w, estimator, errors["all"], beta)
+                         + bias_diagnosis(w, estimator, beta, max(errors.values()), reference))
         faults += [relative_errors(planted(estimate, f, reference), reference)["all"]
                    for f in FAULTS]
     return checks, notes, min(faults)
@@ -752,16 +863,33 @@ def witness_fd_agreement(w: Witnessed, count: int) -> FiniteDifferenceAgreement:
 
 
 def bptt_steps(w: Witnessed, cap: int = 5000) -> int:
-    """K: plain iterations from init_state until max|h_k − h*| stops falling (20 steps without
-    a new minimum: it has reached float64's resolution of h*, so BPTT's truncation error is
-    below it), plus 5; at most `cap`."""
+    """K for BPTT from init_state: the larger of the forward steps (plain iterations until
+    max|h_k − h*| stops falling: 20 steps without a new minimum, float64's resolution of h*) and
+    the adjoint steps (u_k = (J*ᵀ)ᵏ ∂C/∂h until ‖u_k‖ ≤ ε(1 − ρ)‖u_0‖ per sample, or it stops
+    falling: the truncated tail Σ_{k≥K} u_k ≈ u_K/(1 − ρ) of λ = Σ_k u_k is below ε‖λ‖), plus 5;
+    at most `cap`.
+
+    The forward count alone is not enough: hunted, a System with no drive (U = b = 0) has h* = 0
+    = init_state, so the forward trajectory sits at h* from step 1 and K was 26, while ρ(J*) =
+    0.95 needs ~700 adjoint steps (BPTT then missed the implicit gradient by 26%)."""
     h, k, best, since = w.sut.init_state(w.x), 0, math.inf, 0
     with torch.no_grad():
         while k < cap and since < 20:
             h, k = w.sut.step(h, w.x, w.params), k + 1
             d = float((h - w.eq.h).abs().max())
             best, since = (d, 0) if d < best else (best, since + 1)
-    return k + 5
+    hs = w.eq.h.detach().clone().requires_grad_(True)
+    grad = torch.autograd.grad(w.sut.cost(hs, w.y, w.params).sum(), hs, allow_unused=True)[0]
+    u = np.zeros(tuple(hs.shape)) if grad is None else grad.detach().numpy().copy()
+    target = EPS * (1 - np.minimum(w.rho, 1 - 1e-3)) * np.linalg.norm(u, axis=1)
+    adjoint, low, since = 0, np.linalg.norm(u, axis=1), 0
+    while adjoint < cap and since < 20 and np.any(np.linalg.norm(u, axis=1) > target):
+        u = np.einsum("bji,bj->bi", w.eq.jacobian, u)
+        adjoint += 1
+        size = np.linalg.norm(u, axis=1)
+        since = 0 if np.any(size < low) else since + 1
+        low = np.minimum(low, size)
+    return min(cap, max(k, adjoint) + 5)
 
 
 # -- track 12: GDD -------------------------------------------------------------------------------
@@ -770,8 +898,10 @@ def bptt_steps(w: Witnessed, cap: int = 5000) -> int:
 def _energy_partials(sut, w: Witnessed, h: Tensor, keys: list[str]) -> Tensor:
     """∂E/∂θ (flattened over `keys`, mean over the batch) at state h."""
     leaves = {k: (v.clone().requires_grad_(True) if k in keys else v) for k, v in w.params.items()}
-    grads = torch.autograd.grad(sut.energy(h, w.x, leaves).mean(), [leaves[k] for k in keys])
-    return torch.cat([g.flatten() for g in grads])
+    grads = torch.autograd.grad(sut.energy(h, w.x, leaves).mean(), [leaves[k] for k in keys],
+                                allow_unused=True)  # an energy without θ_k: ∂E/∂θ_k = 0
+    return torch.cat([(torch.zeros_like(leaves[k]) if g is None else g).flatten()
+                      for k, g in zip(keys, grads)])
 
 
 def _gdd_updates(sut, w: Witnessed, beta: float, steps: int, keys: list[str]
@@ -820,7 +950,10 @@ def gdd_residual(sut, w: Witnessed, beta: float, steps: int = 30) -> dict[str, f
         h.retain_grad()
         states.append(h)
     witness.mean_cost(sut, h, w.y, w.params).backward()
-    bptt_theta = torch.stack([torch.cat([copies[steps - t - 1][k].grad.flatten() for k in keys])
+    def grad_of(leaf: Tensor) -> Tensor:  # a θ_k the step does not use: no gradient, zero
+        return (torch.zeros_like(leaf) if leaf.grad is None else leaf.grad).flatten()
+
+    bptt_theta = torch.stack([torch.cat([grad_of(copies[steps - t - 1][k]) for k in keys])
                               for t in range(steps)])
     bptt_s = torch.stack([states[steps - t].grad for t in range(steps)])
     scale = bptt_theta.norm()
@@ -851,6 +984,25 @@ def preconditioner_asymmetry(w: Witnessed) -> float:
         P = (np.eye(n) - w.eq.jacobian[b]) @ np.linalg.pinv(H[b])
         worst = max(worst, float(np.linalg.norm(P - P.T) / max(np.linalg.norm(P), 1e-300)))
     return worst
+
+
+class DoubledNudge:
+    """T'_β = T_2β: the System's own map with its nudge entering twice over (a slip in how β
+    scales the cost's pull). T'_0 = T_0, so h* and the free dynamics stay; EP's step-by-step
+    updates double, so GDD must fail. The control for a one-neuron state, which has no
+    antisymmetric coupling to plant (every 1×1 P is symmetric)."""
+
+    def __init__(self, sut: Any) -> None:
+        self.sut = sut
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sut, name)
+
+    def step(self, h, x, params=None, *, beta=0.0, y=None):
+        return self.sut.step(h, x, params, beta=2 * beta, y=y)
+
+    def __repr__(self) -> str:
+        return f"DoubledNudge({self.sut!r})"
 
 
 class AsymmetricallyCoupled:

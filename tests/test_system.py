@@ -444,3 +444,55 @@ def test_gdd_extrapolates_out_the_finite_beta_term():
                          gamma=0.95, drive_scale=0.1), 49)
     out = gdd_residual(w.sut, w, 1e-4)
     assert out["parameters_at_beta"] >= 1e-6 and out["parameters"] <= 1e-9
+
+
+def test_the_surrogate_follows_the_branch_the_nudged_phase_reaches():
+    """Hunted: at β = −0.5 one sample's nudged map has two attracting equilibria (and a saddle);
+    the phase iterated from h* reaches one, Newton from h* the other. The EP update is the
+    gradient of the surrogate on the branch its phase reaches (0 gap there, 0.05 on the other)."""
+    from properties.system_checks import finite_nudge_gap, split_note
+
+    w = Witnessed(hunted(n_in=5, n_hidden=3, weight_scale=10.0, structure="low_rank", seed=64800,
+                         gamma=0.95, drive_scale=0.1), 37)
+    phase = w.nudged(-0.5)
+    assert phase.settled.all() and np.flatnonzero(phase.split > 1e-6).tolist() == [1]
+    newton = witness.newton_equilibrium(w.sut, w.x, w.params, beta=-0.5, y=w.y, h0=w.eq.h)
+    assert newton.converged and float((newton.h - phase.eq.h).abs().max()) > 1.0
+    estimate = w.sut.ep_gradient(w.x, w.y, beta=0.5, estimator="symmetric")
+    v = witness.random_directions(w.params, 1, 37)[0]
+    assert finite_nudge_gap(w, "symmetric", 0.5, estimate, v) <= 1e-10
+    assert "samples [1]" in split_note(w, (-0.5, 0.5))
+    w.__dict__["_nudged"][-0.5] = type(phase)(newton, phase.settled, 0 * phase.split)
+    assert finite_nudge_gap(w, "symmetric", 0.5, estimate, v) >= 1e-2  # Newton's branch misses
+
+
+def test_a_system_without_drive_sits_at_h_star_from_the_start():
+    """Hunted (drive 0: U = b = 0, so h* = 0 = init_state): BPTT's K must follow the adjoint,
+    not the forward trajectory (K was 26 for ρ = 0.95; BPTT missed by 26%); the readout V has
+    ∂C/∂V = 0 at h* = 0 and is still a cost parameter; ∂ℒ/∂W = 0 there is a zero block, whose
+    error is measured against ‖g‖."""
+    from properties.system_checks import bptt_steps, energy_parameters, relative_errors
+
+    w = Witnessed(hunted(n_in=6, n_hidden=9, weight_scale=10.0, structure="low_rank",
+                         seed=45333, gamma=0.95, drive_scale=0.0), 38)
+    assert float(w.eq.h.abs().max()) == 0.0
+    K = bptt_steps(w)
+    assert K >= math.log(1e-16) / math.log(0.95)
+    bptt = witness.bptt_gradient(w.sut, w.x, w.y, K)
+    assert relative_errors(bptt, w.implicit)["all"] <= 1e-12
+    assert energy_parameters(w) == ["W", "U", "b"]
+    estimate = w.sut.ep_gradient(w.x, w.y, beta=1e-4, estimator="symmetric")
+    errors = relative_errors(estimate, w.implicit)
+    assert float(w.implicit["W"].norm()) == 0.0 and errors["W"] <= 1e-6
+    ones = {"W": torch.ones_like(w.implicit["W"])}  # a nonzero estimate of a zero block fails
+    assert relative_errors(ones, w.implicit)["W"] >= 0.1
+
+
+def test_gdd_control_on_a_one_neuron_state_is_the_nudge_doubled():
+    """One neuron: every 1×1 P is symmetric and no antisymmetric coupling exists (it was 0/0 =
+    NaN); the control doubles the nudge instead, and must fail."""
+    result = run_track(12, system=hunted(n_in=6, n_hidden=1, structure="spike", seed=30033,
+                                         gamma=0.5, drive_scale=0.1), seed=27)
+    assert result.status == "pass", result.record.get("error")
+    control = result.record["negative_control"]
+    assert "doubled" in control["name"] and control["failed_as_expected"]

@@ -87,6 +87,7 @@ from properties import (
 )
 from properties.system_checks import (
     AsymmetricallyCoupled,
+    DoubledNudge,
     Witnessed,
     gdd_residual,
     preconditioner_asymmetry,
@@ -526,7 +527,7 @@ def certify_system(ctx) -> None:
     steps; what is left is O(β⁴) and round-off ~1e-11). Theory: exact when the linearized
     update is a symmetric-preconditioned gradient step h ← h − P∇E (the note reports
     ‖P − Pᵀ‖/‖P‖). Control: the System's map with a planted antisymmetric coupling (same h*)
-    breaks it."""
+    breaks it; a one-neuron state has none, and its control is the nudge doubled (T_β ↦ T_2β)."""
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w):
         return
@@ -541,11 +542,17 @@ def certify_system(ctx) -> None:
              f"({out['parameters_at_beta']:.3g} at beta = {SYSTEM_GDD_BETA:g}), neuron residual "
              f"{out['neurons']:.3g}; the linearized update h <- h - P grad E has "
              f"||P - P^T||/||P|| = {asym:.3g}" + gdd_diagnosis(out["parameters"], asym))
-    size = 0.25 * max(1e-3, 1 - float(w.norm.max()))
-    planted = AsymmetricallyCoupled(ctx.system, w.eq.h, size, ctx.seed)
-    bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
-    ctx.negative_control(at_most("planted antisymmetric coupling: GDD parameter residual",
-                                 bad["parameters"], SYSTEM_GDD_TOL), coupling_norm=size)
+    if w.eq.h.shape[1] >= 2:
+        size = 0.25 * max(1e-3, 1 - float(w.norm.max()))
+        planted = AsymmetricallyCoupled(ctx.system, w.eq.h, size, ctx.seed)
+        bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
+        ctx.negative_control(at_most("planted antisymmetric coupling: GDD parameter residual",
+                                     bad["parameters"], SYSTEM_GDD_TOL), coupling_norm=size)
+    else:  # one neuron: no antisymmetric coupling exists; the nudge doubled breaks GDD instead
+        planted = DoubledNudge(ctx.system)
+        bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
+        ctx.negative_control(at_most("planted nudge doubled (T_beta -> T_2beta): GDD parameter "
+                                     "residual", bad["parameters"], SYSTEM_GDD_TOL))
 
 
 def gdd_diagnosis(residual: float, asymmetry: float) -> str:

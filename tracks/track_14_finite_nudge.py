@@ -106,6 +106,7 @@ from properties.system_checks import (
     nudged_stationarity,
     phase_diagnosis,
     planted,
+    split_note,
 )
 from theory.gradients import loss as true_loss
 
@@ -250,8 +251,10 @@ def certify_system(ctx) -> None:
     parameters the cost does not depend on (envelope theorem): |D_v L_β − ⟨ĝ, v⟩| ≤ 1e-6 ‖ĝ‖‖v‖
     with D_v a Richardson tableau of central differences of the re-solved surrogate along
     random v; and the System's nudged step solves its nudged energy (∇_h(E + βC) = 0 at h_±β,
-    up to h_±β's resolution). Control: the user's update doubled misses the same surrogate
-    (along its own direction)."""
+    up to h_±β's resolution). h_±β is where the System's own step goes from h*
+    (`Witnessed.nudged`): at β = 0.5 a nudged map can have several attracting equilibria, and
+    the note names them. Control: the user's update doubled misses the same surrogate (along its
+    own direction)."""
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w):
         return
@@ -267,7 +270,8 @@ def certify_system(ctx) -> None:
         phases = {b: radii[b] for b in NUDGES[estimator](BETA) if b != 0}
         ctx.check(at_most(f"{estimator}: |D_v L_beta - <EP update, v>| / (||g|| ||v||) at beta "
                           f"= {BETA}", max(gaps), 1e-6, parameters=energy_parameters(w),
-                          nudged_radius=phases))
+                          nudged_radius=phases,
+                          nudged_split={b: w.nudged(b).max_split for b in phases}))
         if max(gaps) > 1e-6:
             ctx.note(phase_diagnosis(estimator, max(gaps), phases))
         along = {k: estimate.get(k, torch.zeros_like(p)) for k, p in w.params.items()}
@@ -275,5 +279,8 @@ def certify_system(ctx) -> None:
             along = directions[0]
         worst_fault = min(worst_fault, finite_nudge_gap(
             w, estimator, BETA, planted(estimate, "double", estimate), along))
+    split = split_note(w, (-BETA, BETA))
+    if split is not None:
+        ctx.note(split)
     ctx.negative_control(at_most("the update doubled matches the surrogate's gradient",
                                  worst_fault, 1e-6))
