@@ -120,16 +120,26 @@ class NudgedPhase:
     0.51 and a saddle at 1.59); the phase started at h* settles on the first, Newton from h* on
     the second, and the surrogate's gradient on the wrong branch missed the (correct) EP update
     by 0.053. Each branch obeys the envelope theorem; the one EP's update is the gradient of is
-    the one its phase reaches. `split` (per sample, max |h_β − h_Newton|) records that there was
-    a choice."""
+    the one its phase reaches, and a System's own solver need not follow the plain dynamics
+    (hunted: ModelSpec(n_in=6, n_hidden=1, weight_scale=1e3, 'diagonal', seed=32054, γ=0.99,
+    drive 0.1) at seed 39, where eqprop_core's Anderson phase took Newton's branch and the
+    dynamics' missed by 0.146), so `branches` keeps both. `split` (per sample, max |h_β −
+    h_Newton|) records that there was a choice."""
 
     eq: witness.Equilibrium
     settled: np.ndarray  # (B,) bool: the iteration from h* settled (h_β is the dynamics' own)
     split: np.ndarray  # (B,) max |h_β − Newton from h*| (0 where they agree or did not settle)
+    newton: witness.Equilibrium | None = None  # Newton from h*, where it found another
 
     @property
     def max_split(self) -> float:
         return float(self.split.max()) if self.split.size else 0.0
+
+    def branches(self) -> list[witness.Equilibrium]:
+        """The equilibria the witness found for this phase: the dynamics' own, then Newton's
+        from h* where it is another one (a System's own solver, e.g. Anderson, may take it)."""
+        other = self.newton is not None and self.max_split > SPLIT and self.newton.converged
+        return [self.eq, self.newton] if other else [self.eq]
 
 
 def nudged_phase(w: Witnessed, beta: float, params: dict[str, Tensor] | None = None,
@@ -149,7 +159,7 @@ def nudged_phase(w: Witnessed, beta: float, params: dict[str, Tensor] | None = N
         w.sut, w.x, params, beta=beta, y=w.y,
         h0=torch.where(torch.as_tensor(settled)[:, None], h, newton.h))
     split = np.where(settled, (polished.h - newton.h).abs().amax(dim=1).numpy(), 0.0)
-    return NudgedPhase(polished, settled, split)
+    return NudgedPhase(polished, settled, split, newton)
 
 
 def split_note(w: Witnessed, betas) -> str | None:
@@ -160,7 +170,8 @@ def split_note(w: Witnessed, betas) -> str | None:
     if not parts:
         return None
     return ("the nudged map has more than one attracting equilibrium (" + "; ".join(parts) +
-            "): the witness follows the one the System's own step reaches from h*, not Newton's")
+            "): the surrogate is measured on the one the System's own step reaches from h* and "
+            "on Newton's from h*, and the update must match one of them")
 
 
 class Amplified:
@@ -491,15 +502,17 @@ def energy_parameters(w: Witnessed) -> list[str]:
 
 
 def surrogate(w: Witnessed, estimator: str, beta: float,
-              params: dict[str, Tensor] | None = None) -> float:
+              params: dict[str, Tensor] | None = None, branch: tuple[int, int] = (0, 0)
+              ) -> float:
     """L_β = [F(h_β₂, β₂) − F(h_β₁, β₁)] / (β₂ − β₁), F(h, β) = mean_b E(h_b) + β C(h_b), at the
-    nudged phases' equilibria (`Witnessed.nudged`; one-sided β₁ = 0, β₂ = β; symmetric ∓β),
-    re-solved at other θ by Newton warm-started there, so θ ↦ L_β stays on their branch. By the
-    envelope theorem its gradient in the energy parameters is the finite-β EP update exactly, at
-    any β (NaN if a phase has no equilibrium)."""
+    nudged phases' equilibria (`Witnessed.nudged`; one-sided β₁ = 0, β₂ = β; symmetric ∓β;
+    `branch` picks each phase's equilibrium among `NudgedPhase.branches`), re-solved at other θ
+    by Newton warm-started there, so θ ↦ L_β stays on their branch. By the envelope theorem its
+    gradient in the energy parameters is the finite-β EP update exactly, at any β (NaN if a
+    phase has no equilibrium)."""
     values = []
-    for b in NUDGES[estimator](beta):
-        base = w.nudged(b).eq
+    for b, pick in zip(NUDGES[estimator](beta), branch):
+        base = w.nudged(b).branches()[pick]
         eq = base if params is None else witness.newton_equilibrium(
             w.sut, w.x, params, beta=b, y=w.y, h0=base.h)
         if not eq.converged:
@@ -516,7 +529,9 @@ def finite_nudge_gap(w: Witnessed, estimator: str, beta: float, estimate: dict[s
                      direction: dict[str, Tensor]) -> float:
     """|D_v L_β − ⟨ĝ, v⟩| / (‖ĝ‖ ‖v‖) over the energy parameters, D_v by
     `witness.line_derivative` of the re-solved surrogate (a Richardson tableau over a ladder of
-    steps, so no step is tuned to one parameter's scale)."""
+    steps, so no step is tuned to one parameter's scale). Where a nudged map has more than one
+    equilibrium the witness found, the smallest gap over the surrogates of those branches: the
+    envelope theorem holds on each, and the update must be the gradient of one of them."""
     keys = energy_parameters(w)
     v = {k: direction[k] for k in keys}
     vnorm = math.sqrt(sum(float((t ** 2).sum()) for t in v.values()))
@@ -524,15 +539,21 @@ def finite_nudge_gap(w: Witnessed, estimator: str, beta: float, estimate: dict[s
     gnorm = math.sqrt(sum(float((t ** 2).sum()) for t in g.values()))
     if vnorm == 0:
         return 0.0
-    D = witness.line_derivative(
-        lambda s: surrogate(w, estimator, beta, witness.along(w.params, v, s)),
-        surrogate(w, estimator, beta), first_step=0.1 / vnorm).value
     inner = sum(float((g[k] * v[k]).sum()) for k in keys)
-    if not math.isfinite(D):
-        return math.inf
-    if gnorm == 0:  # a zero update matches only a surrogate flat along v
-        return 0.0 if D == 0 else math.inf
-    return abs(D - inner) / (gnorm * vnorm)
+    counts = [len(w.nudged(b).branches()) for b in NUDGES[estimator](beta)]
+    gaps = []
+    for branch in [(i, j) for i in range(counts[0]) for j in range(counts[1])]:
+        D = witness.line_derivative(
+            lambda s, branch=branch: surrogate(w, estimator, beta,
+                                               witness.along(w.params, v, s), branch),
+            surrogate(w, estimator, beta, None, branch), first_step=0.1 / vnorm).value
+        if not math.isfinite(D):
+            gaps.append(math.inf)
+        elif gnorm == 0:  # a zero update matches only a surrogate flat along v
+            gaps.append(0.0 if D == 0 else math.inf)
+        else:
+            gaps.append(abs(D - inner) / (gnorm * vnorm))
+    return min(gaps)
 
 
 def nudged_radii(w: Witnessed, beta: float) -> dict[float, float]:
@@ -756,11 +777,14 @@ def free_phase_diagnosis(w: Witnessed) -> dict[str, float]:
 
 
 def gradient_diagnosis(w: Witnessed, estimator: str, error: float, beta: float,
-                       sweep: BetaSweep | None = None) -> str:
+                       sweep: BetaSweep | None = None, *, from_half: bool = False) -> str:
     """What the numbers show about the System's gradient: its error at β, and with a β sweep
     the floor and the fitted slope over the asymptotic window; with its own `free_phase`, that
     phase's residual max|T_0(h) − h| and distance to the witness's Newton h*."""
     text = f"{estimator} EP: relative error {error:.3g} at beta={beta:g}"
+    if from_half:
+        text = (f"{estimator} EP: relative error {error:.3g} extrapolated to beta -> 0 from "
+                f"beta={beta:g}, {beta / 2:g}")
     if sweep is not None:
         slope, span = sweep.slope()
         order = BIAS_ORDERS[estimator][0]
@@ -779,52 +803,75 @@ def gradient_diagnosis(w: Witnessed, estimator: str, error: float, beta: float,
     return text
 
 
-def bias_diagnosis(w: Witnessed, estimator: str, beta: float, error: float,
-                   reference: dict[str, Tensor]) -> str:
-    """The same estimate at β/2: an error that falls by 2^-p (p = 1 one-sided, 2 symmetric) is
-    the estimator's own O(β^p) bias, with coefficient error/β^p above the suite's models' (the
-    estimator is consistent; a smaller β meets AGREEMENT); one that does not fall is a floor."""
-    half = w.sut.ep_gradient(w.x, w.y, beta=beta / 2, estimator=estimator)
-    at_half = max(relative_errors(half, reference).values())
+def bias_diagnosis(estimator: str, beta: float, error: float, at_half: float) -> str:
+    """What the raw errors at β and β/2 show: a ratio 2^-p (p = 1 one-sided, 2 symmetric) is
+    the estimator's own O(β^p) bias (removed by the extrapolation, so what is left is not it);
+    a ratio near 1 or above is a floor: phases not converged, or an error that no β removes."""
     order = BIAS_ORDERS[estimator][0]
     ratio = at_half / error if error > 0 else float("nan")
-    text = (f"; the largest per-parameter error falls from {error:.3g} at beta={beta:g} to "
-            f"{at_half:.3g} at beta={beta / 2:g} (ratio {ratio:.3f}; an O(beta^{order:g}) bias "
-            f"gives {2 ** -order:g})")
-    if abs(ratio - 2 ** -order) <= 0.1 * 2 ** -order:
-        text += (f": the estimator's own bias, coefficient {error / beta ** order:.3g} (the "
-                 "suite's models: <= 44 one-sided, 5e3 symmetric) - consistent, but this "
-                 "model needs a smaller beta for 1e-3")
+    text = (f"; unextrapolated, the largest per-parameter error is {error:.3g} at beta={beta:g} "
+            f"and {at_half:.3g} at beta={beta / 2:g} (ratio {ratio:.3f}; an O(beta^{order:g}) "
+            f"bias gives {2 ** -order:g})")
+    if ratio >= 1.5:
+        text += (": it grows as 1/beta, a fixed state error divided by beta (phases not "
+                 "converged), not EP's bias")
+    elif ratio >= 0.9:
+        text += ": a floor, not EP's bias"
     return text
 
 
-# Track 9's agreement: the biases a·β (one-sided) and c·β² (symmetric) with the coefficients
-# measured on the suite's models (a ≤ 44, c ≤ 5e3: track 11) stay ≤ 5e-4 at these β, and the
-# phases' error ~1e-12/β ≤ 1e-7 for converged phases.
+# Track 9's agreement, on the estimate extrapolated from β and β/2 (`estimator_agreement`): what
+# is left is O(β^(p+1)) and the phases' error, ~3·1e-12/(β/2) ≤ 6e-7 for converged phases.
 AGREEMENT = 1e-3
 AGREEMENT_BETA = {"one_sided": 1e-5, "symmetric": 1e-4}
 COSINE_GAP = 1e-4  # cosine ≥ 0.9999
 
 
+def extrapolated(at_beta: dict[str, Tensor], at_half: dict[str, Tensor], order: float
+                 ) -> dict[str, Tensor]:
+    """(2ᵖĝ(β/2) − ĝ(β)) / (2ᵖ − 1): the estimate with its leading O(βᵖ) bias removed (p = 1
+    one-sided, 2 symmetric), whatever that bias's coefficient. A floor that does not vanish as
+    β → 0 (unconverged phases: ~δ/β; a wrong formula: O(1)) is not removed: δ/β becomes 3δ/β."""
+    k = 2.0 ** order
+    return {name: (k * at_half[name] - g) / (k - 1) for name, g in at_beta.items()
+            if name in at_half}
+
+
 def estimator_agreement(w: Witnessed, reference: dict[str, Tensor], against: str, *,
                         with_cosine: bool = True) -> tuple[list[Evidence], list[str], float]:
-    """The System's own estimate for each of its estimators at AGREEMENT_BETA against
-    `reference` (named `against`): (checks, diagnosis notes for those that miss, the smallest
-    relative error any planted fault reaches — the control's value)."""
+    """The System's own estimate for each of its estimators, at AGREEMENT_BETA and half of it,
+    extrapolated to β → 0 (`extrapolated`), against `reference` (named `against`): (checks,
+    diagnosis notes for those that miss, the smallest relative error any planted fault reaches
+    — the control's value). The errors at β itself are recorded beside each check.
+
+    Why extrapolated: EP's estimate is biased by design, a·β (one-sided) or c·β² (symmetric),
+    with coefficients set by the model, not the code. The suite's own models have a ≤ 44 and
+    c ≤ 5e3 (track 11), so at these β the raw bias stays ≤ 5e-4; a user's System need not
+    (hunted: n_hidden = 1, γ = 0.99, a = 130, raw error 1.3e-3 at β = 1e-5; with no drive the
+    zero W block's bias ½‖h_β − h*‖²/β reached 5e-3). The question the track answers is whether
+    the code's estimate converges to the gradient, so its O(βᵖ) term is removed; an O(1) error
+    (a wrong sign, factor or block) or a floor of unconverged phases is not."""
     checks, notes, faults = [], [], []
     for estimator in w.sut.estimators:
         beta = AGREEMENT_BETA[estimator]
-        estimate = w.sut.ep_gradient(w.x, w.y, beta=beta, estimator=estimator)
+        order = BIAS_ORDERS[estimator][0]
+        at_beta = w.sut.ep_gradient(w.x, w.y, beta=beta, estimator=estimator)
+        at_half = w.sut.ep_gradient(w.x, w.y, beta=beta / 2, estimator=estimator)
+        estimate = extrapolated(at_beta, at_half, order)
         errors = relative_errors(estimate, reference)
+        raw = relative_errors(at_beta, reference)
+        label = f"{estimator} EP (beta -> 0 from beta={beta:g}, {beta / 2:g}) vs {against}"
         if with_cosine:
-            checks.append(at_least(f"{estimator} EP (beta={beta:g}) vs {against}: cosine",
-                                   cosine(estimate, reference), 1 - COSINE_GAP))
-        checks.append(at_most(f"{estimator} EP (beta={beta:g}) vs {against}: max relative error "
-                              "over parameters", max(errors.values()), AGREEMENT,
-                              per_parameter=errors))
+            checks.append(at_least(f"{label}: cosine", cosine(estimate, reference),
+                                   1 - COSINE_GAP, at_beta=cosine(at_beta, reference)))
+        checks.append(at_most(f"{label}: max relative error over parameters",
+                              max(errors.values()), AGREEMENT, per_parameter=errors,
+                              at_beta=raw))
         if max(errors.values()) > AGREEMENT:
-            notes.append(gradient_diagnosis(w, estimator, errors["all"], beta)
-                         + bias_diagnosis(w, estimator, beta, max(errors.values()), reference))
+            notes.append(gradient_diagnosis(w, estimator, max(errors.values()), beta,
+                                            from_half=True)
+                         + bias_diagnosis(estimator, beta, max(raw.values()),
+                                          max(relative_errors(at_half, reference).values())))
         faults += [relative_errors(planted(estimate, f, reference), reference)["all"]
                    for f in FAULTS]
     return checks, notes, min(faults)

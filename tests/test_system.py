@@ -464,6 +464,15 @@ def test_the_surrogate_follows_the_branch_the_nudged_phase_reaches():
     assert "samples [1]" in split_note(w, (-0.5, 0.5))
     w.__dict__["_nudged"][-0.5] = type(phase)(newton, phase.settled, 0 * phase.split)
     assert finite_nudge_gap(w, "symmetric", 0.5, estimate, v) >= 1e-2  # Newton's branch misses
+    # ... and where the System's own solver (Anderson) takes Newton's branch, that one matches
+    other = Witnessed(hunted(n_in=6, n_hidden=1, weight_scale=1e3, structure="diagonal",
+                             seed=32054, gamma=0.99, drive_scale=0.1), 39)
+    assert len(other.nudged(-0.5).branches()) == 2
+    update = other.sut.ep_gradient(other.x, other.y, beta=0.5, estimator="symmetric")
+    v = witness.random_directions(other.params, 1, 39)[0]
+    assert finite_nudge_gap(other, "symmetric", 0.5, update, v) <= 1e-10
+    doubled = {k: 2 * g for k, g in update.items()}
+    assert finite_nudge_gap(other, "symmetric", 0.5, doubled, v) >= 0.1
 
 
 def test_a_system_without_drive_sits_at_h_star_from_the_start():
@@ -496,3 +505,26 @@ def test_gdd_control_on_a_one_neuron_state_is_the_nudge_doubled():
     assert result.status == "pass", result.record.get("error")
     control = result.record["negative_control"]
     assert "doubled" in control["name"] and control["failed_as_expected"]
+
+
+def test_the_reusable_workflow_runs_its_own_command(tmp_path):
+    """certify-system.yml is a workflow_call with input `system`; its certify step, with the
+    inputs substituted, is a valid runner command that certifies an example and writes badges."""
+    yaml = pytest.importorskip("yaml", reason="pip install pyyaml")
+    root = Path(__file__).resolve().parents[1]
+    flow = yaml.safe_load((root / ".github/workflows/certify-system.yml").read_text())
+    call = flow[True]["workflow_call"]["inputs"]  # YAML 1.1 reads the key `on` as True
+    assert call["system"]["required"] and call["tracks"]["default"] == "2-6 8-12 14"
+    step = next(s for s in flow["jobs"]["certify-system"]["steps"]
+                if s.get("name") == "Certify the System")
+    inputs = {"system": str(root / "examples/systems/leaky_dt.py") + ":build", "tracks": "2",
+              "seed": "3"}
+    command = step["run"]
+    for key, value in inputs.items():
+        command = command.replace("${{ inputs." + key + " }}", value)
+    assert "${{" not in command
+    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "results" / "track-02.json").exists()
+    assert any((tmp_path / "results" / "badges").iterdir())

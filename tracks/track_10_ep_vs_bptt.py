@@ -168,9 +168,10 @@ def run(ctx) -> None:
 
 @on_system(10, requires=("ep_gradient",))
 def certify_system(ctx) -> None:
-    """The System's own ep_gradient against BPTT through the System's T_0 unrolled from
-    init_state until it converges (K steps), and BPTT against the implicit gradient (the two
-    references agree). Control: planted faults fail against BPTT."""
+    """The System's own ep_gradient (at β and β/2, extrapolated to β → 0 as in track 9) against
+    BPTT through the System's T_0 unrolled from init_state for K steps (until both the state
+    and the adjoint have converged: `bptt_steps`), and BPTT against the implicit gradient (the
+    two references agree). Control: planted faults fail against BPTT."""
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w):
         return
