@@ -142,21 +142,18 @@ class NudgedPhase:
         return [self.eq, self.newton] if other else [self.eq]
 
 
-def nudged_phase(w: Witnessed, beta: float, params: dict[str, Tensor] | None = None,
-                 start: Tensor | None = None) -> NudgedPhase:
-    """`NudgedPhase` of T_β at θ = `params` (default w.params), iterated from `start` (h*)."""
-    if beta == 0 and params is None:
+def nudged_phase(w: Witnessed, beta: float) -> NudgedPhase:
+    """`NudgedPhase` of T_β at the witnessed θ, iterated (and Newton-solved) from h*."""
+    if beta == 0:
         return NudgedPhase(w.eq, np.ones(len(w.eq.residual), bool), np.zeros(len(w.eq.residual)))
-    params = w.params if params is None else params
-    start = w.eq.h if start is None else start
-    newton = witness.newton_equilibrium(w.sut, w.x, params, beta=beta, y=w.y, h0=start)
-    h, r, _ = iterate_to(w.sut, w.x, start, params, tol=PHASE_SETTLED, max_steps=PHASE_STEPS,
+    newton = witness.newton_equilibrium(w.sut, w.x, w.params, beta=beta, y=w.y, h0=w.eq.h)
+    h, r, _ = iterate_to(w.sut, w.x, w.eq.h, w.params, tol=PHASE_SETTLED, max_steps=PHASE_STEPS,
                          beta=beta, y=w.y)
     settled = np.isfinite(r) & (r <= PHASE_SETTLED)
     if not settled.any():
         return NudgedPhase(newton, settled, np.zeros(len(r)))
     polished = witness.newton_equilibrium(
-        w.sut, w.x, params, beta=beta, y=w.y,
+        w.sut, w.x, w.params, beta=beta, y=w.y,
         h0=torch.where(torch.as_tensor(settled)[:, None], h, newton.h))
     split = np.where(settled, (polished.h - newton.h).abs().amax(dim=1).numpy(), 0.0)
     return NudgedPhase(polished, settled, split, newton)
@@ -174,16 +171,25 @@ def split_note(w: Witnessed, betas) -> str | None:
             "on Newton's from h*, and the update must match one of them")
 
 
-class Amplified:
+class PlantedMap:
+    """The System with its `step` replaced by a planted variant (the subclass's); everything
+    else is the System's own."""
+
+    def __init__(self, sut: Any) -> None:
+        self.sut = sut
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sut, name)
+
+
+class Amplified(PlantedMap):
     """T'(h) = h + a(T(h) − h): the System's own map, over-relaxed by `a`. Same fixed points,
     J' = I + a(J − I): with a = 4 / max|1 − λ(J*)|, the eigenvalue λ attaining it gives
     |1 + a(λ − 1)| ≥ 4 − 1 = 3, so ρ(J') ≥ 3 and iteration diverges from h*."""
 
     def __init__(self, sut: Any, a: float) -> None:
-        self.sut, self.a = sut, float(a)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sut, name)
+        super().__init__(sut)
+        self.a = float(a)
 
     def step(self, h, x, params=None, *, beta=0.0, y=None):
         return h + self.a * (self.sut.step(h, x, params, beta=beta, y=y) - h)
@@ -1033,17 +1039,11 @@ def preconditioner_asymmetry(w: Witnessed) -> float:
     return worst
 
 
-class DoubledNudge:
+class DoubledNudge(PlantedMap):
     """T'_β = T_2β: the System's own map with its nudge entering twice over (a slip in how β
     scales the cost's pull). T'_0 = T_0, so h* and the free dynamics stay; EP's step-by-step
     updates double, so GDD must fail. The control for a one-neuron state, which has no
     antisymmetric coupling to plant (every 1×1 P is symmetric)."""
-
-    def __init__(self, sut: Any) -> None:
-        self.sut = sut
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sut, name)
 
     def step(self, h, x, params=None, *, beta=0.0, y=None):
         return self.sut.step(h, x, params, beta=2 * beta, y=y)
@@ -1052,7 +1052,7 @@ class DoubledNudge:
         return f"DoubledNudge({self.sut!r})"
 
 
-class AsymmetricallyCoupled:
+class AsymmetricallyCoupled(PlantedMap):
     """T'(h) = T(h) + (h − h*) Aᵀ with A antisymmetric, ‖A‖₂ = `size`: the System's own map
     with a planted non-reciprocal coupling. h* stays a fixed point; T' is no gradient step of
     E, so GDD must fail on it."""
@@ -1062,11 +1062,9 @@ class AsymmetricallyCoupled:
         R = torch.randn(n, n, generator=torch.Generator().manual_seed(int(seed)),
                         dtype=torch.float64)
         A = R - R.T
-        self.sut, self.h_star = sut, h_star
+        super().__init__(sut)
+        self.h_star = h_star
         self.A = size * A / torch.linalg.matrix_norm(A, ord=2)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sut, name)
 
     def step(self, h, x, params=None, *, beta=0.0, y=None):
         return self.sut.step(h, x, params, beta=beta, y=y) + (h - self.h_star) @ self.A.T

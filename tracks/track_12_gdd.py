@@ -545,14 +545,13 @@ def certify_system(ctx) -> None:
     if w.eq.h.shape[1] >= 2:
         size = 0.25 * max(1e-3, 1 - float(w.norm.max()))
         planted = AsymmetricallyCoupled(ctx.system, w.eq.h, size, ctx.seed)
-        bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
-        ctx.negative_control(at_most("planted antisymmetric coupling: GDD parameter residual",
-                                     bad["parameters"], SYSTEM_GDD_TOL), coupling_norm=size)
+        fault, details = "planted antisymmetric coupling", {"coupling_norm": size}
     else:  # one neuron: no antisymmetric coupling exists; the nudge doubled breaks GDD instead
         planted = DoubledNudge(ctx.system)
-        bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
-        ctx.negative_control(at_most("planted nudge doubled (T_beta -> T_2beta): GDD parameter "
-                                     "residual", bad["parameters"], SYSTEM_GDD_TOL))
+        fault, details = "planted nudge doubled (T_beta -> T_2beta)", {}
+    bad = gdd_residual(planted, Witnessed(planted, ctx.seed), SYSTEM_GDD_BETA)
+    ctx.negative_control(at_most(f"{fault}: GDD parameter residual", bad["parameters"],
+                                 SYSTEM_GDD_TOL), **details)
 
 
 def gdd_diagnosis(residual: float, asymmetry: float) -> str:

@@ -252,9 +252,10 @@ def certify_system(ctx) -> None:
     with D_v a Richardson tableau of central differences of the re-solved surrogate along
     random v; and the System's nudged step solves its nudged energy (∇_h(E + βC) = 0 at h_±β,
     up to h_±β's resolution). h_±β is where the System's own step goes from h*
-    (`Witnessed.nudged`): at β = 0.5 a nudged map can have several attracting equilibria, and
-    the note names them. Control: the user's update doubled misses the same surrogate (along its
-    own direction)."""
+    (`Witnessed.nudged`): at β = 0.5 a nudged map can have several attracting equilibria; the
+    gap is then the smallest over the surrogates of those the witness found (the step's own and
+    Newton's from h*), and the note names them. Control: the user's update doubled misses the
+    same surrogate (along its own direction)."""
     w = Witnessed(ctx.system, ctx.seed)
     if not system_premises(ctx, w):
         return
