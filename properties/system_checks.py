@@ -692,9 +692,25 @@ class BetaSweep:
         e = np.asarray(self.all_errors(), dtype=float)
         if not np.isfinite(e).any():
             return float("nan")
-        i = int(np.nanargmin(e))
-        near = [e[j] for j in range(i, len(e)) if self.betas[j] >= self.betas[i] / 10 * (1 - 1e-9)]
-        return float(np.nanmax(near))
+        return float(np.nanmax([e[j] for j in self._floor_points()]))
+
+    def _floor_points(self) -> list[int]:
+        """The smallest error's index and those of the β down to a tenth of its β."""
+        i = int(np.nanargmin(self.all_errors()))
+        return [j for j in range(i, len(self.betas))
+                if self.betas[j] >= self.betas[i] / 10 * (1 - 1e-9)]
+
+    def floor_at(self, beta: float) -> float:
+        """The phases' error floor carried to `beta` ≥ the smallest error's β. A phase's state
+        error ε (its tolerance, or rounding) is absolute, and the estimate divides the phases'
+        difference by β, so that floor is ∝ ε/β: read at the floor's points as e_j β_j, it is
+        max_j e_j β_j / β at β — never taken below the smallest error itself (a floor constant
+        in β, as of phases cut short, shows there)."""
+        e = np.asarray(self.all_errors(), dtype=float)
+        if not np.isfinite(e).any():
+            return float("nan")
+        carried = max(e[j] * self.betas[j] for j in self._floor_points() if np.isfinite(e[j]))
+        return float(max(np.nanmin(e), carried / beta))
 
     def floor_reached(self) -> bool:
         """The error has stopped falling inside the grid (its minimum is not at the smallest
@@ -705,15 +721,15 @@ class BetaSweep:
     def window(self) -> list[int]:
         """The indices of the estimator's asymptotic window: the lowest decade of β above the
         floor. A point is above the floor when its β exceeds that of the smallest error and its
-        error is ≥ 100× the floor (the phases' error, non-increasing in β there, moves it by ≤
-        1%), and below WINDOW_TOP; of those, the smallest β and the points up to 10× it: the
+        error is ≥ 100× the floor carried to its β (`floor_at`: the phases' error then moves it
+        by ≤ 1%), and below WINDOW_TOP; of those, the smallest β and the points up to 10× it: the
         higher-order terms, ∝ β^(p+1), are smallest there."""
         e = np.asarray(self.all_errors(), dtype=float)
         if not np.isfinite(e).any():
             return []
-        floor, lowest = self.floor(), int(np.nanargmin(e))
+        lowest = int(np.nanargmin(e))
         above = [i for i in range(lowest) if np.isfinite(e[i])
-                 and 100 * floor <= e[i] <= WINDOW_TOP]
+                 and 100 * self.floor_at(self.betas[i]) <= e[i] <= WINDOW_TOP]
         if not above:
             return []
         bottom = self.betas[max(above)]

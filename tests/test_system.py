@@ -431,8 +431,28 @@ def test_the_window_is_the_lowest_decade_above_a_measured_floor():
     assert sweep.best()[0] == dip and sweep.floor() >= 1e-13 / dip  # its level, not the dip
     slope, span = sweep.slope()
     assert abs(slope - 2) <= 0.02 and span[1] <= 10 * span[0] * (1 + 1e-9)
-    assert min(errors[i] for i in sweep.window()) >= 100 * sweep.floor()
+    assert all(errors[i] >= 100 * sweep.floor_at(sweep.betas[i]) for i in sweep.window())
     assert max(sweep.betas[i] for i in sweep.window()) < 0.1  # the lowest decade, not the top
+
+
+def test_a_floor_is_carried_to_each_beta_as_the_phases_error_over_beta():
+    """Hunted (a driveless spike W, seed 61): a symmetric law 750β² over a phase error that
+    reads 1.2e-9 down to β = 1e-7 and then 9.4e-7 at β = 3.2e-8 (ε/β with ε ≈ 3e-14). A floor
+    held constant at 9.4e-7 leaves a window of two points and no slope; carried as ε/β it
+    leaves the decade [3e-5, 3e-4] where the floor is < 1e-4 of the error. A floor constant in
+    β (phases cut short) is not carried below its own level."""
+    from properties.system_checks import BetaSweep
+
+    betas = [10 ** (-k / 4) for k in range(2, 31, 2)]
+    errors = [750 * b * b + (9.4e-7 if b < 5e-8 else 1.2e-9) for b in betas]
+    sweep = BetaSweep("symmetric", betas, [{"all": e} for e in errors], [1.0] * len(betas))
+    assert sweep.floor() == pytest.approx(9.4e-7, rel=1e-6)
+    slope, span = sweep.slope()
+    assert abs(slope - 2) <= 1e-3 and 2e-5 <= span[0] < span[1] <= 4e-4
+    flat = BetaSweep("symmetric", betas, [{"all": 750 * b * b + 1e-6} for b in betas],
+                     [1.0] * len(betas))
+    assert flat.floor_at(0.01) >= 1e-6
+    assert all(flat.all_errors()[i] >= 1e-4 for i in flat.window())
 
 
 def test_gdd_extrapolates_out_the_finite_beta_term():
