@@ -133,8 +133,9 @@ def test_mnist_full_profile_falls_back_to_the_10k_split(tmp_path: Path,
     write_mnist_raw(tmp_path / "mnist", "t10k", 10_000, gz=True, seed=0)
     monkeypatch.setenv("EQPROP_DATA", str(tmp_path))
     ctx = TrackContext(25, "MNIST", profile="full")
-    data = load_benchmark_data(ctx, MNIST, PROFILES["full"])
+    data, identity = load_benchmark_data(ctx, MNIST, PROFILES["full"])
     assert data.title.startswith("MNIST-10k split") and data.x_train.shape[0] == 5000
+    assert (identity.name, identity.n_train) == ("mnist10k", 5000)  # what the cells load
     assert "python -m eqprop_core.data fetch mnist --root" in ctx.notes[0]
 
 

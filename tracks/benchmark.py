@@ -39,11 +39,9 @@ permuted (no information about the task): check (5)'s bound must fail on it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import statistics
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,14 +49,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from eqprop_core import LoopedMLP
-from eqprop_core.data import Dataset, DataUnavailable, load_dataset
-from eqprop_core.train import EpochRecord, EqProp, TrainingRun, evaluate, progress_enabled, train
-from eqprop_core.variants import SN_MODES, VARIANTS, build
+from eqprop_core.data import Dataset, DataUnavailable, data_root, load_dataset
+from eqprop_core.train import EpochRecord, TrainingRun
+from eqprop_core.variants import SN_MODES, VARIANTS
 from properties import at_least, at_most, holds
-from properties.learning import raw_norm, spectrum_monitor
 from properties.statistics import (
     CONFIRMED,
     INCONCLUSIVE,
@@ -73,11 +68,22 @@ from properties.statistics import (
     value_verdict,
     welch,
 )
+from tracks.cells import (
+    GAMMA,
+    CellCache,
+    CellSpec,
+    DataIdentity,
+    data_digest,
+    rate_score,
+    subset_data,
+    training_run,
+)
 from tracks.context import TrackContext
+from tracks.executors import CellBar, CellRunner, MatrixOptions, make_executor
 from tracks.plots import save_figure
+from tracks.setups import PROFILES, Setup, load_setup
 from tracks.tables import mean_pm
 
-GAMMA = 0.95
 SN_LABELS = {"off": "no SN", "recurrent": "SN recurrent", "all": "SN all layers"}
 WRITE_UP = "write-up 'Equilibrium Propagation with Spectral Normalization'"
 
@@ -108,47 +114,9 @@ CLAIMED_GROWTH = (5.0, 6.0)  # "without SN the recurrent Lipschitz constant grow
 MINIMAL_DIFFERENCE_POINTS = 2.0
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What one profile trains: subset sizes (None: the whole split), width, epochs, seeds, the
-    learning-rate grid, the phases (T_free, T_nudged) and which variants / SN arms."""
-
-    n_train: int | None
-    n_test: int | None
-    hidden: int
-    epochs: int
-    seeds: int
-    rates: tuple[float, ...]
-    steps: tuple[int, int] = (30, 10)
-    batch_size: int = 64
-    validation: float = 0.2
-    variants: tuple[str, ...] = tuple(VARIANTS)
-    sn_modes: tuple[str, ...] = SN_MODES
-
-    def __post_init__(self) -> None:
-        if self.seeds < 2:
-            raise ValueError(f"a confidence interval needs ≥ 2 seeds, got {self.seeds}")
-        if not self.rates or any(not r > 0 for r in self.rates):
-            raise ValueError(f"learning-rate grid must be positive numbers, got {self.rates}")
-        if "off" not in self.sn_modes:
-            raise ValueError("the SN comparison needs the 'off' arm")
-
-    def describe(self) -> str:
-        sizes = ("whole splits" if self.n_train is None else
-                 f"{self.n_train:,} train / {self.n_test:,} test")
-        return (f"{sizes}, hidden {self.hidden}, T = {self.steps[0]} free + {self.steps[1]} "
-                f"nudged, {self.epochs} epochs, batch {self.batch_size}, {self.seeds} seeds, "
-                f"Adam lr grid {{{', '.join(f'{r:g}' for r in self.rates)}}} chosen per arm on "
-                f"a {self.validation:.0%} validation split")
-
-
 # quick: CI on 2 CPU cores (≈ 5 min for track 25); full: the write-up's setup (5,000 / 1,000
 # subsets, hidden 384, 30 steps, 25 epochs, batch 64; its lr 5e-4 is in the grid), 5 seeds.
-PROFILES = {
-    "quick": Setup(n_train=3000, n_test=1000, hidden=128, epochs=4, seeds=3, rates=(1e-3, 3e-3)),
-    "full": Setup(n_train=5000, n_test=1000, hidden=384, epochs=25, seeds=5,
-                  rates=(5e-4, 1e-3, 2e-3)),
-}
+# Both are files (tracks/setups/*.toml); `--setup FILE` replaces the profile's.
 
 
 @dataclass(frozen=True)
@@ -177,7 +145,8 @@ CIFAR10 = Benchmark("cifar10")
 # -- one arm -------------------------------------------------------------------------------
 @dataclass
 class ArmRun:
-    """One trained (variant, SN mode, seed) cell and the scipy measurements of its final model."""
+    """One trained (variant, SN mode, seed) cell and the scipy measurements of its final model,
+    read from the cell's record (`tracks.cells.run_cell`)."""
 
     variant: str
     sn: str
@@ -188,83 +157,32 @@ class ArmRun:
     sigma_scipy: float | None
     lipschitz_scipy: float | None
     sigma_raw: float
+    init_digest: str
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ArmRun:
+        spec = record["spec"]
+        return cls(spec["variant"], spec["sn"], spec["seed"], spec["lr"], training_run(record),
+                   record["accuracy"], record["sigma_scipy"], record["lipschitz_scipy"],
+                   record["sigma_raw"], record["init_digest"])
 
     @property
     def final(self) -> EpochRecord:
         return self.run.history[-1]
 
 
-def _raw_parameters(model: LoopedMLP) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
-
-
-def _final_accuracy(model: LoopedMLP, rule: EqProp, data: Dataset, run: TrainingRun) -> float:
-    """A completed run's last test accuracy; a diverged run's model is re-evaluated as it stands
-    (its early history would flatter it)."""
-    if run.outcome == "completed":
-        return run.final_test_accuracy
-    return evaluate(model, rule, data.x_test, data.y_test).accuracy
-
-
-class Progress:
-    """One bar over every training run of a benchmark (on in a terminal, off under CI)."""
-
-    def __init__(self, total: int, title: str) -> None:
-        self.bar = None
-        if progress_enabled(None):
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc=title, unit="run", file=sys.stderr)
-
-    def step(self, label: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(label)
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _train_arm(variant: str, sn: str, seed: int, lr: float, data: Dataset, setup: Setup,
-               device: str, progress: Progress | None = None
-               ) -> tuple[LoopedMLP, EqProp, TrainingRun, dict[str, torch.Tensor]]:
-    """Build the arm from `seed`'s shared initialization and train it; also returns a copy of
-    the raw parameters it started from."""
-    model, rule = build(variant, data.n_features, setup.hidden, data.n_classes, sn=sn,
-                        seed=seed, gamma=GAMMA, steps=setup.steps)
-    start = _raw_parameters(model)
-    model.to(device)
-    run = train(model, rule, data, epochs=setup.epochs, lr=lr, batch_size=setup.batch_size,
-                seed=seed, monitors=(lambda _: {"sigma_raw": raw_norm(model)},), progress=False)
-    if progress is not None:
-        progress.step(f"{variant}/{SN_LABELS[sn]}/seed {seed}/lr {lr:g}")
-    return model, rule, run, start
-
-
-def choose_rate(variant: str, sn: str, data: Dataset, setup: Setup, seed: int,
-                device: str, progress: Progress | None = None
+def choose_rate(setup: Setup, records: dict[float, dict[str, Any]]
                 ) -> tuple[float, dict[str, float]]:
-    """The arm's rate: best final validation accuracy over the grid (diverged: −∞; ties: the
-    smaller rate). Returns (rate, {rate: validation accuracy})."""
-    validation = data.validation_split(setup.validation, seed=0)
+    """The arm's rate from its rate cells: best final validation accuracy over the grid
+    (diverged: −∞; ties: the smaller rate). Returns (rate, {rate: validation accuracy})."""
     scores: dict[str, float] = {}
     best, best_score = setup.rates[0], -math.inf
     for lr in sorted(setup.rates):
-        run = _train_arm(variant, sn, seed, lr, validation, setup, device, progress)[2]
-        score = run.final_test_accuracy if run.outcome == "completed" else -math.inf
+        score = rate_score(records[lr])
         scores[f"{lr:g}"] = score if math.isfinite(score) else float("nan")
         if score > best_score:
             best, best_score = lr, score
     return best, scores
-
-
-def _scipy_spectrum(model: LoopedMLP) -> tuple[float | None, float | None]:
-    """σ_max(W_dyn) and L by scipy on a CPU copy; None for a model with non-finite parameters."""
-    cpu = copy.deepcopy(model).cpu()
-    if not all(bool(torch.isfinite(p).all()) for p in cpu.parameters()):
-        return None, None
-    spectrum = spectrum_monitor(cpu)
-    return spectrum["sigma_scipy"], spectrum["lipschitz_scipy"]
 
 
 def linear_baseline(data: Dataset, seed: int) -> float:
@@ -282,26 +200,26 @@ def linear_baseline(data: Dataset, seed: int) -> float:
 
 
 # -- the matrix ----------------------------------------------------------------------------
-def load_benchmark_data(ctx: TrackContext, bench: Benchmark, setup: Setup) -> Dataset:
-    """The dataset of this profile, subset as the setup says; absent ⇒ fallback or skip."""
+def load_benchmark_data(ctx: TrackContext, bench: Benchmark, setup: Setup
+                        ) -> tuple[Dataset, DataIdentity]:
+    """The dataset of this profile, subset as the setup says (absent ⇒ fallback or skip), and
+    its identity for the cells (loader name, sizes, sha256 of the tensors)."""
     name = bench.quick_dataset if ctx.quick and bench.quick_dataset else bench.dataset
     try:
-        data = load_dataset(name, seed=0)
+        load_dataset(name, seed=0)
     except DataUnavailable as missing:
         if bench.fallback is None or bench.fallback == name:
             ctx.skip(str(missing))
         try:
-            data = load_dataset(bench.fallback, seed=0)
+            load_dataset(bench.fallback, seed=0)
         except DataUnavailable as also_missing:
             ctx.skip(f"{missing}; the stand-in {bench.fallback} is absent too: "
                      f"{also_missing.command}")
         ctx.note(f"{name} is absent ({missing.command} obtains it); measured on "
                  f"{bench.fallback} instead")
-    if setup.n_train is not None and setup.n_test is not None:
-        n_train = min(setup.n_train, data.x_train.shape[0])
-        n_test = min(setup.n_test, data.x_test.shape[0])
-        data = data.subset(n_train, n_test, seed=0)
-    return data
+        name = bench.fallback
+    data = subset_data(name, setup.n_train, setup.n_test)
+    return data, DataIdentity(name, setup.n_train, setup.n_test, data_digest(data))
 
 
 def _summary(values: Sequence[float | None]) -> dict[str, Any]:
@@ -345,45 +263,92 @@ def compare(arms: dict[tuple[str, str], list[ArmRun]], variant: str, sn: str) ->
     return {"variant": variant, "sn": sn, "welch": test.to_json(), "paired": paired.to_json()}
 
 
+def cell_specs(ctx: TrackContext, setup: Setup, data: DataIdentity, role: str,
+               variant: str, sn: str, seeds: Sequence[int], rates: Sequence[float]
+               ) -> list[CellSpec]:
+    """The cells of one arm: each seed at each rate, in that order."""
+    root = str(data_root())
+    return [CellSpec(ctx.number, role, variant, sn, seed, lr, data, setup.hidden, setup.epochs,
+                     tuple(setup.steps), setup.batch_size, setup.validation,
+                     ctx.seed if role == "control" else None, ctx.device, root)
+            for seed in seeds for lr in rates]
+
+
+def benchmark_setup(ctx: TrackContext) -> Setup:
+    """`--setup FILE` when given, else the profile's (ctx.skip-free: a bad file was refused at
+    the command line; from the API it is a ValueError)."""
+    options = ctx.matrix or MatrixOptions()
+    return load_setup(options.setup) if options.setup else PROFILES[ctx.profile]
+
+
 def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = None) -> None:
-    """Run the matrix of `bench` under `setup` (default: the profile's) and record everything."""
-    setup = setup or PROFILES[ctx.profile]
-    data = load_benchmark_data(ctx, bench, setup).to(device=ctx.device)
+    """Run the matrix of `bench` under `setup` (default: `--setup`, else the profile's) and
+    record everything. Every training run is a cell (`tracks.cells`) run by the executor of
+    `ctx.matrix` behind the cache in OUT/cells/track-NN: each arm's rate cells first, and as
+    soon as an arm's rate is chosen, its seed cells (no barrier across arms)."""
+    options = ctx.matrix or MatrixOptions()
+    setup = setup or benchmark_setup(ctx)
+    data, identity = load_benchmark_data(ctx, bench, setup)
     ctx.note(f"data: {data.title}; setup: {setup.describe()}")
     seeds = list(range(ctx.seed, ctx.seed + setup.seeds))
     baseline = linear_baseline(data, ctx.seed)
+    control_arm = ("standard" if "standard" in setup.variants else setup.variants[0],
+                   "recurrent" if "recurrent" in setup.sn_modes else setup.sn_modes[-1])
 
-    n_arms = len(setup.variants) * len(setup.sn_modes)
-    progress = Progress(n_arms * (len(setup.rates) + setup.seeds) + 1,
-                        f"track {ctx.number} ({ctx.profile})")
+    arms_order = [(v, sn) for v in setup.variants for sn in setup.sn_modes]
+    total = len(arms_order) * (len(setup.rates) + setup.seeds) + 1
+    cache = CellCache(None if ctx.out_dir is None else
+                      ctx.out_dir / "cells" / f"track-{ctx.number:02d}", fresh=options.fresh)
+    executor = make_executor(options)
+    bar = CellBar(total, f"track {ctx.number} ({ctx.profile})", executor.workers)
+    runner = CellRunner(executor, cache, bar)
+    rate_cells: dict[tuple[str, str], dict[float, dict[str, Any]]] = {k: {} for k in arms_order}
+    seed_cells: dict[tuple[str, str, int], dict[str, Any]] = {}
     rates: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
-    for variant in setup.variants:
-        for sn in setup.sn_modes:
-            rates[variant, sn] = choose_rate(variant, sn, data, setup, ctx.seed, ctx.device,
-                                             progress)
-
-    arms: dict[tuple[str, str], list[ArmRun]] = {key: [] for key in rates}
-    mismatched: list[str] = []
-    for seed in seeds:
-        initial: dict[str, torch.Tensor] | None = None
-        for (variant, sn), (lr, _) in rates.items():
-            model, rule, run, start = _train_arm(variant, sn, seed, lr, data, setup, ctx.device,
-                                                 progress)
-            if initial is None:
-                initial = start
-            elif any(not torch.equal(start[k], initial[k]) for k in initial):
-                mismatched.append(f"{variant}/{sn}/seed {seed}")
-            sigma, lipschitz = _scipy_spectrum(model)
-            arms[variant, sn].append(ArmRun(
-                variant, sn, seed, lr, run, _final_accuracy(model, rule, data, run), sigma,
-                lipschitz, raw_norm(model)))
+    control: dict[str, Any] | None = None
+    try:
+        for variant, sn in arms_order:
+            for spec in cell_specs(ctx, setup, identity, "rate", variant, sn, [ctx.seed],
+                                   setup.rates):
+                runner.add(spec)
+        for spec, record in runner.completed():
+            arm = (spec.variant, spec.sn)
+            if spec.role == "rate":
+                rate_cells[arm][spec.lr] = record
+                if len(rate_cells[arm]) == len(setup.rates):
+                    rates[arm] = choose_rate(setup, rate_cells[arm])
+                    for cell in cell_specs(ctx, setup, identity, "seed", *arm, seeds,
+                                           [rates[arm][0]]):
+                        runner.add(cell)
+                    if arm == control_arm:
+                        runner.add(cell_specs(ctx, setup, identity, "control", *arm,
+                                              [ctx.seed], [rates[arm][0]])[0])
+            elif spec.role == "seed":
+                seed_cells[spec.variant, spec.sn, spec.seed] = record
+            else:
+                control = record
+    finally:
+        executor.close()
+        bar.close()
+    ctx.execution = {"executor": executor.name, "workers": executor.workers,
+                     "cells": total, "computed": len(runner.computed),
+                     "cached": bar.cached, "cache": None if cache.folder is None
+                     else str(cache.folder)}
+    rates = {arm: rates[arm] for arm in arms_order}
+    arms = {arm: [ArmRun.from_record(seed_cells[(*arm, seed)]) for seed in seeds]
+            for arm in arms_order}
+    mismatched = [f"{r.variant}/{r.sn}/seed {r.seed}" for seed in seeds
+                  for r in (runs[seeds.index(seed)] for runs in arms.values())
+                  if r.init_digest != arms[arms_order[0]][seeds.index(seed)].init_digest]
 
     summaries = {key: summarize_arm(runs, rates[key][1]) for key, runs in arms.items()}
     comparisons = [compare(arms, variant, sn) for variant in setup.variants
                    for sn in setup.sn_modes if sn != "off"]
     _record_checks(ctx, arms, summaries, baseline, mismatched, seeds)
-    _negative_control(ctx, data, setup, rates, baseline, progress)
-    progress.close()
+    assert control is not None
+    ctx.negative_control(at_least(
+        f"{control_arm[0]}/{SN_LABELS[control_arm[1]]} trained on permuted labels: test "
+        "accuracy vs the logistic-regression baseline", control["accuracy"], baseline))
     verdicts = _record_claims(ctx, bench, setup, summaries, comparisons)
     ctx.results.update({
         "kind": "dataset benchmark",
@@ -428,21 +393,6 @@ def _record_checks(ctx: TrackContext, arms: dict[tuple[str, str], list[ArmRun]],
                        summaries[best_key]["accuracy"]["mean"], baseline,
                        arm=f"{best_key[0]}/{SN_LABELS[best_key[1]]}"))
     ctx.check(at_least("seeds per arm (group D: ≥ 3)", len(seeds), 3))
-
-
-def _negative_control(ctx: TrackContext, data: Dataset, setup: Setup,
-                      rates: dict[tuple[str, str], tuple[float, dict[str, float]]],
-                      baseline: float, progress: Progress) -> None:
-    variant = "standard" if "standard" in setup.variants else setup.variants[0]
-    sn = "recurrent" if "recurrent" in setup.sn_modes else setup.sn_modes[-1]
-    generator = torch.Generator().manual_seed(ctx.seed)
-    order = torch.randperm(data.y_train.shape[0], generator=generator).to(data.y_train.device)
-    permuted = dataclasses.replace(data, y_train=data.y_train[order])
-    model, rule, run, _ = _train_arm(variant, sn, ctx.seed, rates[variant, sn][0], permuted,
-                                     setup, ctx.device, progress)
-    ctx.negative_control(at_least(
-        f"{variant}/{SN_LABELS[sn]} trained on permuted labels: test accuracy vs the "
-        "logistic-regression baseline", _final_accuracy(model, rule, data, run), baseline))
 
 
 # -- verdicts --------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def jsonable(value: Any) -> Any:
 TIMING_SUFFIX = "_s"
 NOT_SECONDS = ("_by_s", "_over_s")
 # Not results: the environment (versions, platform) and the run id (a fresh uuid per run).
-DROPPED_KEYS = ("environment", "run_id")
+DROPPED_KEYS = ("environment", "run_id", "execution")  # where and how it ran, not what it found
 
 
 def is_timing(key: str, value: Any) -> bool:
@@ -142,6 +142,8 @@ class TrackContext:
     results: dict[str, Any] = field(default_factory=dict)
     model: Any = None  # a properties.fixed_model.FixedModel under `--model`, else None
     system: Any = None  # a properties.system.SystemUnderTest under `--system`, else None
+    matrix: Any = None  # tracks.executors.MatrixOptions of a dataset benchmark (None: serial)
+    execution: dict[str, Any] | None = None  # how a benchmark's cells ran (executor, cached)
     # The run (tracks.manifest) whose record this becomes; a context outside any run gets an
     # id of its own (its record is one run of one track).
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -261,6 +263,8 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         record["model"] = repr(ctx.model)
     if ctx.system is not None:
         record["model"] = repr(ctx.system)
+    if ctx.execution is not None:
+        record["execution"] = ctx.execution
     if ctx.results:  # a benchmark's tables, rendered to markdown from this JSON by tracks.tables
         record["results"] = ctx.results
     if error is not None:

@@ -22,6 +22,7 @@ from properties.fixed_model import FixedModel, load_fixed_model
 from properties.system import SystemUnderTest, load_system
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
+from .executors import EXECUTORS, RAY_INSTALL, MatrixOptions, ray_module
 from .manifest import (
     MANIFEST,
     MAX_SEED,
@@ -37,6 +38,7 @@ from .premises import records_failed_premise
 from .records import read_manifest
 from .registry import GROUPS, Track, all_tracks, system_entries
 from .report import certify
+from .setups import load_setup
 from .tables import table_name, write_table
 
 # `--model` wider than this is refused unless `--max-hidden` lifts it: the witness's
@@ -88,7 +90,7 @@ def system_skip_reason(number: int, system: SystemUnderTest) -> str | None:
 def run_track(
     number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
     out_dir: Path | None = None, model: FixedModel | None = None, run: Run | None = None,
-    system: SystemUnderTest | None = None,
+    system: SystemUnderTest | None = None, matrix: MatrixOptions | None = None,
 ) -> TrackResult:
     """Run one track and return its JSON record (written to out_dir/track-NN.json if given).
 
@@ -97,6 +99,8 @@ def run_track(
     `system`: certify this System (`--system`, `properties.system`) through the track's System
     entry (`tracks.registry.on_system`); a track without one, or whose requirements the System
     misses, is skipped with the reason.
+    `matrix`: how a dataset benchmark (tracks 25–28) runs its cells — executor (serial, the
+    default, or Ray), setup file, `fresh` to ignore the cell cache (`tracks.executors`).
     `run`: the open run (`tracks.manifest.start_run`) the record belongs to; its directory is
     the default `out_dir`. Without one, a record written to `out_dir` joins the run recorded
     there if it has this seed, profile and model, else starts a new one (superseding it); the
@@ -126,7 +130,7 @@ def run_track(
     spec = tracks[number]
     owner = run or joined
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
-                       out_dir=out_dir, model=model, system=system,
+                       out_dir=out_dir, model=model, system=system, matrix=matrix,
                        **({} if owner is None else {"run_id": owner.run_id}))
     refused = None if model is None else model_skip_reason(spec, model)
     body, claim = spec.run, spec.claim
@@ -252,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m tracks.run --all --badges results/badges\n"
         "  python -m tracks.run --model examples.user_model:build --track 1-16\n"
         "  python -m tracks.run --system examples/systems/primitive_mlp.py:build --track 2-11\n"
+        "  python -m tracks.run --track 25 --executor ray --workers 2\n"
+        "  python -m tracks.run --track 25-28 --setup my-setup.toml --executor ray "
+        "--ray-address HOST:6379\n"
         "exit status: 0 all certified (skips allowed), 1 a track failed, 2 bad usage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -289,6 +296,23 @@ def build_parser() -> argparse.ArgumentParser:
                         f"--model wider than N hidden units (default {MAX_HIDDEN}: the witness "
                         "costs ~n^3 per drawn example)")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
+    matrix = parser.add_argument_group(
+        "dataset benchmarks (tracks 25-28)", "each training run is a cell, cached in "
+        "OUT/cells/track-NN/: rerunning a command computes only the missing cells")
+    matrix.add_argument("--setup", metavar="FILE", help="a setup TOML (sizes, width, epochs, "
+                        "seeds, rate grid, phases, variants, SN arms) instead of the profile's; "
+                        "the built-in ones are tracks/setups/quick.toml and full.toml")
+    matrix.add_argument("--executor", default="serial", choices=EXECUTORS, help="serial (the "
+                        "default: in this process) or ray (Ray core tasks on a local instance, "
+                        f"or on the cluster at $RAY_ADDRESS / --ray-address; {RAY_INSTALL})")
+    matrix.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster "
+                        "(default $RAY_ADDRESS; unset: a local instance started on demand)")
+    matrix.add_argument("--workers", metavar="N", help="CPUs of the local Ray instance "
+                        "(default: all)")
+    matrix.add_argument("--gpus-per-cell", default="0", metavar="F", help="GPUs per cell, "
+                        "fractions share one (Ray's fractional scheduling; default 0)")
+    matrix.add_argument("--fresh", action="store_true", help="ignore cached cells (they are "
+                        "rewritten)")
     return parser
 
 
@@ -375,6 +399,31 @@ def load_cli_system(target: str, batch_text: str, seed: int) -> SystemUnderTest:
         raise UsageError(str(err)) from None
 
 
+def matrix_options(args: argparse.Namespace) -> MatrixOptions:
+    """The benchmark options (UsageError, one line, for a bad value, an unreadable setup file,
+    or --executor ray without Ray)."""
+    try:
+        workers = None if args.workers is None else int(args.workers)
+    except ValueError:
+        raise UsageError(f"invalid --workers {args.workers!r}: expected a positive "
+                         "integer") from None
+    try:
+        gpus = float(args.gpus_per_cell)
+    except ValueError:
+        raise UsageError(f"invalid --gpus-per-cell {args.gpus_per_cell!r}: expected a "
+                         "number") from None
+    try:
+        options = MatrixOptions(args.executor, args.ray_address, workers, gpus,
+                                fresh=args.fresh, setup=args.setup)
+        if options.setup is not None:
+            load_setup(options.setup)
+        if options.executor == "ray":
+            ray_module()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return options
+
+
 def rerun_settings(args: argparse.Namespace) -> tuple[int, str]:
     """Seed and profile of the run `--failed-only` reopens; UsageError if the options given
     differ (a directory holds one run)."""
@@ -411,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed = parse_seed("0" if args.seed is None else args.seed)
             profile = args.profile or "quick"
         device = resolve_device(args.device)
+        matrix = matrix_options(args)
         model = None
         if args.model is not None:
             try:
@@ -450,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with run:
             for n in numbers:
                 result = run_track(n, profile=profile, seed=seed, device=device, model=model,
-                                   run=run, system=system)
+                                   run=run, system=system, matrix=matrix)
                 print_result(result, args.quiet)
                 statuses.append(result.status)
             run.settle()
