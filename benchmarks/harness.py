@@ -213,8 +213,8 @@ def run_device(device: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="cpu",
                         help="all: cpu, and cuda when present")
@@ -242,8 +242,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    args = parse_args(argv, prog)
     if args.threads:
         torch.set_num_threads(args.threads)
     wanted = ["cpu", "cuda"] if args.device == "all" else [args.device]

@@ -503,10 +503,10 @@ def fetch(name: str, root: Path | str | None = None) -> Dataset:
     return load_dataset(name, path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m eqprop_core.data") -> int:
     """`python -m eqprop_core.data fetch NAME [--root ROOT]`: download a dataset; exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m eqprop_core.data",
+        prog=prog,
         description="Datasets of eqprop-verify. Data root: --root, else $EQPROP_DATA, "
                     f"else {DEFAULT_ROOT}.")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import hypothesis
 from hypothesis import HealthCheck, settings
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -44,6 +46,37 @@ def track_settings(max_examples: int) -> settings:
     )
 
 
+HARVESTING_SINCE = (6, 131)  # the first Hypothesis that harvests local modules' constants
+
+
+class HypothesisInternalsChanged(RuntimeError):
+    """The Hypothesis internal that keeps draws a function of the seed is not where it was."""
+
+
+def _local_constants_hook() -> Any:
+    """Hypothesis's `providers` module if it harvests local constants through the internal this
+    suite patches; None for a version before the harvesting; HypothesisInternalsChanged (naming
+    the version) for a version that harvests but no longer has that internal."""
+    version = tuple(int(part) for part in hypothesis.__version__.split(".")[:2])
+    if version < HARVESTING_SINCE:
+        return None
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:
+        providers = None
+    if providers is None or not all(hasattr(providers, name) for name in
+                                    ("_get_local_constants", "Constants", "CONSTANTS_CACHE")) \
+            or not hasattr(providers.CONSTANTS_CACHE, "cache"):
+        raise HypothesisInternalsChanged(
+            f"hypothesis {hypothesis.__version__} no longer has "
+            "hypothesis.internal.conjecture.providers._get_local_constants / Constants / "
+            "CONSTANTS_CACHE.cache, which eqprop-verify patches so that a track's draws depend "
+            "only on its seed; without it results would change with the modules imported. "
+            "Install a tested hypothesis (pyproject.toml pins the range) or update "
+            "properties/profiles.py:draws_depend_only_on_seed")
+    return providers
+
+
 @contextlib.contextmanager
 def draws_depend_only_on_seed() -> Iterator[None]:
     """Stop hypothesis from mixing numeric literals of imported project modules into its draws.
@@ -52,23 +85,18 @@ def draws_depend_only_on_seed() -> Iterator[None]:
     sys.modules, so the same seed drew different examples depending on which modules happened to
     be imported (the runner vs pytest, one xdist worker vs another). Track results must be a
     function of the seed alone, so track searches see no local constants. This patches a
-    hypothesis internal; on versions without it, it does nothing.
+    hypothesis internal: before 6.131 there is nothing to patch; a later version without the
+    internal raises HypothesisInternalsChanged, naming the version — never a silent fallback.
     """
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover
+    providers = _local_constants_hook()
+    if providers is None:
         yield
         return
-    hook = getattr(providers, "_get_local_constants", None)
-    cache = getattr(providers, "CONSTANTS_CACHE", None)
-    if hook is None or not hasattr(providers, "Constants"):
-        yield
-        return
+    hook, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
     empty = providers.Constants()
 
     def clear() -> None:
-        if cache is not None and hasattr(cache, "cache"):
-            cache.cache.clear()
+        cache.cache.clear()
 
     providers._get_local_constants = lambda: empty
     clear()

@@ -37,7 +37,8 @@ def _svg_text(path: Path) -> str:
 def test_runner_writes_one_badge_per_track_a_summary_and_the_report(results: Path) -> None:
     badges = results / "badges"
     assert sorted(p.name for p in badges.iterdir()) == [
-        "CERTIFICATE.html", "CERTIFICATE.md", "summary.svg", "track-03.svg", "track-04.svg"]
+        "CERTIFICATE.html", "CERTIFICATE.md", "summary.json", "summary.svg",
+        "track-03.shields.json", "track-03.svg", "track-04.shields.json", "track-04.svg"]
     assert "track 3 · Fixed-point uniqueness" in _svg_text(badges / "track-03.svg")
     assert "certified" in _svg_text(badges / "track-04.svg")
     assert "2/2 certified" in _svg_text(badges / "summary.svg")

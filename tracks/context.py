@@ -24,6 +24,7 @@ from hypothesis.strategies import SearchStrategy
 
 from properties.evidence import Evidence
 
+from .provenance import provenance
 from .records import SCHEMA_VERSION, atomic_write_json
 
 PROFILES = ("quick", "full")
@@ -123,6 +124,7 @@ def environment(device: str) -> dict[str, str]:
         "hypothesis": hypothesis.__version__,
         "platform": platform.platform(),
         "device": device,
+        **provenance(),
     }
 
 

@@ -42,12 +42,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .context import PROFILES
+from .provenance import describe
 from .records import SCHEMA_VERSION, RecordError, atomic_write_json, read_manifest, read_record
 
 MANIFEST = "manifest.json"
@@ -90,10 +90,8 @@ def writable_directory(path: Path, option: str = "--out") -> Path:
 
 
 def verifier_version() -> str:
-    try:
-        return metadata.version("eqprop-verify")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """eqprop-verify's version and, from a checkout, its commit (`tracks.provenance`)."""
+    return describe()
 
 
 def model_fields(model: Any) -> tuple[str | None, str | None]:

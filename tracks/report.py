@@ -41,7 +41,7 @@ from typing import Any
 
 from tracks.context import fingerprint
 from tracks.manifest import run_records, writable_directory
-from tracks.records import atomic_write_text, read_json_file
+from tracks.records import atomic_write_json, atomic_write_text, read_json_file
 
 STATUS_WORD = {"pass": "certified", "fail": "failed", "skip": "skipped"}
 STATUS_COLOR = {"pass": "green", "fail": "red", "skip": "lightgrey"}
@@ -74,22 +74,35 @@ def combined_hash(records: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha256("".join(results_hash(r) for r in records).encode()).hexdigest()
 
 
+def endpoint(label: str, message: str, color: str) -> dict[str, Any]:
+    """A badge in shields.io's endpoint format (https://shields.io/badges/endpoint-badge):
+    `https://img.shields.io/endpoint?url=<where this JSON is served>` draws it live."""
+    return {"schemaVersion": 1, "label": label, "message": message, "color": color}
+
+
 def write_badges(records: Sequence[dict[str, Any]], badge_dir: Path) -> list[Path]:
-    """One badge per track and the summary badge, drawn by anybadge; returns the paths."""
+    """One badge per track and the summary badge, each as an SVG drawn by anybadge
+    (`track-NN.svg`, `summary.svg`) and as shields.io endpoint JSON beside it
+    (`track-NN.shields.json`, `summary.json`); returns the paths."""
     import anybadge
 
     badge_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for r in records:
-        badge = anybadge.Badge(f"track {r['track']} · {r['name']}", _word(r["status"]),
-                               default_color=STATUS_COLOR.get(r["status"], "red"))
-        paths.append(atomic_write_text(badge_dir / f"track-{r['track']:02d}.svg",
-                                       badge.badge_svg_text))
+        label, word = f"track {r['track']} · {r['name']}", _word(r["status"])
+        color = STATUS_COLOR.get(r["status"], "red")
+        badge = anybadge.Badge(label, word, default_color=color)
+        name = f"track-{r['track']:02d}"
+        paths.append(atomic_write_text(badge_dir / f"{name}.svg", badge.badge_svg_text))
+        paths.append(atomic_write_json(badge_dir / f"{name}.shields.json",
+                                       endpoint(label, word, color)))
     certified = sum(r["status"] == "pass" for r in records)
     failed = any(r["status"] != "pass" and r["status"] != "skip" for r in records)
-    summary = anybadge.Badge("eqprop-verify", f"{certified}/{len(records)} certified",
-                             default_color="red" if failed else "green")
-    return [*paths, atomic_write_text(badge_dir / "summary.svg", summary.badge_svg_text)]
+    message, color = f"{certified}/{len(records)} certified", "red" if failed else "green"
+    summary = anybadge.Badge("eqprop-verify", message, default_color=color)
+    return [*paths, atomic_write_text(badge_dir / "summary.svg", summary.badge_svg_text),
+            atomic_write_json(badge_dir / "summary.json", endpoint("eqprop-verify", message,
+                                                                    color))]
 
 
 def _word(status: Any) -> str:
@@ -412,9 +425,9 @@ def certify(out_dir: Path, badge_dir: Path, numbers: Sequence[int] | None = None
             *write_certificate(records, out_dir, badge_dir, manifest, sweep)]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.report") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tracks.report",
+        prog=prog,
         description="Badges and CERTIFICATE.md/.html from a results directory's track JSON "
         "(one run: see tracks/manifest.py).")
     parser.add_argument("out", type=Path, help="results directory holding track-NN.json")

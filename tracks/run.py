@@ -243,9 +243,9 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m tracks.run") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m tracks.run",
+        prog=prog,
         description="Certify EqProp properties: each track measures a falsifiable claim against "
         "an independent reference and runs a negative control that must fail. Writes one "
         "JSON per track (DIR/track-NN.json).",
@@ -441,8 +441,8 @@ def rerun_settings(args: argparse.Namespace) -> tuple[int, str]:
     return manifest["seed"], manifest["profile"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") -> int:
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
         implemented = all_tracks()

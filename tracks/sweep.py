@@ -137,9 +137,9 @@ def sweep_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m tracks.sweep") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m tracks.sweep",
+        prog=prog,
         description="Run tracks at many seeds and write the table track × seed (sweep.json, "
         "SWEEP.md): a certificate is evidence only if it holds beyond one seed.",
         epilog="examples:\n  python -m tracks.sweep --seeds 0-19 --group A B C --jobs 2\n"
@@ -165,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.sweep") -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         implemented = all_tracks()
         numbers = (select_groups(args.group, implemented) if args.group
                    else parse_track_numbers(args.track, implemented))

@@ -116,9 +116,9 @@ def write_table(json_path: Path) -> Path:
     return atomic_write_text(path, benchmark_markdown(record) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.tables") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tracks.tables",
+        prog=prog,
         description="Markdown tables of a dataset-benchmark track (25–28), from its JSON.")
     parser.add_argument("json", type=Path, help="a track's JSON, e.g. results/track-25.json")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of printing")
