@@ -169,3 +169,15 @@ def test_the_ray_executor_writes_the_serial_record(svhn_root: Path, tmp_path: Pa
     on_ray = matrix(tmp_path / "ray", MatrixOptions(executor="ray", workers=2))
     assert on_ray["execution"]["executor"] == "ray" and on_ray["execution"]["computed"] == CELLS
     assert canonical_bytes(on_ray) == canonical_bytes(reference)
+
+
+def test_the_matrix_exports_every_seed_run_and_the_control(svhn_root: Path,
+                                                            tmp_path: Path) -> None:
+    ctx = TrackContext(27, "SVHN (synthetic plumbing)", out_dir=tmp_path, exports=("csv",))
+    run_benchmark(ctx, Benchmark("svhn", claimed=CLAIMED_SVHN), SMALL)
+    runs = tmp_path / "runs" / "track-27"
+    found = sorted(str(p.relative_to(runs)) for p in runs.rglob("*.csv"))
+    arms = [f"{v}_{label}" for v in SMALL.variants for label in ("no_SN", "SN_recurrent")]
+    assert found == sorted([*(f"{arm}/seed-{s}.csv" for arm in arms for s in range(3)),
+                            "control_permuted_labels/seed-0.csv"])
+    assert len((runs / arms[0] / "seed-0.csv").read_text().splitlines()) == SMALL.epochs + 2

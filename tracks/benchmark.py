@@ -337,6 +337,11 @@ def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = Non
     rates = {arm: rates[arm] for arm in arms_order}
     arms = {arm: [ArmRun.from_record(seed_cells[(*arm, seed)]) for seed in seeds]
             for arm in arms_order}
+    for (variant, sn), runs in arms.items():
+        for r in runs:
+            ctx.export_run(f"{variant} {SN_LABELS[sn]}", r.run)
+    assert control is not None  # submitted with its arm's seed cells
+    ctx.export_run("control (permuted labels)", training_run(control))
     mismatched = [f"{r.variant}/{r.sn}/seed {r.seed}" for seed in seeds
                   for r in (runs[seeds.index(seed)] for runs in arms.values())
                   if r.init_digest != arms[arms_order[0]][seeds.index(seed)].init_digest]
@@ -345,7 +350,6 @@ def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = Non
     comparisons = [compare(arms, variant, sn) for variant in setup.variants
                    for sn in setup.sn_modes if sn != "off"]
     _record_checks(ctx, arms, summaries, baseline, mismatched, seeds)
-    assert control is not None
     ctx.negative_control(at_least(
         f"{control_arm[0]}/{SN_LABELS[control_arm[1]]} trained on permuted labels: test "
         "accuracy vs the logistic-regression baseline", control["accuracy"], baseline))

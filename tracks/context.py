@@ -59,7 +59,7 @@ def jsonable(value: Any) -> Any:
 TIMING_SUFFIX = "_s"
 NOT_SECONDS = ("_by_s", "_over_s")
 # Not results: the environment (versions, platform) and the run id (a fresh uuid per run).
-DROPPED_KEYS = ("environment", "run_id", "execution")  # where and how it ran, not what it found
+DROPPED_KEYS = ("environment", "run_id", "execution", "exports")  # how it ran, not what it found
 
 
 def is_timing(key: str, value: Any) -> bool:
@@ -146,6 +146,8 @@ class TrackContext:
     system: Any = None  # a properties.system.SystemUnderTest under `--system`, else None
     matrix: Any = None  # tracks.executors.MatrixOptions of a dataset benchmark (None: serial)
     execution: dict[str, Any] | None = None  # how a benchmark's cells ran (executor, cached)
+    exports: tuple[str, ...] = ()  # training trajectories to write (tracks.exports.FORMATS)
+    exporter: Any = None  # the tracks.exports.RunExporter, made on the first export_run
     # The run (tracks.manifest) whose record this becomes; a context outside any run gets an
     # id of its own (its record is one run of one track).
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -203,6 +205,18 @@ class TrackContext:
 
     def skip(self, reason: str) -> NoReturn:
         raise SkipTrack(reason)
+
+    def export_run(self, arm: str, run: Any) -> None:
+        """Write a training run's per-epoch history (`tracks.exports`) in the formats asked
+        for (`--export`), grouped by track and `arm`; nothing without --export or out_dir."""
+        if not self.exports or self.out_dir is None:
+            return
+        if self.exporter is None:
+            from .exports import RunExporter
+
+            self.exporter = RunExporter(self.out_dir / "runs" / f"track-{self.number:02d}",
+                                        self.exports)
+        self.exporter.export(arm, run)
 
     def artifact_path(self, suffix: str) -> Path | None:
         """Where to save a plot or table next to the JSON (None when no out_dir)."""
@@ -267,6 +281,9 @@ def finish(ctx: TrackContext, group: str, claim: str, started: float,
         record["model"] = repr(ctx.system)
     if ctx.execution is not None:
         record["execution"] = ctx.execution
+    if ctx.exporter is not None:
+        record["exports"] = {"formats": list(ctx.exports), "files": len(ctx.exporter.written),
+                             "folder": str(ctx.exporter.root)}
     if ctx.results:  # a benchmark's tables, rendered to markdown from this JSON by tracks.tables
         record["results"] = ctx.results
     if error is not None:

@@ -23,6 +23,7 @@ from properties.system import SystemUnderTest, load_system
 
 from .context import PROFILES, SkipTrack, TrackContext, TrackResult, finish
 from .executors import EXECUTORS, RAY_INSTALL, MatrixOptions, ray_module
+from .exports import TENSORBOARD_INSTALL, check_formats
 from .manifest import (
     MANIFEST,
     MAX_SEED,
@@ -91,6 +92,7 @@ def run_track(
     number: int, *, profile: str = "quick", seed: int = 0, device: str = "cpu",
     out_dir: Path | None = None, model: FixedModel | None = None, run: Run | None = None,
     system: SystemUnderTest | None = None, matrix: MatrixOptions | None = None,
+    exports: Sequence[str] = (),
 ) -> TrackResult:
     """Run one track and return its JSON record (written to out_dir/track-NN.json if given).
 
@@ -101,6 +103,8 @@ def run_track(
     misses, is skipped with the reason.
     `matrix`: how a dataset benchmark (tracks 25–28) runs its cells — executor (serial, the
     default, or Ray), setup file, `fresh` to ignore the cell cache (`tracks.executors`).
+    `exports`: formats (`tracks.exports.FORMATS`) in which a training track writes every
+    training run's per-epoch history under out_dir/runs/track-NN/ (needs out_dir or run).
     `run`: the open run (`tracks.manifest.start_run`) the record belongs to; its directory is
     the default `out_dir`. Without one, a record written to `out_dir` joins the run recorded
     there if it has this seed, profile and model, else starts a new one (superseding it); the
@@ -131,6 +135,7 @@ def run_track(
     owner = run or joined
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
                        out_dir=out_dir, model=model, system=system, matrix=matrix,
+                       exports=check_formats(exports),
                        **({} if owner is None else {"run_id": owner.run_id}))
     refused = None if model is None else model_skip_reason(spec, model)
     body, claim = spec.run, spec.claim
@@ -296,6 +301,10 @@ def build_parser(prog: str = "python -m tracks.run") -> argparse.ArgumentParser:
                         f"--model wider than N hidden units (default {MAX_HIDDEN}: the witness "
                         "costs ~n^3 per drawn example)")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
+    parser.add_argument("--export", nargs="+", default=[], metavar="FORMAT", help="also write "
+                        "every training run's per-epoch history (tracks 17-22, 25-28) under "
+                        "OUT/runs/track-NN/<arm>/: csv (one row per epoch) and/or tensorboard "
+                        f"(event files; {TENSORBOARD_INSTALL})")
     matrix = parser.add_argument_group(
         "dataset benchmarks (tracks 25-28)", "each training run is a cell, cached in "
         "OUT/cells/track-NN/: rerunning a command computes only the missing cells")
@@ -461,6 +470,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
             profile = args.profile or "quick"
         device = resolve_device(args.device)
         matrix = matrix_options(args)
+        try:
+            exports = check_formats(args.export)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         model = None
         if args.model is not None:
             try:
@@ -500,7 +513,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
         with run:
             for n in numbers:
                 result = run_track(n, profile=profile, seed=seed, device=device, model=model,
-                                   run=run, system=system, matrix=matrix)
+                                   run=run, system=system, matrix=matrix, exports=exports)
                 print_result(result, args.quiet)
                 statuses.append(result.status)
             run.settle()

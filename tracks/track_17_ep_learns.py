@@ -67,6 +67,9 @@ def run(ctx: TrackContext) -> None:
             mlp = FeedForwardMLP(digits.n_features, DIGITS["hidden"], digits.n_classes)
         arms["backprop MLP baseline"].append(train(mlp, Backprop(), digits, epochs=epochs,
                                                    lr=DIGITS["lr"], seed=seed, progress=False))
+    for arm, runs in arms.items():
+        for r in runs:
+            ctx.export_run(f"digits {arm}", r)
     final = {arm: [r.final_test_accuracy for r in runs] for arm, runs in arms.items()}
     mean = {arm: statistics.mean(values) for arm, values in final.items()}
     seconds = {arm: statistics.mean(r.train_seconds for r in runs) for arm, runs in arms.items()}
@@ -92,6 +95,7 @@ def run(ctx: TrackContext) -> None:
                             sn="recurrent", seed=ctx.seed)
         run_mnist = train(model, rule, mnist, epochs=MNIST["epochs"], lr=MNIST["lr"],
                           seed=ctx.seed, progress=False)
+        ctx.export_run("mnist10k EqProp", run_mnist)
         ctx.check(at_least(f"{mnist.title}: EqProp test accuracy within 10 epochs",
                            run_mnist.best_test_accuracy, 0.94,
                            per_epoch=run_mnist.series("test_accuracy"),
@@ -114,5 +118,6 @@ def run(ctx: TrackContext) -> None:
                         sn="recurrent", seed=ctx.seed)
     control = train(model, rule, scrambled, epochs=epochs, lr=DIGITS["lr"], seed=ctx.seed,
                     progress=False)
+    ctx.export_run("digits EqProp control (permuted labels)", control)
     ctx.negative_control(at_least("digits with permuted training labels: EqProp test accuracy",
                                   control.final_test_accuracy, 0.95))

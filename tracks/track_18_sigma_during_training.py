@@ -117,6 +117,7 @@ def run(ctx: TrackContext) -> None:
         runs = {sn: train_arm(data, sn, hidden=setup["hidden"], lr=setup["lr"], epochs=epochs,
                               seed=ctx.seed) for sn in SN_MODES}
         for sn, run in runs.items():
+            ctx.export_run(f"{name} SN {sn}", run)
             for record in run.history:
                 extra = record.extra
                 worst["report"] = max(worst["report"],

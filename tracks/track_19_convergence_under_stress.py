@@ -64,6 +64,7 @@ def run(ctx: TrackContext) -> None:
                                     seed=seed, gamma=GAMMA)
                 runs[sn, lr, seed] = train(model, rule, data, epochs=epochs, lr=lr, seed=seed,
                                            tol=TOL, progress=False)
+                ctx.export_run(f"SN {sn} lr {lr:g}", runs[sn, lr, seed])
                 models[sn, lr, seed] = model
 
     promises = {key: banach_convergence(models[key], data.x_test, TOL)

@@ -550,6 +550,7 @@ def run(ctx: TrackContext) -> None:
         for seed in range(ctx.seed, ctx.seed + plan.seeds):
             for arm in ARMS:
                 history, model = train_arm(data, estimator, arm, seed, plan.epochs)
+                ctx.export_run(f"{estimator} {arm.label}", history)
                 accuracy[estimator][arm.label].append(
                     history.final_test_accuracy if history.outcome == "completed" else 0.0)
                 if estimator == "symmetric" and arm.label == "ideal" and seed == ctx.seed:

@@ -329,6 +329,7 @@ def learning(ctx) -> None:
             model = LayeredEqProp(data.n_features, TRAIN_LAYERS, data.n_classes)
         runs[rule.label] = train(model, rule, data, epochs=epochs, lr=TRAIN_LR, seed=ctx.seed,
                                  progress=False)
+        ctx.export_run(rule.label, runs[rule.label])
     (ep_label, ep_run), (bptt_label, bptt_run) = runs.items()
     ep_acc, bptt_acc = ep_run.final_test_accuracy, bptt_run.final_test_accuracy
     history = {label: [round(e.test_accuracy, 4) for e in r.history] for label, r in runs.items()}

@@ -468,6 +468,7 @@ def measure_all(ctx) -> None:
             transform = readout_only(model) if arm != "EqProp" else None
             arms[arm].append(train(model, rule, digits, epochs=epochs, lr=LR,
                                    seed=seed, progress=False, weight_transform=transform))
+            ctx.export_run(arm, arms[arm][-1])
             if arm == "EqProp":
                 trained_L.append(scipy_lipschitz(model))
     ep, base = arms["EqProp"], arms["readout-only baseline"]
