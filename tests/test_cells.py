@@ -23,6 +23,7 @@ from tracks.executors import MatrixOptions, SerialExecutor
 from tracks.run import main
 from tracks.setups import PROFILES, SETUPS, Setup, load_setup
 
+from .extras import hide_module
 from .test_data import write_svhn_mat
 
 SMALL = Setup(n_train=None, n_test=None, hidden=8, epochs=1, seeds=3, rates=(3e-3, 1e-2),
@@ -93,16 +94,7 @@ def test_the_cli_refuses_a_bad_setup_and_a_missing_ray(tmp_path: Path,
     bad.write_text("hidden = 8\nepochs = 1\nseeds = 3\nrates = [-1.0]")
     assert main(["--track", "25", "--setup", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "rates" in capsys.readouterr().err
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray":
-            raise ImportError("no ray")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+    hide_module(monkeypatch, "ray")
     assert main(["--track", "25", "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert 'pip install -e ".[ray]"' in err and len(err.strip().splitlines()) == 1

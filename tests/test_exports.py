@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -12,6 +11,8 @@ from eqprop_core.train import EpochRecord, TrainingRun
 from tracks.context import canonical_bytes
 from tracks.exports import RunExporter, slug
 from tracks.run import main, run_track
+
+from .extras import hide_module
 
 METRICS = ("test_accuracy", "test_loss", "converged_share", "sigma_eff", "lipschitz", "rho")
 
@@ -68,16 +69,7 @@ def test_export_refuses_an_unknown_format_and_a_missing_tensorboard(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     assert main(["--track", "18", "--export", "parquet", "--out", str(tmp_path)]) == 2
     assert "csv, tensorboard" in capsys.readouterr().err
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_tensorboard(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "tensorboard":
-            raise ImportError("absent")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    hide_module(monkeypatch, "tensorboard")
     assert main(["--track", "18", "--export", "tensorboard", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert 'pip install -e ".[tensorboard]"' in err and len(err.splitlines()) == 1
