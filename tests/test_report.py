@@ -148,7 +148,7 @@ def test_html_escapes_every_field(fake_run: Path) -> None:
 
     page = certificate_html(crafted(fake_run), fake_run)
     assert "<script" not in page and "<b>*bold" not in page
-    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+    escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"  # Jinja2's autoescape
     assert f"seed {escaped}" in page and f"profile {escaped}" in page
     assert page.count(escaped) >= 2 * 10  # name, claim, check, bound, control, ... per track
 
@@ -236,3 +236,40 @@ def test_a_malformed_sweep_is_refused_before_writing(sweep: dict, named: str,
     path.write_text(json.dumps(sweep))
     assert main([str(fake_run), "--badges", str(fake_run / "b"), "--sweep", str(path)]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_a_template_dir_restyles_the_certificate_and_still_escapes(fake_run: Path,
+                                                                   tmp_path: Path) -> None:
+    from tracks.report import certificate_html, certificate_markdown
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "certificate.html.j2").write_text(
+        "<h1 class='mine'>{{ certified }}/{{ total }}</h1>"
+        "{% for t in tracks %}<p>{{ t.name }}</p>{% endfor %}")
+    records = crafted(fake_run)
+    page = certificate_html(records, fake_run, template_dir=templates)
+    assert page.startswith("<h1 class='mine'>") and "<script" not in page
+    assert "&lt;script&gt;" in page  # the user's template is autoescaped too
+    # certificate.md.j2 not given: the built-in one renders, escaped for Markdown
+    text = certificate_markdown(records, fake_run, fake_run / "badges", template_dir=templates)
+    assert text.startswith("# eqprop-verify certificate") and r"\<script\>" in text
+
+
+def test_a_broken_template_is_one_error_and_writes_nothing(fake_run: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture
+                                                           ) -> None:
+    from tracks.report import main as report_main
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "certificate.md.j2").write_text("{{ no_such_field }}")
+    badges = tmp_path / "b"
+    assert report_main([str(fake_run), "--badges", str(badges), "--template",
+                        str(templates)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "certificate.md.j2" in err and "no_such_field" in err and len(err.splitlines()) == 1
+    assert not badges.exists() or not any(badges.iterdir())
+    assert run_main(["--track", "1", "--out", str(tmp_path / "r"), "--template",
+                     str(templates)]) == 2  # --template without --badges
+    assert "--badges" in capsys.readouterr().err

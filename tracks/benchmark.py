@@ -269,7 +269,7 @@ def cell_specs(ctx: TrackContext, setup: Setup, data: DataIdentity, role: str,
     """The cells of one arm: each seed at each rate, in that order."""
     root = str(data_root())
     return [CellSpec(ctx.number, role, variant, sn, seed, lr, data, setup.hidden, setup.epochs,
-                     tuple(setup.steps), setup.batch_size, setup.validation,
+                     setup.steps, setup.batch_size, setup.validation,
                      ctx.seed if role == "control" else None, ctx.device, root)
             for seed in seeds for lr in rates]
 

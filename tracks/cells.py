@@ -195,6 +195,7 @@ def run_cell(spec: CellSpec | dict[str, Any]) -> dict[str, Any]:
         if spec.role == "rate":
             data = evaluated = data.validation_split(spec.validation, seed=0)
         elif spec.role == "control":
+            assert spec.permutation_seed is not None  # a control cell has one (__post_init__)
             generator = torch.Generator().manual_seed(spec.permutation_seed)
             order = torch.randperm(data.y_train.shape[0], generator=generator)
             data = dataclasses.replace(data, y_train=data.y_train[order])

@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import html
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from markupsafe import Markup
 
 from tracks.context import fingerprint
 from tracks.manifest import run_records, writable_directory
@@ -228,85 +230,135 @@ def _outside(artifact: Any) -> str:
     return f"artifact {artifact!r} skipped: it lies outside the results directory"
 
 
-def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
-                         manifest: Mapping[str, Any] | None = None,
-                         sweep: Mapping[str, Any] | None = None) -> str:
-    """CERTIFICATE.md: a summary table, then per track its evidence; plots linked relatively.
-    Every text field is escaped (`md`); artifacts outside `out_dir` are flagged, not linked."""
-    certified = sum(r["status"] == "pass" for r in records)
+class Raw(str):
+    """Text the report built itself (a hash, a link it encoded): written to Markdown as is."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact of a track as the certificate shows it: flagged (outside the results
+    directory), linked (Markdown: relative to the report) or embedded (HTML: a data URI)."""
+
+    name: str
+    path: Path | None
+    report_dir: Path
+
+    @property
+    def outside(self) -> str | None:
+        return _outside(self.name) if self.path is None else None
+
+    @property
+    def image(self) -> bool:
+        return self.path is not None and self.path.suffix in IMAGE_TYPES
+
+    @property
+    def link(self) -> Raw:
+        assert self.path is not None
+        target = Path(os.path.relpath(self.path, self.report_dir.resolve())).as_posix()
+        return Raw(target.replace("(", "%28").replace(")", "%29").replace(" ", "%20"))
+
+    @property
+    def embedded(self) -> Markup | None:
+        if self.path is None or not self.image or not self.path.is_file():
+            return None
+        data = base64.b64encode(self.path.read_bytes()).decode()
+        source = f"data:{IMAGE_TYPES[self.path.suffix]};base64,{data}"
+        return Markup('<img alt="{}" src="{}">').format(self.path.name, source)
+
+
+def certificate_context(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
+                        manifest: Mapping[str, Any] | None = None,
+                        sweep: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What both certificates show, as plain values: the templates
+    (`tracks/templates/certificate.{md,html}.j2`, or a `--template DIR` of the same names)
+    only lay it out. Raw record fields stay strings: each format escapes them itself."""
     first = records[0]
     env = first.get("environment")
-    device = env.get("device", "?") if isinstance(env, dict) else "?"
     rows = {row[0]: row for row in sweep_rows(sweep, records)} if sweep is not None else {}
-    run = _run_line(manifest)
-    lines = ["# eqprop-verify certificate", "",
-             f"**{certified}/{len(records)} tracks certified** · profile {md(first['profile'])}"
-             f" · seed {md(first['seed'])} · device {md(device)}", "",
-             *([f"Run: {md(run)}  "] if run else []),
-             *([f"Model certified: {md(first['model'])} "
-                f"(`{'--system' if first['model'].startswith('System(') else '--model'}`)  "]
-               if first.get("model") else []),
-             f"Environment: {md(_environment_line(records))}.  ",
-             f"Results hash (sha256, timings removed): `{combined_hash(records)}`", "",
-             *([f"**{md(sweep_summary(sweep, list(rows.values())))}**", ""] if sweep else []),
-             "| track | name | status | checks passed | negative control failed as expected |"
-             + (" seed sweep |" if sweep else ""),
-             "|---|---|---|---|---|" + ("---|" if sweep else "")]
+    present = {str(r["track"]) for r in records}
+    model = first.get("model")
+    tracks = []
     for r in records:
-        passed = sum(c["passed"] is True for c in r["checks"])
-        control = r.get("negative_control") or {}
-        swept = f" {md(_sweep_cell(rows[str(r['track'])]))} |" if str(r["track"]) in rows \
-            else (" not swept |" if sweep else "")
-        lines.append(f"| {md(r['track'])} | {md(r['name'])} | {md(_word(r['status']))} | "
-                     f"{passed}/{len(r['checks'])} | "
-                     f"{'yes' if control.get('failed_as_expected') else 'no'} |{swept}")
-    swept_only = [row for track, row in rows.items()
-                  if track not in {str(r["track"]) for r in records}]
-    lines += [f"- track {md(row[0])} (no record here): {md(_sweep_cell(row))}"
-              for row in swept_only]
-    lines.append("")
-    for r in records:
-        lines += [f"## Track {md(r['track'])} — {md(r['name'])}: {md(_word(r['status']).upper())}",
-                  "", f"Claim: {md(r['claim'])}  ", f"Results sha256: `{results_hash(r)}`", ""]
-        if str(r["track"]) in rows:
-            lines += [f"Seed sweep: {md(_sweep_cell(rows[str(r['track'])]))}.", ""]
-        if r.get("skip_reason"):
-            lines += [f"Skipped: {md(r['skip_reason'])}", ""]
-        if r.get("error"):
-            lines += [f"Error: {md(r['error'])}", ""]
-        if r["checks"]:
-            lines += ["| check | measured | bound | verdict |", "|---|---|---|---|"]
-            lines += [f"| {md(c['name'])} | {md(_shown(c['value']))} | {md(c['bound'])} | "
-                      f"{'pass' if c['passed'] is True else 'FAIL'} |" for c in r["checks"]]
-            lines.append("")
         control = r.get("negative_control")
-        if control:
-            text, ok = _control_text(control)
-            verdict = "failed as expected" if ok else \
-                "DID NOT FAIL — the checks cannot tell good from bad"
-            lines += [f"Negative control — {md(text)}: {verdict}.", ""]
-        for claim in r.get("claims", []):
-            verdict, text = _claim_text(claim)
-            lines.append(f"- claim {md(verdict)}: {md(text)}")
-        if r.get("claims"):
-            lines.append("")
-        for artifact in r.get("artifacts", []):
-            path = contained(out_dir, artifact)
-            if path is None:
-                lines.append(f"- **{md(_outside(artifact))}**")
-                continue
-            target = Path(os.path.relpath(path, report_dir.resolve())).as_posix()
-            link = target.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
-            lines.append(f"![{md(artifact)}]({link})" if path.suffix in IMAGE_TYPES
-                         else f"- [{md(artifact)}]({link})")
-        lines.append("")
-    return "\n".join(lines)
+        text, ok = _control_text(control) if control else (None, False)
+        tracks.append({
+            "number": r["track"], "name": r["name"], "status": r["status"],
+            "word": _word(r["status"]),
+            "css": r["status"] if r["status"] in STATUS_WORD else "fail",
+            "claim": r["claim"], "hash": Raw(results_hash(r)),
+            "sweep": _sweep_cell(rows[str(r["track"])]) if str(r["track"]) in rows else None,
+            "skip_reason": r.get("skip_reason"), "error": r.get("error"),
+            "checks": [{"name": c["name"], "measured": _shown(c["value"]), "bound": c["bound"],
+                        "passed": c["passed"] is True} for c in r["checks"]],
+            "passed": sum(c["passed"] is True for c in r["checks"]),
+            "control_failed": bool((control or {}).get("failed_as_expected")),
+            "control": {"text": text, "ok": ok} if control else None,
+            "claims": [{"verdict": v, "text": t} for v, t in map(_claim_text,
+                                                                 r.get("claims", []))],
+            "artifacts": [Artifact(str(a), contained(out_dir, a), report_dir)
+                          for a in r.get("artifacts", [])],
+        })
+    return {
+        "certified": sum(r["status"] == "pass" for r in records), "total": len(records),
+        "profile": first["profile"], "seed": first["seed"],
+        "device": env.get("device", "?") if isinstance(env, dict) else "?",
+        "run": _run_line(manifest), "model": model,
+        "model_option": Raw("--system" if model and model.startswith("System(") else "--model"),
+        "environment": _environment_line(records), "combined_hash": Raw(combined_hash(records)),
+        "sweep": sweep_summary(sweep, list(rows.values())) if sweep is not None else None,
+        "swept": sweep is not None,
+        "swept_only": [{"track": row[0], "text": _sweep_cell(row)}
+                       for track, row in rows.items() if track not in present],
+        "tracks": tracks, "css": Markup(CSS),
+    }
 
 
-def _embedded(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    source = f"data:{IMAGE_TYPES[path.suffix]};base64,{data}"
-    return f'<img alt="{html.escape(path.name)}" src="{source}">'
+TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATE_NAMES = ("certificate.md.j2", "certificate.html.j2")
+
+
+def _markdown_field(value: Any) -> Any:
+    return value if isinstance(value, Raw) else md(value)
+
+
+def environments(template_dir: Path | None = None) -> tuple[Any, Any]:
+    """(Markdown, HTML) Jinja2 environments: the HTML one autoescapes HTML, the Markdown one
+    escapes every field for Markdown (`md`); a template in `template_dir` replaces the
+    built-in one of the same name. ValueError if `template_dir` is not a directory."""
+    import jinja2
+
+    loaders: list[Any] = [jinja2.FileSystemLoader(str(TEMPLATES))]
+    if template_dir is not None:
+        if not Path(template_dir).is_dir():
+            raise ValueError(f"--template {template_dir}: not a directory (it holds "
+                             f"{' and/or '.join(TEMPLATE_NAMES)})")
+        loaders.insert(0, jinja2.FileSystemLoader(str(template_dir)))
+    common = {"loader": jinja2.ChoiceLoader(loaders), "trim_blocks": True,
+              "lstrip_blocks": True,
+              "undefined": jinja2.StrictUndefined}
+    return (jinja2.Environment(autoescape=False, finalize=_markdown_field, **common),
+            jinja2.Environment(autoescape=True, **common))
+
+
+def _render(env: Any, name: str, context: Mapping[str, Any]) -> str:
+    import jinja2
+
+    try:
+        return str(env.get_template(name).render(**context))
+    except jinja2.TemplateError as err:
+        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        raise ValueError(f"template {name}{where}: {type(err).__name__}: {err}") from None
+
+
+def certificate_markdown(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
+                         manifest: Mapping[str, Any] | None = None,
+                         sweep: Mapping[str, Any] | None = None,
+                         template_dir: Path | None = None) -> str:
+    """CERTIFICATE.md: a summary table, then per track its evidence; plots linked relatively.
+    Every text field is escaped (`md`); artifacts outside `out_dir` are flagged, not linked."""
+    context = certificate_context(records, out_dir, report_dir, manifest, sweep)
+    text = _render(environments(template_dir)[0], "certificate.md.j2", context)
+    return text.removesuffix("\n")  # write_certificate ends the file with one newline
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
@@ -317,101 +369,36 @@ font-size:0.9em;text-align:left}.pass{color:#1a7f37}.fail{color:#cf222e;font-wei
 
 def certificate_html(records: Sequence[dict[str, Any]], out_dir: Path,
                      manifest: Mapping[str, Any] | None = None,
-                     sweep: Mapping[str, Any] | None = None) -> str:
+                     sweep: Mapping[str, Any] | None = None,
+                     template_dir: Path | None = None) -> str:
     """CERTIFICATE.html: self-contained (inline CSS, plots as data URIs, no scripts). Every
     field is HTML-escaped; only images inside `out_dir` are embedded (others flagged)."""
-    def e(value: Any) -> str:
-        return html.escape(str(value), quote=True)
-
-    def css(status: Any) -> str:  # a class name from a fixed set, whatever the record says
-        return status if status in STATUS_WORD else "fail"
-
-    certified = sum(r["status"] == "pass" for r in records)
-    first = records[0]
-    rows = {row[0]: row for row in sweep_rows(sweep, records)} if sweep is not None else {}
-    run = _run_line(manifest)
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>eqprop-verify "
-             f"certificate</title><style>{CSS}</style></head><body>",
-             "<h1>eqprop-verify certificate</h1>",
-             f"<p id='summary'><b>{certified}/{len(records)} tracks certified</b> · profile "
-             f"{e(first['profile'])} · seed {e(first['seed'])}</p>",
-             *([f"<p>Run: {e(run)}</p>"] if run else []),
-             *([f"<p>Model certified: <code>{e(first['model'])}</code> (--model)</p>"]
-               if first.get("model") else []),
-             f"<p>Environment: {e(_environment_line(records))}<br>Results hash (sha256, timings "
-             f"removed): <code>{combined_hash(records)}</code></p>",
-             *([f"<p id='sweep'><b>{e(sweep_summary(sweep, list(rows.values())))}</b></p>"]
-               if sweep else []),
-             "<table><tr><th>track</th><th>name</th><th>status</th><th>checks passed</th>"
-             "<th>negative control failed as expected</th>"
-             + ("<th>seed sweep</th>" if sweep else "") + "</tr>"]
-    for r in records:
-        control = r.get("negative_control") or {}
-        swept = (f"<td>{e(_sweep_cell(rows[str(r['track'])]))}</td>" if str(r["track"]) in rows
-                 else "<td>not swept</td>") if sweep else ""
-        parts.append(f"<tr><td><a href='#track-{e(r['track'])}'>{e(r['track'])}</a></td>"
-                     f"<td>{e(r['name'])}</td><td class='{css(r['status'])}'>"
-                     f"{e(_word(r['status']))}</td>"
-                     f"<td>{sum(c['passed'] is True for c in r['checks'])}"
-                     f"/{len(r['checks'])}</td><td>"
-                     f"{'yes' if control.get('failed_as_expected') else 'no'}</td>{swept}</tr>")
-    parts.append("</table>")
-    present = {str(r["track"]) for r in records}
-    parts += [f"<p>track {e(row[0])} (no record here): {e(_sweep_cell(row))}</p>"
-              for track, row in rows.items() if track not in present]
-    for r in records:
-        parts.append(f"<h2 id='track-{e(r['track'])}'>Track {e(r['track'])} — {e(r['name'])}: "
-                     f"<span class='{css(r['status'])}'>{e(_word(r['status']).upper())}</span>"
-                     f"</h2><p>Claim: {e(r['claim'])}<br>Results sha256: "
-                     f"<code>{results_hash(r)}</code></p>")
-        if str(r["track"]) in rows:
-            parts.append(f"<p>Seed sweep: {e(_sweep_cell(rows[str(r['track'])]))}</p>")
-        if r.get("skip_reason"):
-            parts.append(f"<p class='skip'>Skipped: {e(r['skip_reason'])}</p>")
-        if r.get("error"):
-            parts.append(f"<p class='fail'>Error: {e(r['error'])}</p>")
-        if r["checks"]:
-            parts.append("<table><tr><th>check</th><th>measured</th><th>bound</th>"
-                         "<th>verdict</th></tr>")
-            parts += [f"<tr><td>{e(c['name'])}</td><td>{e(_shown(c['value']))}</td>"
-                      f"<td>{e(c['bound'])}</td><td class='{_verdict(c)}'>"
-                      f"{'pass' if c['passed'] is True else 'FAIL'}</td></tr>" for c in r["checks"]]
-            parts.append("</table>")
-        control = r.get("negative_control")
-        if control:
-            text, ok = _control_text(control)
-            parts.append(f"<p>Negative control — {e(text)}: <span "
-                         f"class='{'pass' if ok else 'fail'}'>"
-                         f"{'failed as expected' if ok else 'DID NOT FAIL'}</span></p>")
-        claims = r.get("claims", [])
-        if claims:
-            parts.append("<ul>" + "".join(
-                f"<li>claim {e(verdict)}: {e(text)}</li>"
-                for verdict, text in map(_claim_text, claims)) + "</ul>")
-        for artifact in r.get("artifacts", []):
-            path = contained(out_dir, artifact)
-            if path is None:
-                parts.append(f"<p class='fail'>{e(_outside(artifact))}</p>")
-            elif path.suffix in IMAGE_TYPES and path.is_file():
-                parts.append(_embedded(path))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    context = certificate_context(records, out_dir, out_dir, manifest, sweep)
+    return _render(environments(template_dir)[1], "certificate.html.j2", context)
 
 
 def write_certificate(records: Sequence[dict[str, Any]], out_dir: Path, report_dir: Path,
                       manifest: Mapping[str, Any] | None = None,
-                      sweep: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+                      sweep: Mapping[str, Any] | None = None,
+                      template_dir: Path | None = None) -> tuple[Path, Path]:
+    """CERTIFICATE.md and CERTIFICATE.html into `report_dir`, both rendered (from one context)
+    before either is written: a broken `template_dir` template writes neither."""
+    text = certificate_markdown(records, out_dir, report_dir, manifest, sweep, template_dir)
+    page_text = certificate_html(records, out_dir, manifest, sweep, template_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    markdown = atomic_write_text(report_dir / "CERTIFICATE.md", certificate_markdown(
-        records, out_dir, report_dir, manifest, sweep) + "\n")
-    page = atomic_write_text(report_dir / "CERTIFICATE.html",
-                             certificate_html(records, out_dir, manifest, sweep))
+    markdown = atomic_write_text(report_dir / "CERTIFICATE.md", text + "\n")
+    page = atomic_write_text(report_dir / "CERTIFICATE.html", page_text)
     return markdown, page
 
 
 def certify(out_dir: Path, badge_dir: Path, numbers: Sequence[int] | None = None,
-            sweep: Mapping[str, Any] | None = None) -> list[Path]:
+            sweep: Mapping[str, Any] | None = None,
+            template_dir: Path | None = None) -> list[Path]:
     """Badges and certificate for the results in `out_dir`, written into `badge_dir`.
+
+    `template_dir`: Jinja2 templates `certificate.md.j2` / `certificate.html.j2` that replace
+    the built-in ones (`tracks/templates/`; either may be given alone) — same context, same
+    escaping.
 
     `sweep`: a seed sweep's summary, {"seeds": [0, 1, ...], "cells": {"<track>": {"<seed>":
     "pass" | "fail" | "skip"}}}; the certificate then states per track "certified at k/n
@@ -421,8 +408,9 @@ def certify(out_dir: Path, badge_dir: Path, numbers: Sequence[int] | None = None
     manifest, records = load_run(out_dir, numbers)
     if sweep is not None:
         sweep_rows(sweep, records)  # malformed: refused before anything is written
-    return [*write_badges(records, badge_dir),
-            *write_certificate(records, out_dir, badge_dir, manifest, sweep)]
+    # The certificate first: a template that fails to render leaves nothing written.
+    certificate = write_certificate(records, out_dir, badge_dir, manifest, sweep, template_dir)
+    return [*write_badges(records, badge_dir), *certificate]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.report") -> int:
@@ -434,11 +422,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.report
     parser.add_argument("--badges", type=Path, required=True, help="where to write them")
     parser.add_argument("--sweep", type=Path, metavar="SWEEP_JSON", help="a seed sweep's "
                         "sweep.json: the certificate states 'certified at k/n seeds' per track")
+    parser.add_argument("--template", type=Path, metavar="DIR", help="Jinja2 templates "
+                        "certificate.md.j2 and/or certificate.html.j2 that restyle the "
+                        "certificate (start from tracks/templates/)")
     args = parser.parse_args(argv)
     try:
         sweep = None if args.sweep is None else read_json_file(args.sweep)
         writable_directory(args.badges, "--badges")
-        paths = certify(args.out, args.badges, sweep=sweep)
+        paths = certify(args.out, args.badges, sweep=sweep, template_dir=args.template)
     except ValueError as err:
         print(f"tracks.report: error: {err}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from .manifest import (
 from .premises import records_failed_premise
 from .records import read_manifest
 from .registry import GROUPS, Track, all_tracks, system_entries
-from .report import certify
+from .report import certify, environments
 from .setups import load_setup
 from .tables import table_name, write_table
 
@@ -133,10 +133,10 @@ def run_track(
         run.begin(number)
     spec = tracks[number]
     owner = run or joined
+    identity: dict[str, Any] = {} if owner is None else {"run_id": owner.run_id}
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
                        out_dir=out_dir, model=model, system=system, matrix=matrix,
-                       exports=check_formats(exports),
-                       **({} if owner is None else {"run_id": owner.run_id}))
+                       exports=check_formats(exports), **identity)
     refused = None if model is None else model_skip_reason(spec, model)
     body, claim = spec.run, spec.claim
     if system is not None:
@@ -239,6 +239,7 @@ def failed_tracks(out_dir: Path, implemented: dict) -> list[int]:
     if unknown:
         raise UsageError(f"{out_dir}/ holds records of unknown tracks {unknown}")
     failed = {r["track"] for r in records if r["status"] == "fail"}
+    assert manifest is not None  # its file exists (checked above) and was read
     unfinished = set(manifest["tracks"]) - set(manifest["completed"])
     return sorted((failed | unfinished) & set(implemented))
 
@@ -285,6 +286,9 @@ def build_parser(prog: str = "python -m tracks.run") -> argparse.ArgumentParser:
     parser.add_argument("--badges", type=Path, metavar="DIR", help="also write, from the JSON "
                         "of the tracks run, one SVG badge per track, summary.svg and "
                         "CERTIFICATE.md/.html into DIR")
+    parser.add_argument("--template", type=Path, metavar="DIR", help="with --badges: Jinja2 "
+                        "templates certificate.md.j2 and/or certificate.html.j2 that restyle "
+                        "the certificate (start from tracks/templates/)")
     parser.add_argument("--model", metavar="MODULE:FACTORY", help="certify your own model: "
                         "FACTORY() (in package.module or path/to/file.py) returns an "
                         "eqprop_core.LoopedMLP (or subclass); the tracks hold it fixed and draw "
@@ -498,6 +502,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
             numbers = parse_track_numbers(args.track, implemented)
         if args.badges is not None:
             writable_directory(args.badges, "--badges")
+        if args.template is not None:
+            if args.badges is None:
+                raise UsageError("--template restyles the certificate: give --badges DIR too")
+            environments(args.template)  # ValueError: not a directory
         if args.failed_only:
             run = resume_run(args.out, numbers, model=model or system)
         else:
@@ -522,7 +530,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
             print(f"{passed} certified, {failed} failed, {skipped} skipped{subject} — results "
                   f"in {args.out}/ (run {run.run_id})")
             if args.badges is not None:
-                written = certify(args.out, args.badges, numbers)
+                written = certify(args.out, args.badges, numbers, template_dir=args.template)
                 print(f"badges and certificate ({len(written)} files) in {args.badges}/")
     except KeyboardInterrupt:
         done = run.manifest["completed"]

@@ -28,6 +28,7 @@ signal carries no information about the task): check (1)'s bound must fail on it
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import torch
 
@@ -39,8 +40,9 @@ from tracks.context import TrackContext
 from tracks.plots import line_plot
 from tracks.registry import track
 
-DIGITS = {"hidden": 128, "lr": 2e-3, "quick": (3, 15), "full": (5, 30)}  # (seeds, epochs)
-MNIST = {"hidden": 256, "lr": 1e-3, "epochs": 10}
+DIGITS: dict[str, Any] = {"hidden": 128, "lr": 2e-3, "quick": (3, 15),
+                          "full": (5, 30)}  # (seeds, epochs)
+MNIST: dict[str, Any] = {"hidden": 256, "lr": 1e-3, "epochs": 10}
 
 
 def _curve(runs: list[TrainingRun]) -> tuple[list[int], list[float]]:

@@ -29,9 +29,10 @@ Lipschitz constant — held to check (1): it must disagree with the matrix the d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
+from torch import Tensor
 
 from eqprop_core.data import Dataset, DataUnavailable, load_dataset
 from eqprop_core.train import TrainingRun, train
@@ -43,7 +44,7 @@ from tracks.plots import save_figure
 from tracks.registry import track
 
 GAMMA = 0.95
-SETUPS = {"digits": {"hidden": 128, "lr": 2e-3, "quick": 10, "full": 30},
+SETUPS: dict[str, dict[str, Any]] = {"digits": {"hidden": 128, "lr": 2e-3, "quick": 10, "full": 30},
           "mnist10k": {"hidden": 256, "lr": 1e-3, "quick": None, "full": 10}}
 PROBE = 16
 
@@ -62,7 +63,8 @@ def train_arm(data: Dataset, sn: str, *, hidden: int, lr: float, epochs: int,
     def monitor(m: Any) -> dict[str, Any]:
         weight = dynamics_matrix(m)
         record = spectrum_monitor(m, weight)
-        record["rho_scipy"] = jacobian_radius(m, weight, probe, rule.infer(m, probe).state)
+        record["rho_scipy"] = jacobian_radius(m, weight, probe,
+                                              cast(Tensor, rule.infer(m, probe).state))
         return record
 
     return train(model, rule, data, epochs=epochs, lr=lr, seed=seed, monitors=[monitor],
@@ -121,8 +123,10 @@ def run(ctx: TrackContext) -> None:
             for record in run.history:
                 extra = record.extra
                 worst["report"] = max(worst["report"],
-                                      _relative(record.sigma_eff, extra["sigma_scipy"]))
-                worst["rho"] = max(worst["rho"], _relative(record.rho, extra["rho_scipy"]))
+                                      _relative(cast(float, record.sigma_eff),
+                                                extra["sigma_scipy"]))
+                worst["rho"] = max(worst["rho"], _relative(cast(float, record.rho),
+                                                           extra["rho_scipy"]))
                 worst["rho_vs_L"] = max(worst["rho_vs_L"],
                                         extra["rho_scipy"] / extra["lipschitz_scipy"])
                 if sn != "off":

@@ -30,6 +30,7 @@ above — so the control is the deliberately broken model, not a trained arm.)
 from __future__ import annotations
 
 import statistics
+from typing import cast
 
 import torch
 
@@ -101,7 +102,7 @@ def run(ctx: TrackContext) -> None:
         for sn in ("recurrent", "off"):
             share = statistics.mean(final[sn, lr, s].converged_share for s in seeds)
             acc = statistics.mean(final[sn, lr, s].test_accuracy for s in seeds)
-            sigma = statistics.mean(final[sn, lr, s].sigma_eff for s in seeds)
+            sigma = statistics.mean(cast(float, final[sn, lr, s].sigma_eff) for s in seeds)
             ctx.note(f"lr {lr:g}, SN {sn}: converged {100 * share:.1f}% in 30 steps, "
                      f"test accuracy {100 * acc:.2f}%, ‖W_eff‖₂ {sigma:.2f}")
     for metric, (mean, low, high) in table.items():

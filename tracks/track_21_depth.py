@@ -440,13 +440,13 @@ def run(ctx) -> None:
             ctx.note(f"L={d}, {est} EP at training beta={TRAINING_BETA:g}: per layer (1..L) worst "
                      f"1 - cos {rounded(gaps, 2)}, worst relative error {rounded(rel, 2)}")
         for beta in (SMALL_BETA, TRAINING_BETA):
-            ratios = np.array([r["signal"][beta]["ratio_to_output"] for r in mine])
+            to_output = np.array([r["signal"][beta]["ratio_to_output"] for r in mine])
             unit = np.array([np.array(r["signal"][beta]["per_unit"])
                              / r["signal"][beta]["per_unit"][-1] for r in mine])
             ctx.note(f"L={d}, beta={beta:g}: nudge signal ||h_beta,l - h_0,l||/beta relative to "
                      f"layer L, per layer (1..L), min..max over draws: "
                      + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
-                                 zip(ratios.min(axis=0), ratios.max(axis=0)))
+                                 zip(to_output.min(axis=0), to_output.max(axis=0)))
                      + " (per unit: " + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
                                                   zip(unit.min(axis=0), unit.max(axis=0)))
                      + ")")

@@ -67,8 +67,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import scipy.linalg
@@ -78,7 +78,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import theory
-from eqprop_core import ep_gradients
+from eqprop_core import LoopedMLP, ep_gradients
 from eqprop_core.conv import (
     ConvEqProp,
     conv_operator_norm,
@@ -306,7 +306,7 @@ def correct_on_test(model: torch.nn.Module, digits) -> np.ndarray:
     """Per test image: is the model's equilibrium prediction right (the paired data of (d2))."""
     x = digits.x_test.flatten(1).to(next(model.parameters()).dtype)
     with torch.no_grad():
-        logits = EqProp().infer(model, x).logits
+        logits = EqProp().infer(cast(LoopedMLP, model), x).logits
     return (logits.argmax(dim=1) == digits.y_test).numpy()
 
 
@@ -480,7 +480,8 @@ def measure_all(ctx) -> None:
     ctx.check(at_least("(d1) digits: EqProp-trained ConvEqProp test accuracy (worst seed)",
                        min(ep_acc), ACCURACY_BOUND, per_seed=ep_acc, chance=0.1,
                        readout_only_baseline=base_acc, **common))
-    paired = [mcnemar_b_better(correct_on_test(e, digits), correct_on_test(b, digits))
+    paired = [mcnemar_b_better(cast(Sequence[bool], correct_on_test(e, digits)),
+                               cast(Sequence[bool], correct_on_test(b, digits)))
               for e, b in zip(models["EqProp"], models["readout-only baseline"])]
     ctx.check(at_least("(d2) readout-only baseline not more accurate than EqProp: exact one-sided "
                        "McNemar p on the test images (worst seed)",
