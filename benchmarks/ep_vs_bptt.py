@@ -59,6 +59,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.live_bytes / 2**20:>10.2f} MiB "
                 f"{r.peak_rss_kib / 1024:>12.2f} MiB")
         if has_cuda:
-            line += f" {r.cuda_bytes / 2**20:>8.2f} MiB"
+            line += f" {cast(int, r.cuda_bytes) / 2**20:>8.2f} MiB"
         print(line)
 
     def per_step(method: str, values: list[float]) -> float:

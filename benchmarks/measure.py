@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,7 +125,7 @@ class Timing:
         return max(self.walls_s)
 
 
-def interleaved_medians(calls: dict[str, Callable[[], object]], *, repeats: int, warmup: int,
+def interleaved_medians(calls: Mapping[str, Callable[[], object]], *, repeats: int, warmup: int,
                         device: str = "cpu") -> dict[str, Timing]:
     """Wall seconds of each call, `repeats` rounds in which every call runs once (in the
     dict's order), after `warmup` such rounds."""

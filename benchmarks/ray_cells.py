@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     serial = SerialExecutor()
     drain(serial, warm[:1])  # this process's imports and first-call costs, as a worker's
     serial_s, reference = drain(serial, specs)
-    rows = [("serial (this process)", serial_s, None)]
+    rows: list[tuple[str, float, float | None]] = [("serial (this process)", serial_s, None)]
+    startup: float | None  # Ray's start-up; None in the serial row
     for workers in sorted({1, args.workers}):
         started = time.perf_counter()
         executor = RayExecutor(workers=workers)

@@ -28,7 +28,8 @@ import sys
 import torch
 
 from eqprop_core.data import DataUnavailable, load_dataset
-from eqprop_core.train import BPTT, train
+from eqprop_core.model import LoopedMLP
+from eqprop_core.train import BPTT, EqProp, train
 from eqprop_core.variants import build
 
 BUDGET_S = 5.0
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = data.to(device=torch.device(device))
     times: dict[str, list[float]] = {"EqProp": [], "BPTT": []}
-    models = {}
+    models: dict[str, tuple[LoopedMLP, EqProp | BPTT]] = {}
+    rule: EqProp | BPTT
     for arm in times:
         model, rule = build("standard", data.n_features, 256, data.n_classes, seed=0)
         models[arm] = (model.to(device), rule if arm == "EqProp" else BPTT(30))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
@@ -266,7 +266,7 @@ def thresholded_iteration(
     name = "synchronous" if threshold is None else (
         "lazy(frozen)" if shrink == 1 else "lazy")
     extra = {} if threshold is None else {"threshold": threshold, "shrink": shrink,
-                                          "final_threshold": theta.tolist()}
+                                          "final_threshold": cast(Tensor, theta).tolist()}
     return run.finish(name, lipschitz, None if threshold is None else stalled, extra)
 
 

@@ -16,6 +16,7 @@ the protocol's extension for a cost with parameters of its own.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class LoopedMLPSystem:
         W, U, V = self._effective(params)
         pre = h @ W.T + x @ U.T + params["b"]
         if beta != 0:
-            target = one_hot_labels(y, self.model.n_out, h.shape[0])
+            target = one_hot_labels(cast(Tensor, y), self.model.n_out, h.shape[0])
             pre = pre - beta * loss_gradient_wrt_state(h, V, params["c"], target)
         return self.model.activation.phi(pre)
 

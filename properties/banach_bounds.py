@@ -81,7 +81,7 @@ def plain_iteration(case) -> dict:
 trajectory = MeasuredOnce(plain_iteration)  # four checks score the same trajectories
 
 
-def proven_ratio(lower: np.ndarray, bound: np.ndarray) -> float:
+def proven_ratio(lower: np.ndarray | float, bound: np.ndarray | float) -> float:
     """max of lower/bound, where a zero bound counts only against a positive lower value."""
     lower, bound = np.broadcast_arrays(np.asarray(lower, float), np.asarray(bound, float))
     with np.errstate(divide="ignore", invalid="ignore"):

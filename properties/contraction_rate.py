@@ -140,6 +140,7 @@ def convergence_rate(eq: Equilibrium, h0: np.ndarray) -> RateFit | None:
     error = float(torch.linalg.vector_norm(h - h_star))
     if error == 0:
         return None
+    log_errors: list[float] | np.ndarray  # the logs, then their array
     log_errors = [np.log(error)]
     for _ in range(MAX_STEPS):
         if error <= size:

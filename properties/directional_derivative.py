@@ -14,7 +14,7 @@ hunted draws).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def unit_direction(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]
     rng = np.random.default_rng(seed)
     v = {k: torch.as_tensor(rng.standard_normal(tuple(p.shape)), dtype=p.dtype)
          for k, p in model.named_parameters()}
-    norm = float(torch.sqrt(sum((t**2).sum() for t in v.values())))
+    norm = float(torch.sqrt(cast(torch.Tensor, sum((t**2).sum() for t in v.values()))))
     return {k: t / norm for k, t in v.items()}
 
 

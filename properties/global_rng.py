@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ def scramble_global_rng(seed: int) -> None:
 
 def global_rng_state() -> tuple[bytes, tuple[Any, ...], tuple[Any, ...]]:
     """The global states of torch (CPU), NumPy and `random`, in comparable form."""
-    kind, keys, *rest = np.random.get_state()
+    # legacy=True (the default) returns the tuple; numpy's stub picks the dict overload
+    kind, keys, *rest = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return torch.get_rng_state().numpy().tobytes(), (kind, keys.tobytes(), *rest), \
         random.getstate()
 

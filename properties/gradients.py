@@ -82,7 +82,8 @@ def agreement(estimate: Mapping[str, Any], reference: Mapping[str, Any],
     return Agreement(rel, cos)
 
 
-def fitted_slope(betas: Sequence[float], errors: Sequence[float]) -> float:
+def fitted_slope(betas: Sequence[float] | np.ndarray, errors: Sequence[float] | np.ndarray
+                 ) -> float:
     """Least-squares slope of log(error) against log(β): the order of the estimator's bias."""
     b, e = np.log(np.asarray(betas, dtype=np.float64)), np.asarray(errors, dtype=np.float64)
     if np.any(~np.isfinite(e)) or np.any(e <= 0):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -145,6 +146,7 @@ def error_laws(problem: HolomorphicProblem, orders: tuple[int, ...]) -> dict[int
     laws: dict[int, ErrorLaw] = {}
     start = START
     for n in orders:
-        laws[n] = error_law(lambda r, n=n: problem.holomorphic_error(r, n), start)
+        laws[n] = error_law(cast(Callable[[float], float],  # a lambda with defaults, for mypy
+                                 lambda r, n=n: problem.holomorphic_error(r, n)), start)
         start = laws[n].bottom
     return laws

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import hypothesis
@@ -60,6 +61,7 @@ def _local_constants_hook() -> Any:
     version = tuple(int(part) for part in hypothesis.__version__.split(".")[:2])
     if version < HARVESTING_SINCE:
         return None
+    providers: ModuleType | None
     try:
         from hypothesis.internal.conjecture import providers
     except ImportError:

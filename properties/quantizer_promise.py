@@ -36,7 +36,8 @@ peak entry ±r added.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -141,11 +142,11 @@ def promise_ratio(quantizer, case: tuple[int, float, str, list[float]]) -> float
 
 
 def mean_error_ratio(quantizer, bits: int, seed: int, limit: float = 1.0
-                     ) -> tuple[float, dict[str, float]]:
+                     ) -> tuple[float, dict[str, float | dict[str, float]]]:
     """max over the halves [0, r] and [−r, 0] of |mean(q(v) − v)| / (t + a(r)), v uniform
     (float64, `PROMISE_SAMPLES` draws), t Hoeffding's half-width at `PROMISE_FALSE_ALARM`."""
     step, u = grid_step(bits, limit), unit_roundoff(torch.float64)
-    slack = rounding_allowance(limit, step, u)
+    slack = cast(float, rounding_allowance(limit, step, u))  # a float for a float limit
     t = (step + 2 * slack) * math.sqrt(math.log(2 / PROMISE_FALSE_ALARM) / (2 * PROMISE_SAMPLES))
     generator = torch.Generator().manual_seed(seed * 1_000_003 + bits)
     means = {}
@@ -162,7 +163,9 @@ def quantizer_promise_evidence(seed: int, examples: int, bits: Sequence[int] = P
     worst |mean error| / Hoeffding bound over the bit widths `bits` ≤ 1."""
     evidence = []
     for name, quantizer in QUANTIZERS.items():
-        out = worst_case(quantizer_cases(), lambda case, q=quantizer: promise_ratio(q, case),
+        out = worst_case(quantizer_cases(),
+                         cast(Callable[[Any], float],  # a lambda with defaults: cast for mypy
+                              lambda case, q=quantizer: promise_ratio(q, case)),
                          bound=1.0, max_examples=examples, seed=seed)
         evidence.append(at_most(f"{name}: max over drawn v (grid, half-way, edge, beyond) of "
                                 "|q(v) - clip(v, -r, r)| / (Delta/2 + float rounding) and "

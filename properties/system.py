@@ -214,7 +214,7 @@ class SystemUnderTest:
     def _fail(self, reason: str) -> SystemProtocolError:
         return SystemProtocolError(f"{self.source}: {reason}")
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[..., Any]) -> Any:  # fn(): may be a lambda z=z: …
         try:
             return fn()
         except (SystemProtocolError, MeasurementFailed):

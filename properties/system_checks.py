@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -139,7 +139,7 @@ class NudgedPhase:
         """The equilibria the witness found for this phase: the dynamics' own, then Newton's
         from h* where it is another one (a System's own solver, e.g. Anderson, may take it)."""
         other = self.newton is not None and self.max_split > SPLIT and self.newton.converged
-        return [self.eq, self.newton] if other else [self.eq]
+        return [self.eq, cast(witness.Equilibrium, self.newton)] if other else [self.eq]
 
 
 def nudged_phase(w: Witnessed, beta: float) -> NudgedPhase:
@@ -223,7 +223,7 @@ def starts(w: Witnessed, count: int) -> list[Tensor]:
         if kind == "corner":
             z = scale * np.sign(rng.standard_normal(shape))
         else:
-            z = kind * scale * rng.standard_normal(shape)
+            z = cast(float, kind) * scale * rng.standard_normal(shape)
         out.append(torch.as_tensor(z, dtype=torch.float64))
     return out
 
@@ -996,7 +996,7 @@ def _gdd_updates(sut, w: Witnessed, beta: float, steps: int, keys: list[str]
     return ep_theta, ep_s
 
 
-def gdd_residual(sut, w: Witnessed, beta: float, steps: int = 30) -> dict[str, float]:
+def gdd_residual(sut, w: Witnessed, beta: float, steps: int = 30) -> dict[str, Any]:
     """GDD (Ernoult et al. 2019) on a System, from h*: EP's step-by-step updates in the nudged
     phase, ΔEP_θ(t) = −[∂E/∂θ(h_{t+1}) − ∂E/∂θ(h_t)]/β (symmetric ±β), against BPTT's
     gradients at the mirrored steps, ∇BPTT_θ(t) = ∂ℓ(h_K)/∂θ_{K−t} (θ_k the copy used by the
@@ -1024,7 +1024,8 @@ def gdd_residual(sut, w: Witnessed, beta: float, steps: int = 30) -> dict[str, f
 
     bptt_theta = torch.stack([torch.cat([grad_of(copies[steps - t - 1][k]) for k in keys])
                               for t in range(steps)])
-    bptt_s = torch.stack([states[steps - t].grad for t in range(steps)])
+    bptt_s = torch.stack([cast(Tensor, states[steps - t].grad)  # retain_grad(): set
+                          for t in range(steps)])
     scale = bptt_theta.norm()
     return {"parameters": float((ep_theta + bptt_theta).norm() / scale),
             "parameters_at_beta": float((theta_1 + bptt_theta).norm() / scale),
@@ -1051,7 +1052,8 @@ def preconditioner_asymmetry(w: Witnessed) -> float:
     for b in range(h.shape[0]):
         n = H[b].shape[0]
         P = (np.eye(n) - w.eq.jacobian[b]) @ np.linalg.pinv(H[b])
-        worst = max(worst, float(np.linalg.norm(P - P.T) / max(np.linalg.norm(P), 1e-300)))
+        worst = max(worst, float(np.linalg.norm(P - P.T)
+                                 / max(cast(float, np.linalg.norm(P)), 1e-300)))
     return worst
 
 

@@ -7,8 +7,12 @@ how W_eff was made from W (symmetrized? spectrally normalized?); it recomputes e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Array = np.ndarray
 
@@ -35,6 +39,6 @@ class Network:
     symmetric: bool = True
     spectral_norm: bool = False
 
-    def drive(self, x: Array) -> Array:
+    def drive(self, x: Array | Tensor) -> Array:
         """Ux + b for each row of x: (B, n)."""
         return np.atleast_2d(as_array(x)) @ self.U.T + self.b

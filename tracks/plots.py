@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-Series = tuple[Sequence[float], Sequence[float]]
+Series = tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]
 
 
 def line_plot(
-    path: Path | None, series: dict[str, Series], *, title: str, xlabel: str, ylabel: str,
+    path: Path | None, series: Mapping[str, Series], *, title: str, xlabel: str, ylabel: str,
     logy: bool = True, logx: bool = False, styles: dict[str, str] | None = None,
 ) -> None:
     """One axes, one line per labelled (x, y) series; nothing is written when path is None."""

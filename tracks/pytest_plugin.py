@@ -13,9 +13,12 @@ System lacks). `--eqprop-tracks 2-6 9` picks tracks, `--eqprop-seed`, `--eqprop-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 OPTION = "--eqprop-system"
 
@@ -56,7 +59,8 @@ class SystemTrackItem(pytest.Item):
         if record["status"] != "pass":
             raise TrackFailed(failure_summary(record))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None
+                     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, TrackFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

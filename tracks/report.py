@@ -333,7 +333,7 @@ def environments(template_dir: Path | None = None) -> tuple[Any, Any]:
             raise ValueError(f"--template {template_dir}: not a directory (it holds "
                              f"{' and/or '.join(TEMPLATE_NAMES)})")
         loaders.insert(0, jinja2.FileSystemLoader(str(template_dir)))
-    common = {"loader": jinja2.ChoiceLoader(loaders), "trim_blocks": True,
+    common: dict[str, Any] = {"loader": jinja2.ChoiceLoader(loaders), "trim_blocks": True,
               "lstrip_blocks": True,
               "undefined": jinja2.StrictUndefined}
     return (jinja2.Environment(autoescape=False, finalize=_markdown_field, **common),
@@ -346,7 +346,8 @@ def _render(env: Any, name: str, context: Mapping[str, Any]) -> str:
     try:
         return str(env.get_template(name).render(**context))
     except jinja2.TemplateError as err:
-        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        line = getattr(err, "lineno", None)
+        where = f" (line {line})" if line else ""
         raise ValueError(f"template {name}{where}: {type(err).__name__}: {err}") from None
 
 

@@ -18,6 +18,9 @@ weights — σ_max ≥ 1: non-expansive at best, never the margin a contraction 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -86,12 +89,14 @@ def stock_sigma(case: tuple[ModelSpec, tuple[float, int]]) -> float:
     layer = torch.nn.Linear(spec.n_hidden, spec.n_hidden, bias=False, dtype=DTYPES[spec.dtype])
     with torch.no_grad():
         layer.weight.copy_(raw)
-    layer = torch.nn.utils.parametrizations.spectral_norm(layer)  # n_power_iterations=1
+    # spectral_norm returns the module it was given, still a Linear (its stub says Module)
+    layer = cast(torch.nn.Linear, torch.nn.utils.parametrizations.spectral_norm(layer))
     layer.train()
     _ = layer.weight  # one refresh of the power-iteration state on the current weight
     with torch.no_grad():
         noise = np.random.default_rng(seed).standard_normal(raw.shape)
-        layer.parametrizations.weight.original.add_(
+        # torch stubs: nn.Module.__getattr__ is typed Tensor | Module
+        layer.parametrizations.weight.original.add_(  # type: ignore[union-attr, operator]
             torch.as_tensor(size * noise, dtype=raw.dtype))
     layer.eval()  # eval: the stored u, v are not refreshed for the update
     return theory.spectral_norm(layer.weight.detach().numpy())
@@ -108,7 +113,8 @@ def run(ctx) -> None:
     n = ctx.examples(60, 600)
     worst = {}
     for mode in ("train", "eval", "state_dict"):
-        out = worst_case(certified, lambda c, m=mode: sigma_after_update(c, m), bound=1.0,
+        out = worst_case(certified, cast(Callable[[Any], float],  # lambda with defaults
+                                         lambda c, m=mode: sigma_after_update(c, m)), bound=1.0,
                          max_examples=n, seed=ctx.seed)
         worst[mode] = out.worst
         ctx.check(at_most(f"max sigma_max(W_eff)/gamma, {mode} mode", out.worst, 1.0,
@@ -133,7 +139,7 @@ def subspace_checks(ctx, n: int) -> None:
         st.integers(1, 6),
         update_sequences,
     )
-    calls = {"stale": 0, "calls": 0}
+    calls: dict[str, float] = {"stale": 0, "calls": 0}
 
     def worst_ratio(case: tuple[ModelSpec, int, list[tuple[float, int]]]) -> float:
         measured = subspace_sigmas(case)

@@ -15,6 +15,7 @@ points, each verified by the Newton witness, so "unique" must fail.
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import numpy as np
 import torch
@@ -65,7 +66,8 @@ def _metrics(case) -> dict[str, float]:
     witness = theory.find_fixed_point(problem.weight, drive, spec.activation, h0=starts[0])
     return {
         "unconverged": float((~st_and.converged).sum() + (~st_fp.converged).sum()),
-        "spread": max(np.linalg.norm(a - b) for a, b in itertools.combinations(h, 2)),
+        "spread": cast(float,  # np.float64 norms: floats
+                       max(np.linalg.norm(a - b) for a, b in itertools.combinations(h, 2))),
         "solvers": float(np.abs(h_fp.numpy() - h).max()),
         "witness": float(np.abs(witness.h - h).max()) if witness.converged else float("inf"),
     }

@@ -43,6 +43,7 @@ and shrinks a model without SN (‖W‖₂ > 1) with several fixed points or a c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -175,6 +176,9 @@ def probe(spec: ModelSpec, starts: np.ndarray, budget: int = BUDGET, *,
     act = spec.activation
     x = spec.inputs(1).expand(len(starts), -1)
     drive = problem.drive(spec.inputs(1))[0]
+    h: torch.Tensor | np.ndarray  # the solve's tensor, then its NumPy copy
+    h1: torch.Tensor | np.ndarray
+    rho: float | list[float]  # ρ(J*) of the lone root, then of every distinct point
     h, stats = model.equilibrium(x, torch.as_tensor(starts, dtype=model.dtype),
                                  solver="fixed_point", tol=TOL, max_steps=budget)
 
@@ -255,7 +259,7 @@ def banach_budget(spec: ModelSpec, starts: np.ndarray) -> int:
     L = theory.lipschitz_certificate(problem.weight, spec.activation)
     first = max(np.linalg.norm(theory.fixed_point_map(s, problem.weight, drive, spec.activation)
                                - s) for s in starts)
-    return theory.steps_to_tolerance(L, first, TOL) + 1
+    return theory.steps_to_tolerance(L, cast(float, first), TOL) + 1  # np.float64: a float
 
 
 def subcritical_failure(case: tuple[ModelSpec, np.ndarray]) -> float:
@@ -395,7 +399,7 @@ def run(ctx) -> None:
              if r["largest_ok_s_with_L_ge_1"] is not None]
     found = find_example(noncontractive_models(max_hidden=8), unique_and_convergent,
                          max_examples=ctx.examples(60, 300), seed=ctx.seed)
-    found_details = {"shrunk_example": repr(found)}
+    found_details: dict[str, Any] = {"shrunk_example": repr(found)}
     if found is not None:
         p = probe_spec(found)
         found_details.update(example_L=p.lipschitz, **{f"example_{k}": v for k, v in

@@ -129,6 +129,7 @@ def descent_metrics(case: tuple[ModelSpec, np.ndarray]) -> dict[str, float]:
                           for b in range(BATCH)] for k in range(STEPS)])
     shortfall = (promised - (model_E[:-1] - model_E[1:])) / scale
 
+    h_star: torch.Tensor | np.ndarray  # the solve's tensor, then its NumPy copy
     h_star, _ = model.equilibrium(x)
     h_star = h_star.numpy()
     conditioned = 1 - h_star**2 >= CONDITIONED

@@ -53,6 +53,9 @@ where the mislabeled estimator's slope comes closest to 2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numpy as np
 
 from properties import (
@@ -127,6 +130,7 @@ def run(ctx) -> None:
         mislabeled_control(ctx, [], n)
         return
 
+    slopes: list[float] | np.ndarray  # per estimator: window slopes, then stated slopes
     for estimator in ORDERS:
         def window_deviation(spec: ModelSpec, estimator: str = estimator) -> float:
             return deviation(problems(spec).window_slope(estimator), estimator)
@@ -146,7 +150,8 @@ def run(ctx) -> None:
                          max(p.radius(estimator) for p in seen)],
             **out.details()))
     for estimator in ORDERS:
-        floor = worst_case(strategy, lambda spec, e=estimator: problems(spec).floor_ratio(e),
+        floor = worst_case(strategy, cast(Callable[[Any], float],  # lambda with defaults
+                                          lambda spec, e=estimator: problems(spec).floor_ratio(e)),
                            bound=FLOOR_RATIO, max_examples=n, seed=ctx.seed)
         ctx.check(at_most(f"{estimator} EP: solver round-off / fitted error at the window's "
                           "smallest beta (tol 1e-14 vs 1e-15)", floor.worst,

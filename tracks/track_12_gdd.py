@@ -542,6 +542,7 @@ def certify_system(ctx) -> None:
              f"({out['parameters_at_beta']:.3g} at beta = {SYSTEM_GDD_BETA:g}), neuron residual "
              f"{out['neurons']:.3g}; the linearized update h <- h - P grad E has "
              f"||P - P^T||/||P|| = {asym:.3g}" + gdd_diagnosis(out["parameters"], asym))
+    planted: AsymmetricallyCoupled | DoubledNudge
     if w.eq.h.shape[1] >= 2:
         size = 0.25 * max(1e-3, 1 - float(w.norm.max()))
         planted = AsymmetricallyCoupled(ctx.system, w.eq.h, size, ctx.seed)

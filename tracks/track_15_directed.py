@@ -58,6 +58,7 @@ and check (4) holds its SN to γ. The control runs on the suite's draws at a ≥
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import scipy.stats
@@ -238,7 +239,8 @@ def run(ctx) -> None:
     # On the suite's models: under --model, the draws the checks would make, at a >= STATED only.
     controls = stated
     if ctx.model is not None:
-        suite = MeasuredOnce(lambda case: [measure_one(*case, a)["bias_limit"]
+        suite = MeasuredOnce(lambda case: [measure_one(*cast(tuple[ModelSpec, int], case),
+                                                   a)["bias_limit"]
                                            for a in ASYMMETRIES if a >= STATED])
         worst_case(directed_cases(base_models()), lambda case: -min(suite(case)),
                    bound=-UNBIASED_TOL, max_examples=n, seed=ctx.seed, hunt=False)

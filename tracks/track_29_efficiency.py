@@ -38,6 +38,8 @@ the cost of the learning rule of group C (real EqProp training steps), so it is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmarks import measure
 from properties import at_least, at_most
 from properties.evidence import Evidence
@@ -68,7 +70,7 @@ def run(ctx: TrackContext) -> None:
     profile = "quick" if ctx.quick else "full"
     steps = STEPS[profile]
     state = SETUP["batch"] * SETUP["hidden"] * 4
-    sizes = dict(SETUP, seed=ctx.seed)
+    sizes: dict[str, Any] = dict(SETUP, seed=ctx.seed)
     peaks = {m: measure.memory_by_steps(m, steps, **sizes) for m in measure.METHODS}
     leaky = measure.memory_by_steps("EP", steps, step=measure.leaky_ep_step, **sizes)
 

@@ -57,7 +57,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ AGREE = 1e-9  # h* agreement (each solve's certified error is ≤ TOL/(1 − L�
 MAX_ROUNDS = 5000
 CENSUS_ROUNDS = 1000  # rounds (sweeps) allowed per scheme on the SN census
 EPS = np.finfo(np.float64).eps
-RUNS = (  # (label, scheme, options)
+RUNS: tuple[tuple[str, str, dict[str, Any]], ...] = (  # (label, scheme, options)
     ("synchronous", "synchronous", {}),
     ("lazy", "lazy", {}),
     ("gauss_seidel_random_a", "asynchronous", {"order": "random"}),
@@ -190,6 +190,7 @@ def _measure(case: tuple[ModelSpec, np.ndarray, float, int]) -> dict[str, Any]:
     for label, (_, stats) in runs.items():
         mismatch += int((stats.updates + stats.skipped != stats.rounds * n).sum())
         mismatch += abs(stats.update_trace[-1] - int(stats.updates.sum()))
+        assert stats.history is not None  # solve_all records (record=True) by default
         if label == "lazy":
             mismatch += int(np.abs(changed_entries(stats.history)
                                    - stats.updates.numpy()).sum())
@@ -451,7 +452,7 @@ def run(ctx) -> None:
              f"{100 * min(saving_lazy):.1f}% to {100 * max(saving_lazy):.1f}%); Gauss-Seidel "
              f"vs synchronous: {100 * np.median(saving_gs):.1f}% fewer (median)")
 
-    scale_rows = []
+    scale_rows: list[dict[str, Any]] = []
     for spec in scale_specs((32,) if ctx.quick else (32, 128)):
         x = spec.inputs(4)
         model = spec.build()
@@ -569,7 +570,8 @@ def run(ctx) -> None:
                                          scheme="lazy", threshold=1e-3, shrink=1.0, tol=TOL)
     ctx.check(at_least("frozen threshold 1e-3 (shrink = 1) is falsified: residual stays above "
                        "the tolerance", frozen.max_residual, TOL,
-                       stalled=bool(frozen.stalled.all()), updates=int(frozen.updates.sum())))
+                       stalled=bool(cast(torch.Tensor, frozen.stalled).all()),  # threshold set
+                       updates=int(frozen.updates.sum())))
 
     control = mutual_inhibition()
     ctx.note(f"control W = [[0,-2],[-2,0]], x = 0, start (1/2, 1/2): "
