@@ -42,7 +42,7 @@ from __future__ import annotations
 import cmath
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -201,10 +201,7 @@ class Phases:
         if beta == 0:
             return lambda h: self.phi(torch.addmm(self.drive, h, weight_t))
         if self.weight.is_complex():
-            return lambda h: self.phi(
-                h @ weight_t + self.drive
-                - beta * loss_gradient_wrt_state(h, self.V, self.c, self.target)
-            )
+            return self._complex_map(beta, self.drive, self.target)
         # Real β: −β Vᵀ(p − y) = β Vᵀy − β Vᵀp; the label part is a constant drive, so a step
         # is three fused matrix products, a softmax and φ (this is the inner loop of training).
         drive = self.drive + beta * (self.target @ self.V)
@@ -212,6 +209,43 @@ class Phases:
         return lambda h: self.phi(torch.addmm(
             torch.addmm(drive, h, weight_t),
             torch.softmax(torch.addmm(self.c, h, readout_t), dim=1), scaled, alpha=-1,
+        ))
+
+
+    def _complex_map(self, beta: complex | Tensor, drive: Tensor, target: Tensor
+                     ) -> Callable[[Tensor], Tensor]:
+        """T_β on complex states. The model's matrices are real (their imaginary parts are
+        zero): then a product with a complex state is two real products, (a + ib)M = aM + ibM,
+        half the work of a complex one — the same numbers to rounding."""
+        if bool(self.weight.imag.any()) or bool(self.V.imag.any()):
+            weight_t = self.weight.T
+            return lambda h: self.phi(
+                h @ weight_t + drive - beta * loss_gradient_wrt_state(h, self.V, self.c, target))
+        weight_t, readout, readout_t = (m.contiguous() for m in (
+            self.weight.real.T, self.V.real, self.V.real.T))
+
+        def times(h: Tensor, m: Tensor) -> Tensor:
+            return torch.complex(h.real @ m, h.imag @ m)
+
+        return lambda h: self.phi(
+            times(h, weight_t) + drive
+            - beta * times(softmax(times(h, readout_t) + self.c) - target, readout))
+
+    def stacked_map(self, betas: Sequence[complex]) -> Callable[[Tensor], Tensor]:
+        """All the nudged maps at once: on K·B states, rows k·B … (k+1)·B − 1 follow T_{β_k}
+        (`nudged_map(β_k)` of those rows, to rounding: one product per step for all K nudges
+        instead of K)."""
+        k, batch = len(betas), self.drive.shape[0]
+        column = torch.as_tensor(list(betas), dtype=self.drive.dtype, device=self.drive.device)
+        beta = column.repeat_interleave(batch).unsqueeze(1)  # (K·B, 1): each row's β
+        target, weight_t = self.target.repeat(k, 1), self.weight.T
+        if self.weight.is_complex():
+            return self._complex_map(beta, self.drive.repeat(k, 1), target)
+        drive = self.drive.repeat(k, 1) + beta * (target @ self.V)
+        readout_t = self.V.T
+        return lambda h: self.phi(torch.addmm(
+            torch.addmm(drive, h, weight_t),
+            beta * torch.softmax(torch.addmm(self.c, h, readout_t), dim=1), self.V, alpha=-1,
         ))
 
 
@@ -288,6 +322,18 @@ class _Solve:
                             trace=[], lipschitz=None)
 
 
+def _split_stats(stats: SolverStats, k: int) -> list[SolverStats]:
+    """The stats of a solve of K stacked phases (`Phases.stacked_map`), one per phase: each
+    its rows' residuals and flags (a non-finite row has residual inf, `_finish`)."""
+    out = []
+    for residual, converged in zip(stats.residual.chunk(k), stats.converged.chunk(k)):
+        out.append(SolverStats(
+            solver=stats.solver, tol=stats.tol, residual=residual, residual_trace=[],
+            steps=stats.steps, converged=converged, lipschitz=stats.lipschitz,
+            diverged=bool(torch.isinf(residual).any())))
+    return out
+
+
 def _check_steps(steps: object) -> tuple[int, int] | None:
     if steps is None:
         return None
@@ -314,6 +360,7 @@ def ep_gradients(
     max_steps: int = 5000,
     on_unconverged: str | None = None,
     state_transform: Callable[[Tensor], Tensor] | None = None,
+    batch_nudges: bool = True,
     **solver_options: object,
 ) -> EPGradients:
     """EP's estimate of ∇_θ ℒ, ℒ = mean CE(model(x), y), for every raw parameter θ of `model`.
@@ -329,6 +376,9 @@ def ep_gradients(
         `steps`) only records it in the result's stats.
     state_transform: applied to the state after every update of every phase, h ← s(T(h)) (a
         hardware model: neuron noise, low-precision states); None is the ideal dynamics.
+    batch_nudges: with `steps` and no `state_transform`, run the K nudged phases (±β, or the N
+        holomorphic nudges) as one batch of K·B states — one product per step instead of K,
+        the same estimate to rounding; False runs them one after another (the reference).
     Returns EPGradients: a dict {name: tensor like the parameter} carrying the phases' stats.
     """
     schedule = nudge_schedule(estimator, beta, n_points)
@@ -353,17 +403,28 @@ def ep_gradients(
     check_nudge(beta, model, tol=None if fixed else tol, readout_weight=effective["V"])
     numbers = phases(model, x, y, state_dtype, weight=effective["W"],
                      input_weight=effective["U"], readout_weight=effective["V"])
-    nudged_map = numbers.nudged_map
-    if state_transform is not None:
-        def nudged_map(beta: complex) -> Callable[[Tensor], Tensor]:
-            T = numbers.nudged_map(beta)
-            return lambda h: state_transform(T(h))
+    # The free phase has β = 0: real numbers, real arithmetic, even for complex nudges (whose
+    # phases then start from the real h_0, cast): a complex product costs ~4 real ones.
+    free_numbers = numbers if not schedule.is_complex else phases(
+        model, x, y, model.dtype, weight=effective["W"], input_weight=effective["U"],
+        readout_weight=effective["V"])
+
+    def transformed(T: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+        if state_transform is None:
+            return T
+        return lambda h: state_transform(T(h))
+
+    def nudged_map(beta: complex) -> Callable[[Tensor], Tensor]:
+        return transformed(numbers.nudged_map(beta))
+
     directed = not model.symmetric
     batch = x.shape[0]
 
     with torch.no_grad():
-        h0 = x.new_zeros(batch, model.n_hidden, dtype=state_dtype)
-        h_free, free_stats = solve(nudged_map(0), h0, fixed and fixed[0])
+        h0 = x.new_zeros(batch, model.n_hidden, dtype=model.dtype)
+        h_free, free_stats = solve(transformed(free_numbers.nudged_map(0)), h0,
+                                   fixed and fixed[0])
+        h_free = h_free.to(state_dtype)
         if mode == "raise" and not free_stats.all_converged:
             raise PhaseNotConverged(
                 f"EP gradient refused: free phase {free_stats.summary()}; every nudged phase "
@@ -380,10 +441,16 @@ def ep_gradients(
             combined = schedule.free_weight * h_free
             if not directed:
                 quadratic = schedule.free_weight * (h_free.T @ h_free)
+        betas = [b if schedule.is_complex else b.real for b in schedule.betas]
+        if fixed and batch_nudges and state_transform is None and len(betas) > 1:
+            # Truncated phases: every nudge in one batch of K·B states (one product per step).
+            stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
+                                   fixed[1])
+            nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
+        else:
+            nudged = [solve(nudged_map(b), h_free, fixed and fixed[1]) for b in betas]
         nudged_stats = []
-        for beta_k, weight_k in zip(schedule.betas, schedule.weights):
-            beta_k = beta_k.real if not schedule.is_complex else beta_k
-            h_k, stats = solve(nudged_map(beta_k), h_free, fixed and fixed[1])
+        for (h_k, stats), weight_k in zip(nudged, schedule.weights):
             nudged_stats.append(stats)
             term = weight_k * h_k
             combined = term if combined is None else combined + term
