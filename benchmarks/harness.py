@@ -64,6 +64,9 @@ def steps_section(device: str, grid: list[tuple[int, int]], n_in: int, repeats: 
         ep, bptt = times["EP"].median_s, times["BPTT"].median_s
         rows.append({
             "batch": batch, "hidden": hidden, "ep_median_s": ep, "bptt_median_s": bptt,
+            "ep_spread": times["EP"].spread, "bptt_spread": times["BPTT"].spread,
+            "attempts": times["EP"].attempts,
+            "steady": times["EP"].steady and times["BPTT"].steady,
             "ep_min_s": times["EP"].min_s, "bptt_min_s": times["BPTT"].min_s,
             "fixed_cost_s": fixed, "ratio": ep / bptt,
             "ratio_without_fixed": (ep - fixed) / (bptt - fixed) if bptt > fixed else None,
@@ -130,25 +133,46 @@ def throughput_section(device: str, grid: list[tuple[int, int]], n_in: int, repe
         free, ceiling = times["free phase"].median_s, times["matmul loop"].median_s
         rows.append({"batch": batch, "hidden": hidden, "free_phase_s": free,
                      "matmul_loop_s": ceiling, "free_gflops": flops / free / 1e9,
-                     "matmul_gflops": flops / ceiling / 1e9, "fraction": ceiling / free})
+                     "matmul_gflops": flops / ceiling / 1e9, "fraction": ceiling / free,
+                     "spread": max(t.spread for t in times.values()),
+                     "steady": all(t.steady for t in times.values())})
     return rows
 
 
-def verdict(ok: bool | None) -> str:
-    return "n/a " if ok is None else ("PASS" if ok else "MISS")
+def verdict(ok: bool | None, steady: bool = True) -> str:
+    if ok is None:
+        return "n/a "
+    if not steady:  # a figure read off a noisy machine is neither a pass nor a miss
+        return "UNSURE"
+    return "PASS" if ok else "MISS"
+
+
+def busy(load_average: str, cores: int | None) -> str | None:
+    """A warning when the 1-minute load average says other work shares the cores."""
+    load = float(load_average.split()[0])
+    if cores and load > 0.75 * cores:
+        return (f"WARNING: load average {load:.2f} on {cores} cores: other work shares the "
+                "machine; the timings below may be its load, not the code")
+    return None
 
 
 def report(device: str, result: dict[str, Any]) -> list[str]:
     lines = [f"== {device}: torch threads {result['threads']}, load average "
-             f"{result['load_average']}, SN {result.get('sn', 'exact')}"]
+             f"{result['load_average']} (at the end {result.get('load_average_end', '?')}), "
+             f"SN {result.get('sn', 'exact')}"]
+    warning = busy(result["load_average"], os.cpu_count())
+    lines += [warning] if warning else []
     lines.append(f"{'batch':>5} {'hidden':>6} {'EP step':>10} {'BPTT step':>10} {'EP/BPTT':>8} "
-                 f"{'fixed W_eff':>11} {'EP/BPTT w/o fixed':>18}")
+                 f"{'fixed W_eff':>11} {'EP/BPTT w/o fixed':>18}  spread EP / BPTT")
     for r in result["steps"]:
         without = r["ratio_without_fixed"]
+        flag = "" if r["steady"] else (f"  UNSTEADY after {r['attempts']} attempts: not to be "
+                                       "trusted")
         lines.append(f"{r['batch']:>5} {r['hidden']:>6} {1e3 * r['ep_median_s']:>7.2f} ms "
                      f"{1e3 * r['bptt_median_s']:>7.2f} ms {r['ratio']:>8.3f} "
                      f"{1e3 * r['fixed_cost_s']:>8.2f} ms "
-                     f"{'-' if without is None else f'{without:.3f}':>18}")
+                     f"{'-' if without is None else f'{without:.3f}':>18}  "
+                     f"{r['ep_spread']:.2f} / {r['bptt_spread']:.2f}{flag}")
     memory = result["memory"]
     lines.append(f"memory (peak live tensor bytes of one training step, hidden "
                  f"{memory['hidden']}, batch {memory['batch']}):")
@@ -171,7 +195,8 @@ def report(device: str, result: dict[str, Any]) -> list[str]:
     for r in result["throughput"]:
         lines.append(f"  batch {r['batch']:>4} hidden {r['hidden']:>5}: free phase "
                      f"{r['free_gflops']:.1f} GFLOP/s, matmul loop {r['matmul_gflops']:.1f} "
-                     f"GFLOP/s, fraction {r['fraction']:.3f}")
+                     f"GFLOP/s, fraction {r['fraction']:.3f}, spread {r['spread']:.2f}"
+                     + ("" if r["steady"] else " UNSTEADY: not to be trusted"))
     target = next((r for r in result["steps"] if (r["batch"], r["hidden"]) == (64, 256)), None)
     through = next((r for r in result["throughput"] if (r["batch"], r["hidden"]) == (64, 256)),
                    None)
@@ -192,8 +217,13 @@ def report(device: str, result: dict[str, Any]) -> list[str]:
          None if through is None else through["fraction"] >= TARGETS["throughput_fraction"],
          None if through is None else f"{through['fraction']:.3f}"),
     ]
-    result["targets"] = [{"name": n, "met": ok, "value": v} for n, ok, v in checks]
-    lines += [f"{verdict(ok)}: {name}: {value}" for name, ok, value in checks]
+    steady = [target is None or target["steady"], True, True,
+              through is None or through["steady"]]
+    result["targets"] = [{"name": n, "met": ok, "value": v, "steady": st}
+                         for (n, ok, v), st in zip(checks, steady)]
+    lines += [f"{verdict(ok, st)}: {name}: {value}"
+              + ("" if st else " (repeats too spread to read: rerun on a quiet machine)")
+              for (name, ok, value), st in zip(checks, steady)]
     return lines
 
 
@@ -210,6 +240,7 @@ def run_device(device: str, args: argparse.Namespace) -> dict[str, Any]:
         "solvers": solvers_section(device, args.quick, args.seed),
         "throughput": throughput_section(device, grid, args.n_in, args.repeats, args.warmup,
                                          args.seed),
+        "load_average_end": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
 
 

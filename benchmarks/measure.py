@@ -106,11 +106,31 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
+# A timing whose repeats spread more than this (interquartile range over the median) is not
+# to be trusted: a figure read from it could be the machine's load, not the code.
+UNSTEADY_SPREAD = 0.25
+
+
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call: the median of `walls_s`, with its extremes."""
+    """Seconds per call: the median of `walls_s`, with its extremes and spread; `attempts`:
+    how many times it was measured (a too-wide spread is re-measured)."""
 
     walls_s: tuple[float, ...]
+    attempts: int = 1
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range over the median (range over the median below 4 repeats)."""
+        walls = sorted(self.walls_s)
+        if len(walls) >= 4:
+            q = statistics.quantiles(walls, n=4)
+            return (q[2] - q[0]) / statistics.median(walls)
+        return (walls[-1] - walls[0]) / statistics.median(walls)
+
+    @property
+    def steady(self) -> bool:
+        return self.spread <= UNSTEADY_SPREAD
 
     @property
     def median_s(self) -> float:
@@ -126,21 +146,34 @@ class Timing:
 
 
 def interleaved_medians(calls: Mapping[str, Callable[[], object]], *, repeats: int, warmup: int,
-                        device: str = "cpu") -> dict[str, Timing]:
+                        device: str = "cpu", remeasure: int = 2) -> dict[str, Timing]:
     """Wall seconds of each call, `repeats` rounds in which every call runs once (in the
-    dict's order), after `warmup` such rounds."""
+    dict's order), after `warmup` such rounds. When a call's spread exceeds UNSTEADY_SPREAD
+    all are measured again (up to `remeasure` more times) and the steadiest attempt is kept;
+    a Timing still unsteady then says so (`steady` False), for the report to flag."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    walls: dict[str, list[float]] = {name: [] for name in calls}
-    for round_ in range(warmup + repeats):
-        for name, call in calls.items():
-            synchronize(device)
-            started = time.perf_counter()
-            call()
-            synchronize(device)
-            if round_ >= warmup:
-                walls[name].append(time.perf_counter() - started)
-    return {name: Timing(tuple(w)) for name, w in walls.items()}
+    best: dict[str, Timing] | None = None
+    attempts = 0
+    while attempts <= remeasure:
+        attempts += 1
+        walls: dict[str, list[float]] = {name: [] for name in calls}
+        for round_ in range(warmup + repeats):
+            for name, call in calls.items():
+                synchronize(device)
+                started = time.perf_counter()
+                call()
+                synchronize(device)
+                if round_ >= warmup:
+                    walls[name].append(time.perf_counter() - started)
+        found = {name: Timing(tuple(w)) for name, w in walls.items()}
+        if best is None or max(t.spread for t in found.values()) < \
+                max(t.spread for t in best.values()):
+            best = found
+        if all(t.steady for t in best.values()):
+            break
+    assert best is not None
+    return {name: Timing(t.walls_s, attempts) for name, t in best.items()}
 
 
 class LiveTensorBytes(TorchDispatchMode):

@@ -81,3 +81,23 @@ def test_harness_quick_run_writes_json_and_says_cuda_absent(
     assert json.loads(out.read_text())["devices"]["cuda"] == "CUDA absent"
     with pytest.raises(SystemExit):
         harness.parse_args(["--repeats", "0"])
+
+
+def test_a_spread_too_wide_is_remeasured_then_flagged() -> None:
+    """A call slow on every other repeat (a noisy neighbour) is unsteady: measured again, and
+    still unsteady it is flagged; a steady call is measured once."""
+    import time
+
+    steady = measure.interleaved_medians({"a": lambda: time.sleep(0.02)}, repeats=6, warmup=0)
+    assert steady["a"].steady and steady["a"].attempts == 1
+    count = {"n": 0}
+
+    def noisy() -> None:
+        count["n"] += 1
+        time.sleep(0.06 if count["n"] % 2 else 0.02)
+
+    flagged = measure.interleaved_medians({"a": noisy}, repeats=6, warmup=0, remeasure=1)
+    assert not flagged["a"].steady and flagged["a"].attempts == 2 and count["n"] == 12
+    assert flagged["a"].spread > measure.UNSTEADY_SPREAD
+    assert harness.verdict(True, steady=False) == "UNSURE" and harness.verdict(False) == "MISS"
+    assert harness.busy("3.10 2.0 1.0", 2) is not None and harness.busy("0.9 1 1", 2) is None
