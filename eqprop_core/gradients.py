@@ -40,6 +40,7 @@ that bias does not vanish as β → 0 (track 15 measures it).
 from __future__ import annotations
 
 import cmath
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -211,6 +212,12 @@ class Phases:
             torch.softmax(torch.addmm(self.c, h, readout_t), dim=1), scaled, alpha=-1,
         ))
 
+
+    def astype(self, dtype: torch.dtype) -> Phases:
+        """The same numbers in `dtype` (`phases(…, dtype)` casts exactly these)."""
+        return dataclasses.replace(self, weight=self.weight.to(dtype), drive=self.drive.to(dtype),
+                                   V=self.V.to(dtype), c=self.c.to(dtype),
+                                   target=self.target.to(dtype))
 
     def _complex_map(self, beta: complex | Tensor, drive: Tensor, target: Tensor
                      ) -> Callable[[Tensor], Tensor]:
@@ -401,13 +408,11 @@ def ep_gradients(
                      "U": model.effective_input_weight(raw["U"]),
                      "V": model.effective_readout_weight(raw["V"])}
     check_nudge(beta, model, tol=None if fixed else tol, readout_weight=effective["V"])
-    numbers = phases(model, x, y, state_dtype, weight=effective["W"],
-                     input_weight=effective["U"], readout_weight=effective["V"])
     # The free phase has β = 0: real numbers, real arithmetic, even for complex nudges (whose
     # phases then start from the real h_0, cast): a complex product costs ~4 real ones.
-    free_numbers = numbers if not schedule.is_complex else phases(
-        model, x, y, model.dtype, weight=effective["W"], input_weight=effective["U"],
-        readout_weight=effective["V"])
+    free_numbers = phases(model, x, y, model.dtype, weight=effective["W"],
+                          input_weight=effective["U"], readout_weight=effective["V"])
+    numbers = free_numbers.astype(state_dtype) if schedule.is_complex else free_numbers
 
     def transformed(T: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
         if state_transform is None:

@@ -75,7 +75,8 @@ from tracks.cells import (
     DataIdentity,
     data_digest,
     rate_score,
-    subset_data,
+    remember_data,
+    subset,
     training_run,
 )
 from tracks.context import TrackContext
@@ -206,20 +207,22 @@ def load_benchmark_data(ctx: TrackContext, bench: Benchmark, setup: Setup
     its identity for the cells (loader name, sizes, sha256 of the tensors)."""
     name = bench.quick_dataset if ctx.quick and bench.quick_dataset else bench.dataset
     try:
-        load_dataset(name, seed=0)
+        data = load_dataset(name, seed=0)
     except DataUnavailable as missing:
         if bench.fallback is None or bench.fallback == name:
             ctx.skip(str(missing))
         try:
-            load_dataset(bench.fallback, seed=0)
+            data = load_dataset(bench.fallback, seed=0)
         except DataUnavailable as also_missing:
             ctx.skip(f"{missing}; the stand-in {bench.fallback} is absent too: "
                      f"{also_missing.command}")
         ctx.note(f"{name} is absent ({missing.command} obtains it); measured on "
                  f"{bench.fallback} instead")
         name = bench.fallback
-    data = subset_data(name, setup.n_train, setup.n_test)
-    return data, DataIdentity(name, setup.n_train, setup.n_test, data_digest(data))
+    data = subset(data, setup.n_train, setup.n_test)
+    identity = DataIdentity(name, setup.n_train, setup.n_test, data_digest(data))
+    remember_data(identity, str(data_root()), data)  # in-process cells need not reload it
+    return data, identity
 
 
 def _summary(values: Sequence[float | None]) -> dict[str, Any]:
@@ -342,9 +345,11 @@ def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = Non
             ctx.export_run(f"{variant} {SN_LABELS[sn]}", r.run)
     assert control is not None  # submitted with its arm's seed cells
     ctx.export_run("control (permuted labels)", training_run(control))
-    mismatched = [f"{r.variant}/{r.sn}/seed {r.seed}" for seed in seeds
-                  for r in (runs[seeds.index(seed)] for runs in arms.values())
-                  if r.init_digest != arms[arms_order[0]][seeds.index(seed)].init_digest]
+    # Matched initialization: per seed, every arm starts from the first arm's parameters.
+    mismatched = [f"{r.variant}/{r.sn}/seed {r.seed}"
+                  for i, first in enumerate(arms[arms_order[0]])
+                  for r in (runs[i] for runs in arms.values())
+                  if r.init_digest != first.init_digest]
 
     summaries = {key: summarize_arm(runs, rates[key][1]) for key, runs in arms.items()}
     comparisons = [compare(arms, variant, sn) for variant in setup.variants

@@ -22,8 +22,6 @@ import functools
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from eqprop_core.data import Dataset, load_dataset
 from eqprop_core.train import EpochRecord, EqProp, TrainingRun, evaluate, train
 from eqprop_core.variants import build
 from properties.learning import raw_norm, spectrum_monitor
+from tracks.records import atomic_write_text
 
 GAMMA = 0.95
 ROLES = ("rate", "seed", "control")
@@ -133,25 +132,37 @@ def data_digest(data: Dataset) -> str:
     return digest.hexdigest()
 
 
-def subset_data(name: str, n_train: int | None, n_test: int | None,
-                root: str | None = None) -> Dataset:
-    """The benchmark's data: dataset `name` (split seed 0), subset to the sizes with seed 0."""
-    data = load_dataset(name, root, seed=0)
+def subset(data: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
+    """The benchmark's subset of a dataset loaded with split seed 0 (sizes capped at the
+    splits'; None: the whole splits), drawn with seed 0."""
     if n_train is not None and n_test is not None:
         data = data.subset(min(n_train, data.x_train.shape[0]),
                            min(n_test, data.x_test.shape[0]), seed=0)
     return data
 
 
-@functools.lru_cache(maxsize=2)
+# The data a process's cells train on, by (identity, root): loaded and checked once per
+# process, or handed over by the driver that loaded it (`remember_data`, the serial executor).
+_DATA: dict[tuple[DataIdentity, str | None], Dataset] = {}
+
+
+def remember_data(identity: DataIdentity, root: str | None, data: Dataset) -> None:
+    """Let this process's cells use `data`, which the driver loaded and digested."""
+    _DATA.clear()  # one matrix at a time: the previous one's data is not kept alive
+    _DATA[identity, root] = data
+
+
 def _cell_data(identity: DataIdentity, root: str | None) -> Dataset:
-    data = subset_data(identity.name, identity.n_train, identity.n_test, root)
+    if (identity, root) in _DATA:
+        return _DATA[identity, root]
+    data = subset(load_dataset(identity.name, root, seed=0), identity.n_train, identity.n_test)
     found = data_digest(data)
     if found != identity.digest:
         raise ValueError(
             f"the data of {identity.name} read here (root {root or 'the default'}) is not the "
             f"data the driver measured (sha256 {found[:12]} vs {identity.digest[:12]}): every "
             "node must see the same data root")
+    remember_data(identity, root, data)
     return data
 
 
@@ -255,7 +266,5 @@ class CellCache:
         if self.folder is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".cell-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle)
-        os.replace(tmp, self.folder / f"{spec.key()}.json")
+        # NaN allowed: a diverged run's history holds it (the record JSON round-trips it).
+        atomic_write_text(self.folder / f"{spec.key()}.json", json.dumps(record))
