@@ -222,10 +222,6 @@ def _claim_text(claim: Mapping[str, Any]) -> tuple[str, str]:
                           f"(stated {claim['bound']})")
 
 
-def _verdict(check: Mapping[str, Any]) -> str:
-    return "pass" if check["passed"] is True else "fail"
-
-
 def _outside(artifact: Any) -> str:
     return f"artifact {artifact!r} skipped: it lies outside the results directory"
 
