@@ -63,25 +63,25 @@ def rule_for(method: str, steps: int) -> LearningRule:
     raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
 
 
-SN_CHOICES = ("exact", "subspace", "off")
+SN_CHOICES = ("cholesky", "exact", "subspace", "off")
 
 
 def build_problem(n_in: int, hidden: int, batch: int, *, seed: int, device: str = "cpu",
-                  dtype: torch.dtype = torch.float32, sn: str = "exact"
+                  dtype: torch.dtype = torch.float32, sn: str = "cholesky"
                   ) -> tuple[LoopedMLP, Tensor, Tensor]:
     """The benchmark model (symmetric, SN γ = 0.95, tanh, N_OUT outputs), x ~ N(0, 1) (B, n_in)
     and uniform labels (B,): the cost of a step does not depend on the data.
 
-    `sn`: "exact" (the default SN: float64 eigendecomposition per step), "subspace" (the
-    certified warm-started bound, `sn_method="subspace"`) or "off" (no SN); the raw parameters
-    are the same for all three."""
+    `sn`: "cholesky" (the training default, `sn_method="cholesky"`), "exact" (a float64
+    eigendecomposition per step), "subspace" (`sn_method="subspace"`) or "off" (no SN); the raw
+    parameters are the same for all four."""
     if sn not in SN_CHOICES:
         raise ValueError(f"unknown sn {sn!r}; choose one of {list(SN_CHOICES)}")
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LoopedMLP(n_in, hidden, N_OUT, symmetric=True, spectral_norm=sn != "off",
-                          sn_method="subspace" if sn == "subspace" else "exact",
+                          sn_method=sn if sn in ("subspace", "cholesky") else "exact",
                           gamma=0.95, dtype=dtype)
     x = torch.randn(batch, n_in, generator=generator, dtype=dtype)
     y = torch.randint(0, N_OUT, (batch,), generator=generator)

@@ -341,6 +341,37 @@ def _split_stats(stats: SolverStats, k: int) -> list[SolverStats]:
     return out
 
 
+def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_free: Tensor,
+                        betas: list[complex], weights: list[complex], steps: int
+                        ) -> tuple[list[tuple[Tensor, SolverStats]], list[complex], list[int]]:
+    """The N holomorphic phases from the fewest states: the model's numbers are real, so
+    T_β̄(h̄) = conj(T_β(h)) (φ, softmax and every product commute with conjugation) and the
+    phase of β̄_k = β_{N−k} is the conjugate of that of β_k: w h + w̄ h̄ = 2 Re(w h), and the
+    estimate keeps only real parts. So one phase per conjugate pair, weighted 2w, run complex;
+    the real nudges (β_0 = |β|, and β_{N/2} = −|β| for even N) run in real arithmetic, stacked.
+    Returns the phases, their weights, and for each of the N nudges the index of the phase that
+    stands for it (its stats). The same estimate as N separate phases to rounding (β_k is
+    computed by cmath.exp, so β_{N−k} and conj(β_k) differ in the last bits)."""
+    n = len(betas)
+    real_k = [k for k in range(n) if 2 * k % n == 0]  # k = 0 and, for even N, N/2
+    pair_k = [k for k in range(1, (n + 1) // 2)]  # one of each pair (k, N − k)
+    phases: list[tuple[Tensor, SolverStats]] = []
+    if real_k:
+        reals = [betas[k].real for k in real_k]
+        states, stats = solve(real.stacked_map(reals), h_free.real.to(real.drive.dtype)
+                              .repeat(len(reals), 1), steps)
+        phases += zip(states.chunk(len(reals)), _split_stats(stats, len(reals)))
+    if pair_k:
+        paired = [betas[k] for k in pair_k]
+        states, stats = solve(complex_numbers.stacked_map(paired),
+                              h_free.repeat(len(paired), 1), steps)
+        phases += zip(states.chunk(len(paired)), _split_stats(stats, len(paired)))
+    kept = real_k + pair_k
+    phase_weights = [weights[k] if k in real_k else 2 * weights[k] for k in kept]
+    stands_for = [kept.index(k) if k in kept else kept.index(n - k) for k in range(n)]
+    return phases, phase_weights, stands_for
+
+
 def _check_steps(steps: object) -> tuple[int, int] | None:
     if steps is None:
         return None
@@ -447,16 +478,23 @@ def ep_gradients(
             if not directed:
                 quadratic = schedule.free_weight * (h_free.T @ h_free)
         betas = [b if schedule.is_complex else b.real for b in schedule.betas]
+        weights = list(schedule.weights)
         if fixed and batch_nudges and state_transform is None and len(betas) > 1:
             # Truncated phases: every nudge in one batch of K·B states (one product per step).
-            stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
-                                   fixed[1])
-            nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
+            if schedule.is_complex:
+                nudged, weights, order = _holomorphic_nudges(
+                    solve, free_numbers, numbers, h_free, betas, weights, fixed[1])
+            else:
+                stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
+                                       fixed[1])
+                nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
+                order = list(range(len(betas)))
         else:
             nudged = [solve(nudged_map(b), h_free, fixed and fixed[1]) for b in betas]
-        nudged_stats = []
-        for (h_k, stats), weight_k in zip(nudged, schedule.weights):
-            nudged_stats.append(stats)
+            order = list(range(len(betas)))
+        phase_stats = [stats for _, stats in nudged]
+        nudged_stats = [phase_stats[i] for i in order]
+        for (h_k, _), weight_k in zip(nudged, weights):
             term = weight_k * h_k
             combined = term if combined is None else combined + term
             if not directed:

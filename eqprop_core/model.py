@@ -10,9 +10,14 @@ W_eff (`recurrent_weight()`) is what the dynamics use: ½(W + Wᵀ) when `symmet
 γ/σ̂ with a certified σ̂ ≥ σ_max when `spectral_norm`. With `io_spectral_norm` the input and
 readout matrices are rescaled the same way (U_eff = γU/σ̂(U), V_eff = γV/σ̂(V): "SN on all
 layers"); they do not enter the contraction certificate. `sn_method` picks σ̂: "exact" (default;
-`spectral.certified_spectral_norm`, a float64 eigvalsh/SVD per evaluation) or "subspace"
+`spectral.certified_spectral_norm`, a float64 eigvalsh per evaluation) or "subspace" for W_eff
 (`spectral.SubspaceSpectralNorm`, a certified warm-started bound, O(n²k) per evaluation with an
-exact refresh only when it is not within its tolerance; σ̂ ∈ [σ_max, (1 + tol)·σ_max]).
+exact refresh only when it is not within its tolerance; σ̂ ∈ [σ_max, (1 + tol)·σ_max]) or
+"cholesky" for W_eff (`spectral.CholeskySpectralNorm`: a warm subspace's Ritz value raised by
+the tolerance, certified by Cholesky factorizations, an eigendecomposition only when that fails;
+the training default of `variants.build`); U and V
+stay exact either way (the rectangular refresh, an SVD of U, costs more than the exact Gram
+eigvalsh it would replace: 16.6 vs 7.8 s per epoch at hidden 384 with SN on all layers).
 Every parametrization θ ↦ θ_eff is a pure method (`effective_weight`, `effective_input_weight`,
 `effective_readout_weight`), so a subclass with structured parameters (masked layers, convolution
 kernels) overrides only these and EP's gradient reaches its raw parameters by the vector–Jacobian
@@ -38,9 +43,14 @@ from torch import Tensor, nn
 
 from .activations import get_activation
 from .solvers import SolverStats, get_solver, is_positive_integer
-from .spectral import SubspaceSpectralNorm, certified_spectral_norm, spectrally_normalize
+from .spectral import (
+    CholeskySpectralNorm,
+    SubspaceSpectralNorm,
+    certified_spectral_norm,
+    spectrally_normalize,
+)
 
-SN_METHODS = ("exact", "subspace")
+SN_METHODS = ("exact", "subspace", "cholesky")
 
 
 class EquilibriumNotConverged(UserWarning):
@@ -102,9 +112,11 @@ class LoopedMLP(nn.Module):
         self.gamma = float(gamma)
         self.activation = get_activation(activation)
         self.sn_method = sn_method
-        # One warm-started bound per normalized matrix; plain attributes, so outside state_dict.
-        self.spectral_bounds: dict[str, SubspaceSpectralNorm] = (
-            {name: SubspaceSpectralNorm() for name in "WUV"} if sn_method == "subspace" else {})
+        # The recurrent matrix's warm-started bound; a plain attribute, so outside state_dict.
+        bounds: dict[str, type[SubspaceSpectralNorm] | type[CholeskySpectralNorm]] = {
+            "subspace": SubspaceSpectralNorm, "cholesky": CholeskySpectralNorm}
+        self.spectral_bounds: dict[str, SubspaceSpectralNorm | CholeskySpectralNorm] = (
+            {"W": bounds[sn_method]()} if sn_method in bounds else {})
 
         self.W = uniform_parameter(n_hidden, n_hidden, fan_in=n_hidden, dtype=dtype)
         self.U = uniform_parameter(n_hidden, n_in, fan_in=n_in, dtype=dtype)

@@ -88,6 +88,24 @@ def is_positive_integer(value: object) -> bool:
     return math.isfinite(value) and value >= 1 and int(value) == value
 
 
+def all_finite(*tensors: Tensor) -> bool:
+    """Whether every entry of every tensor is finite (complex: both parts), with one reduction
+    per tensor and one device sync per call instead of an `isfinite` mask per tensor.
+
+    Exact, not a heuristic: a sum containing a NaN or ±∞ is NaN or ±∞, so a finite sum proves
+    every entry finite; a non-finite sum may also come from finite entries overflowing when added,
+    so then the entries themselves are checked.
+    """
+    floating = [torch.view_as_real(t.detach()) if t.is_complex() else t.detach() for t in tensors
+                if t.is_floating_point() or t.is_complex()]
+    if not floating:
+        return True
+    total = torch.stack([t.sum(dtype=torch.float64) for t in floating]).sum()
+    if math.isfinite(float(total)):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in floating)
+
+
 def _check_fraction(name: str, value: object) -> None:
     """ValueError unless value ∈ (0, 1] (damping, Anderson mixing)."""
     if not (isinstance(value, (int, float)) and 0 < value <= 1):

@@ -9,6 +9,10 @@ get a σ̂ that never under-estimates:
     SubspaceSpectralNorm      a certified upper bound from a warm-started k-dimensional
                               subspace (`schur_upper_bound`), O(n²k) per call; an exact
                               decomposition only when the bound is not tight enough.
+    CholeskySpectralNorm      a warm subspace's Ritz value raised by the tolerance and
+                              certified by Cholesky factorizations (`cholesky_certified_below`),
+                              O(n³/3) per call, no eigensolver on most calls: the training
+                              default.
 
 Either way σ_max(W_eff) ≤ γ holds after every update of W, in train and eval mode alike.
 """
@@ -21,6 +25,8 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
+
+from .solvers import all_finite
 
 SpectralBound = Callable[..., Tensor]
 """σ̂(weight, *, symmetric) ≥ σ_max(weight): a float64 scalar tensor, differentiable."""
@@ -41,19 +47,32 @@ def rounding_margin(n: int, dtype: torch.dtype) -> float:
 def certified_spectral_norm(weight: Tensor, *, symmetric: bool = False) -> Tensor:
     """σ̂ ≥ σ_max(weight), differentiable, as a float64 scalar tensor.
 
-    `symmetric=True` promises weight = weightᵀ and uses eigvalsh (σ_max = max|λ|), which is
-    cheaper than an SVD; the caller is responsible for the promise.
+    `symmetric=True` promises weight = weightᵀ and uses eigvalsh (σ_max = max|λ|); the caller
+    is responsible for the promise. Otherwise σ_max² = λ_max(G) for the smaller Gram matrix
+    G = WWᵀ (or WᵀW), also by eigvalsh — a third of an SVD's time at 384 × 784 — with the
+    float64 product's error ‖fl(G) − G‖₂ ≤ γ_N‖W‖²_F added under the root (`product_error`), so
+    the squaring costs no certainty; the gradient is that of σ_max, u vᵀ, either way. Where that
+    error would loosen σ̂ by more than the rounding margin itself (a float64 W: the margin is then
+    ~10⁻¹⁴), the SVD gives σ_max instead, so σ̂/σ_max − 1 stays within twice the margin.
     """
     w64 = _as_float64_matrix(weight)
-    if not torch.isfinite(w64).all():
+    if not all_finite(w64):
         # No finite bound exists; +inf lets NaN weights propagate into the dynamics, where the
         # solver reports them as a measured divergence instead of LAPACK raising here.
         return w64.new_tensor(float("inf"))
+    margin = rounding_margin(min(weight.shape), weight.dtype)
     if symmetric:
         sigma = torch.linalg.eigvalsh(w64).abs().max()
     else:
-        sigma = torch.linalg.matrix_norm(w64, ord=2)
-    return sigma * (1.0 + rounding_margin(min(weight.shape), weight.dtype))
+        m, n = w64.shape
+        gram = w64 @ w64.T if m <= n else w64.T @ w64
+        gram_error = product_error(max(m, n)) * float(w64.detach().square().sum())
+        top = torch.linalg.eigvalsh(gram)[-1].clamp_min(0)
+        if gram_error <= 2.0 * margin * float(top.detach()):
+            sigma = (top + gram_error).sqrt()
+        else:
+            sigma = torch.linalg.matrix_norm(w64, ord=2)
+    return sigma * (1.0 + margin)
 
 
 def spectrally_normalize(weight: Tensor, gamma: float, *, symmetric: bool = False,
@@ -240,7 +259,44 @@ def subspace_spectral_bound(weight: Tensor, reference: SubspaceReference,
     return SubspaceEstimate(ritz, coupling, tail, upper)
 
 
-class SubspaceSpectralNorm:
+class WarmSpectralBound:
+    """What the warm-started bounds share: a subspace rank and tolerance (validated), the
+    counters `calls` and `refreshes` (evaluations that needed an eigendecomposition)."""
+
+    def __init__(self, rank: int = DEFAULT_RANK, tolerance: float = DEFAULT_TOLERANCE) -> None:
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+                math.isfinite(tolerance) and tolerance > 0):
+            raise ValueError(f"tolerance must be a positive finite number, got {tolerance!r}")
+        self.rank = rank
+        self.tolerance = float(tolerance)
+        self.refreshes = 0
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(rank={self.rank}, tolerance={self.tolerance:g}, "
+                f"calls={self.calls}, refreshes={self.refreshes})")
+
+    def reset(self) -> None:
+        """Forget the counters (subclasses also forget their warm start)."""
+        self.refreshes, self.calls = 0, 0
+
+    def __call__(self, weight: Tensor, *, symmetric: bool = False) -> Tensor:
+        """σ̂ ≥ σ_max(weight) as a float64 scalar tensor carrying a gradient for weight."""
+        w64 = _as_float64_matrix(weight)
+        self.calls += 1
+        if not all_finite(w64):
+            return w64.new_tensor(float("inf"))  # as certified_spectral_norm: NaN propagates
+        if not bool(w64.detach().any()):
+            return w64.abs().max()  # W = 0: σ_max = 0 exactly, gradient zero
+        return self._bound(weight, w64, symmetric)
+
+    def _bound(self, weight: Tensor, w64: Tensor, symmetric: bool) -> Tensor:
+        raise NotImplementedError
+
+
+class SubspaceSpectralNorm(WarmSpectralBound):
     """σ̂(W) ≥ σ_max(W) from a warm-started subspace: exact decomposition only on refresh.
 
     Each call evaluates `subspace_spectral_bound` against the stored reference and refreshes
@@ -261,34 +317,17 @@ class SubspaceSpectralNorm:
     """
 
     def __init__(self, rank: int = DEFAULT_RANK, tolerance: float = DEFAULT_TOLERANCE) -> None:
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank must be a positive integer, got {rank!r}")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
-                math.isfinite(tolerance) and tolerance > 0):
-            raise ValueError(f"tolerance must be a positive finite number, got {tolerance!r}")
-        self.rank = rank
-        self.tolerance = float(tolerance)
+        super().__init__(rank, tolerance)
         self.reference: SubspaceReference | None = None
         self.last: SubspaceEstimate | None = None
-        self.refreshes = 0
-        self.calls = 0
-
-    def __repr__(self) -> str:
-        return (f"SubspaceSpectralNorm(rank={self.rank}, tolerance={self.tolerance:g}, "
-                f"calls={self.calls}, refreshes={self.refreshes})")
 
     def reset(self) -> None:
         """Forget the reference (the next call refreshes) and the counters."""
-        self.reference, self.last, self.refreshes, self.calls = None, None, 0, 0
+        super().reset()
+        self.reference, self.last = None, None
 
-    def __call__(self, weight: Tensor, *, symmetric: bool = False) -> Tensor:
-        """σ̂ ≥ σ_max(weight) as a float64 scalar tensor, σ̂ ≤ (1 + tolerance)·σ_max."""
-        w64 = _as_float64_matrix(weight)
-        self.calls += 1
-        if not torch.isfinite(w64).all():
-            return w64.new_tensor(float("inf"))  # as certified_spectral_norm: NaN propagates
-        if not bool(w64.detach().any()):
-            return w64.abs().max()  # W = 0: σ_max = 0 exactly, gradient zero
+    def _bound(self, weight: Tensor, w64: Tensor, symmetric: bool) -> Tensor:
+        """σ̂ ≥ σ_max(weight), σ̂ ≤ (1 + tolerance)·σ_max."""
         estimate = None
         if self.reference is not None and self.reference.matches(w64, symmetric):
             estimate = subspace_spectral_bound(w64, self.reference, weight.dtype)
@@ -300,3 +339,139 @@ class SubspaceSpectralNorm:
             estimate = subspace_spectral_bound(w64, self.reference, weight.dtype)
         self.last = replace(estimate, ritz=estimate.ritz.detach())  # no graph: deepcopy-safe
         return estimate.ritz + (estimate.upper - estimate.ritz.detach())
+
+
+# -- the Cholesky certificate ------------------------------------------------------------------
+def cholesky_certified_below(matrix: Tensor, shift: float) -> float | None:
+    """A certified t with λ_max(matrix) ≤ t, t ≈ shift, from one Cholesky of shift·I − matrix;
+    None when that factorization fails (λ_max may exceed the shift). `matrix` symmetric float64.
+
+    Claim. Let M = fl(shift·I − A) (only its diagonal is rounded: M = shift·I − A + D,
+    |D_ii| ≤ ε|M_ii|). If floating-point Cholesky of M runs to completion, with R̂ᵀR̂ = M + ΔM,
+    |ΔM| ≤ γ_{N+1}|R̂ᵀ||R̂| (Higham, *Accuracy and Stability*, Thm 10.3; γ_j = jε/(1 − jε)), then
+    ‖ΔM‖₂ ≤ γ_{N+1}‖R̂‖²_F and ‖R̂‖²_F = Σ_i (R̂ᵀR̂)_ii ≤ tr(M)/(1 − γ_{N+1}) (each diagonal entry
+    of ΔM is at most γ_{N+1} times that of R̂ᵀR̂). R̂ᵀR̂ is positive semi-definite, so
+    λ_min(M) ≥ −‖ΔM‖₂ and λ_max(A) ≤ shift + max|D_ii| + γ_{N+1}/(1 − γ_{N+1})·tr(M). Blocked
+    LAPACK factorizations satisfy the same bound with a larger constant; γ_{2N+2} is used.   ∎
+    """
+    n = matrix.shape[0]
+    shifted = torch.eye(n, dtype=matrix.dtype, device=matrix.device) * shift - matrix
+    _, info = torch.linalg.cholesky_ex(shifted)
+    if int(info) != 0:
+        return None
+    diagonal = shifted.diagonal()
+    if not bool((diagonal > 0).all()):
+        return None
+    trace = float(diagonal.sum())
+    gamma = product_error(2 * n + 2) / (1.0 - product_error(2 * n + 2))
+    bound = shift + FLOAT64_EPS * float(diagonal.max()) + gamma * trace
+    return bound * (1.0 + 4.0 * FLOAT64_EPS)  # the few operations of `bound` itself
+
+
+class CholeskySpectralNorm(WarmSpectralBound):
+    """σ̂(W) ≥ σ_max(W) certified by Cholesky factorizations, O(n³/3) with no eigensolver on
+    most calls: the training default of `variants.build` (`sn_method="cholesky"`).
+
+    Each call takes the Ritz value s ≤ σ_max(W) of a warm k-dimensional subspace S (the top of
+    UᵀAU, A = W symmetric, or σ_max(WV) for the right subspace V otherwise), moves S one block
+    power step (S ← orth(AS)) for the next call, and certifies the candidate t = s·(1 + tolerance):
+    symmetric, λ_max(±A) ≤ t' by `cholesky_certified_below` for both signs; otherwise
+    σ_max(W)² ≤ λ_max(fl(WᵀW)) + γ_N‖W‖²_F with the Gram matrix certified the same way. So
+    σ_max ≤ σ̂ ≤ (1 + tolerance)·s·(1 + O(N²ε)) ≤ (1 + tolerance + O(N²ε))·σ_max: the
+    certificate rests on the factorization's error bound alone, never on the subspace, which only
+    decides whether the candidate is high enough. When a factorization fails (s lagged the
+    top of the spectrum by more than the tolerance) one float64 eigendecomposition restarts the
+    subspace at the exact top-k (`refreshes` counts them) and the candidate is certified again;
+    should that fail too, `certified_spectral_norm` gives σ̂.
+
+    The value returned is σ̂ with the gradient of s, as `SubspaceSpectralNorm`'s. Holds no
+    parameters; the subspace is a warm start outside state_dict.
+    """
+
+    def __init__(self, rank: int = DEFAULT_RANK, tolerance: float = DEFAULT_TOLERANCE) -> None:
+        super().__init__(rank, tolerance)
+        self.basis: Tensor | None = None
+        # The last matrix certified, the basis its Ritz value came from and σ̂: the same W
+        # evaluated again gets the same σ̂ (a function of W, not of how often it was asked).
+        self.last: tuple[Tensor, Tensor, float, bool] | None = None
+
+    def reset(self) -> None:
+        """Forget the subspace (the next call restarts it) and the counters."""
+        super().reset()
+        self.basis, self.last = None, None
+
+    def _ritz(self, w64: Tensor, symmetric: bool, *, move: bool = True,
+              basis: Tensor | None = None) -> Tensor:
+        """s ≤ σ_max(W) from the basis (differentiable in W); with `move`, the basis takes a
+        block power step for the next call."""
+        S = self.basis if basis is None else basis
+        assert S is not None
+        X = w64 @ S
+        if symmetric:
+            H = S.T @ X
+            ritz = torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max()
+            step = X.detach()
+        else:
+            ritz = torch.linalg.matrix_norm(X, ord=2)
+            step = w64.detach().T @ X.detach()
+        if move and bool(step.any()) and all_finite(step):
+            self.basis = torch.linalg.qr(step).Q
+        return ritz
+
+    def _restart(self, w64: Tensor, symmetric: bool) -> None:
+        w = w64.detach()
+        k = max(1, min(self.rank, *w.shape))
+        if symmetric:
+            lam, Q = torch.linalg.eigh(w)
+            self.basis = Q[:, lam.abs().argsort(descending=True)[:k]].contiguous()
+        else:
+            _, _, Vh = torch.linalg.svd(w, full_matrices=False)
+            self.basis = Vh[:k].T.contiguous()
+        self.refreshes += 1
+
+    def _certify(self, w64: Tensor, candidate: float, symmetric: bool) -> float | None:
+        w = w64.detach()
+        if symmetric:
+            above = cholesky_certified_below(w, candidate)
+            if above is None:
+                return None
+            below = cholesky_certified_below(-w, candidate)
+            return None if below is None else max(above, below)
+        m, n = w.shape
+        gram = w.T @ w if n <= m else w @ w.T
+        top = cholesky_certified_below(gram, candidate * candidate)
+        if top is None:
+            return None
+        error = product_error(max(m, n)) * float(w.square().sum())
+        return math.sqrt(top + error) * (1.0 + 4.0 * FLOAT64_EPS)
+
+    def _bound(self, weight: Tensor, w64: Tensor, symmetric: bool) -> Tensor:
+        """σ̂ ≥ σ_max(weight), σ̂ ≲ (1 + tolerance)·σ_max."""
+        if self.last is not None:
+            seen, seen_basis, value, was_symmetric = self.last
+            if was_symmetric == symmetric and seen.shape == w64.shape and \
+                    seen.device == w64.device and torch.equal(seen, w64.detach()):
+                ritz = self._ritz(w64, symmetric, move=False, basis=seen_basis)
+                return ritz + (value - ritz.detach())
+        margin = 1.0 + rounding_margin(min(w64.shape), weight.dtype)
+        k = max(1, min(self.rank, *w64.shape))
+        warm = (self.basis is not None and self.basis.shape == (w64.shape[1], k)
+                and self.basis.device == w64.device)
+        for attempt in range(2):  # the warm subspace, then (if its candidate fails) the exact one
+            if attempt == 1 or not warm:
+                self._restart(w64, symmetric)
+            basis = self.basis
+            assert basis is not None
+            ritz = self._ritz(w64, symmetric)
+            value = float(ritz.detach())
+            certified = (self._certify(w64, value * (1.0 + self.tolerance), symmetric)
+                         if value > 0 else None)
+            if certified is not None:
+                self.last = (w64.detach().clone(), basis, certified * margin, symmetric)
+                return ritz + (certified * margin - ritz.detach())
+            if attempt == 0 and not warm:
+                break  # already restarted from the exact top-k: no second eigendecomposition
+        exact = certified_spectral_norm(weight, symmetric=symmetric).detach()
+        assert basis is not None
+        self.last = (w64.detach().clone(), basis, float(exact), symmetric)
+        return ritz + (exact - ritz.detach())

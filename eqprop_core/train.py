@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .bptt import unroll
 from .gradients import cross_entropy, ep_gradients
 from .model import LoopedMLP, default_tolerance, layer_widths, uniform_parameter
-from .solvers import is_positive_integer
+from .solvers import all_finite, is_positive_integer
 
 Monitor = Callable[[nn.Module], dict[str, float]]
 
@@ -332,10 +332,6 @@ def largest_step_overflows(optimizer: torch.optim.Adam, dtype: torch.dtype) -> f
     return step if step > torch.finfo(dtype).max else None
 
 
-def _finite(*tensors: Tensor) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-
 def train(
     model: nn.Module,
     rule: LearningRule,
@@ -422,7 +418,7 @@ def train(
             signal = rule.gradients(model, xb, yb)
             logits = signal.inference.logits
             loss = cross_entropy(logits, yb)
-            if not (_finite(loss, signal.inference.residual, *signal.grads.values())):
+            if not all_finite(loss, signal.inference.residual, *signal.grads.values()):
                 run.outcome = "diverged"
                 run.divergence = {
                     "epoch": epoch, "batch": index, "loss": float(loss),
@@ -436,7 +432,7 @@ def train(
             if weight_transform is not None:
                 with torch.no_grad():
                     weight_transform(model)
-            if not _finite(*params.values()):
+            if not all_finite(*params.values()):
                 run.outcome = "diverged"
                 run.divergence = {"epoch": epoch, "batch": index,
                                   "reason": "non-finite parameters after the update"}

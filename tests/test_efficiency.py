@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -101,3 +102,34 @@ def test_a_spread_too_wide_is_remeasured_then_flagged() -> None:
     assert flagged["a"].spread > measure.UNSTEADY_SPREAD
     assert harness.verdict(True, steady=False) == "UNSURE" and harness.verdict(False) == "MISS"
     assert harness.busy("3.10 2.0 1.0", 2) is not None and harness.busy("0.9 1 1", 2) is None
+
+
+def test_the_gpu_check_says_cuda_absent_and_runs_nothing(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path) -> None:
+    from benchmarks import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(gpu_check.subprocess, "call", lambda *a, **k: pytest.fail("ran"))
+    assert gpu_check.main(["--out", str(tmp_path / "gpu")]) == 0
+    assert capsys.readouterr().out.startswith("CUDA absent")
+    assert not (tmp_path / "gpu").exists()
+    with pytest.raises(SystemExit) as bad:
+        gpu_check.main(["--epochs", "0"])
+    assert bad.value.code == 2
+
+
+def test_the_gpu_checks_training_part_runs_the_full_setup_configuration(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import gpu_check
+    from eqprop_core.data import DataUnavailable, load_dataset
+
+    try:
+        load_dataset("mnist10k")
+    except DataUnavailable as missing:
+        pytest.skip(str(missing))
+    small = dataclasses.replace(gpu_check.FULL_SETUP, hidden=16, n_train=128, n_test=64)
+    monkeypatch.setattr(gpu_check, "FULL_SETUP", small)
+    result = gpu_check.full_setup_configuration("cpu", 2)
+    assert result["outcome"] == "completed" and result["epochs"] == 2
+    assert 0.0 <= result["final_test_accuracy"] <= 1.0 and result["median_epoch_s"] > 0
+    assert result["setup"]["steps"] == [30, 10]

@@ -23,7 +23,10 @@ from hypothesis import strategies as st
 
 from eqprop_core import LoopedMLP
 from eqprop_core.spectral import (
+    CholeskySpectralNorm,
     SubspaceSpectralNorm,
+    certified_spectral_norm,
+    cholesky_certified_below,
     rounding_margin,
     schur_upper_bound,
     spectrally_normalize,
@@ -320,7 +323,7 @@ def test_subspace_model_keeps_the_margin_through_large_raw_updates(
 
 
 def test_subspace_option_is_outside_state_dict_and_survives_deepcopy() -> None:
-    exact, _ = build("standard", 5, 40, 3, seed=2)
+    exact, _ = build("standard", 5, 40, 3, seed=2, sn_method="exact")
     subspace, _ = build("standard", 5, 40, 3, seed=2, sn_method="subspace")
     assert exact.sn_method == "exact" and exact.spectral_bounds == {}
     assert list(subspace.state_dict()) == list(exact.state_dict())
@@ -355,3 +358,83 @@ def test_unknown_sn_method_is_refused_naming_it() -> None:
         LoopedMLP(3, 4, 2, sn_method="power")
     with pytest.raises(ValueError, match="unknown sn_method 'svd'"):
         build("standard", 3, 4, 2, sn_method="svd")
+
+
+# -- the Cholesky certificate (the training default) -------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 1e3]),
+       gap=st.sampled_from([1e-9, 1e-6, 1e-3]))
+def test_the_cholesky_certificate_holds_above_the_top_and_fails_below_it(
+        n: int, seed: int, scale: float, gap: float) -> None:
+    rng = np.random.default_rng(seed)
+    A = scale * rng.standard_normal((n, n))
+    A = 0.5 * (A + A.T)
+    top = float(scipy.linalg.eigvalsh(A)[-1])
+    size = float(np.abs(scipy.linalg.eigvalsh(A)).max())
+    matrix = torch.as_tensor(A)
+    above = cholesky_certified_below(matrix, top + gap * size)
+    assert above is not None and above >= top
+    assert above <= (top + gap * size) + 1e-11 * size
+    # Negative control: a shift below λ_max is never certified.
+    assert cholesky_certified_below(matrix, top - gap * size) is None
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cholesky_norm_bounds_sigma_max_through_updates_and_spikes(
+        symmetric: bool, dtype: torch.dtype) -> None:
+    rng = np.random.default_rng(3)
+    bound = CholeskySpectralNorm(rank=4)
+    W = rng.standard_normal((30, 30))
+    tightness = []
+    for step in range(40):
+        size = [1e-4, 1e-2, 1.0, 1e3][step % 4]
+        W = W + size * rng.standard_normal(W.shape)
+        if step == 25:
+            u = rng.standard_normal(30)
+            W = W + 1e3 * np.outer(u, u)  # a spike outside the warm subspace
+        weight = torch.as_tensor(0.5 * (W + W.T) if symmetric else W, dtype=dtype)
+        exact = float(scipy.linalg.svdvals(weight.double().numpy())[0])
+        sigma = float(bound(weight, symmetric=symmetric))
+        assert sigma >= exact
+        tightness.append(sigma / exact - 1)
+    margin = rounding_margin(30, dtype)
+    assert max(tightness) <= (1 + bound.tolerance) * (1 + margin) * (1 + 1e-12) - 1
+    assert bound.calls == 40 and 1 <= bound.refreshes < 40  # most calls: no eigensolver
+
+
+def test_cholesky_norm_edge_cases_and_gradient() -> None:
+    bound = CholeskySpectralNorm()
+    assert math.isinf(float(bound(torch.full((3, 3), float("nan")))))
+    assert float(bound(torch.zeros(4, 4))) == 0.0
+    with pytest.raises(ValueError, match="rank"):
+        CholeskySpectralNorm(rank=0)
+    torch.manual_seed(0)
+    W = torch.randn(20, 20, dtype=torch.float64, requires_grad=True)
+    bound(W.detach())  # a warm start
+    sigma = bound(W)
+    sigma.backward()
+    exact = certified_spectral_norm(W)
+    low, high = float(exact.detach()), float(sigma.detach())
+    assert low <= high <= low * (1 + 1e-3 + 1e-9)
+    U, _, Vh = np.linalg.svd(W.detach().numpy())
+    assert np.abs(W.grad.numpy() - np.outer(U[:, 0], Vh[0])).max() < 1e-6
+
+
+def test_training_models_default_to_the_cholesky_bound_and_keep_the_margin() -> None:
+    model, _ = build("standard", 5, 40, 3, seed=2)
+    assert model.sn_method == "cholesky"
+    assert isinstance(model.spectral_bounds["W"], CholeskySpectralNorm)
+    assert LoopedMLP(5, 40, 3).sn_method == "exact"  # the reference stays the model's default
+    sigma = sigma_max(model.recurrent_weight())
+    assert model.gamma / (1.001 * (1 + 1e-5)) <= sigma <= model.gamma
+
+
+def test_cholesky_norm_is_a_function_of_the_matrix_on_repeated_evaluation() -> None:
+    torch.manual_seed(1)
+    bound = CholeskySpectralNorm(rank=3)
+    W = torch.randn(12, 12)
+    first = [float(bound(W)) for _ in range(3)]
+    assert first[0] == first[1] == first[2] and bound.calls == 3
+    moved = float(bound(W + 1e-3))  # a new matrix moves the subspace and is certified afresh
+    assert moved != first[0] and moved >= float(certified_spectral_norm(W + 1e-3)) / (1 + 1e-5)

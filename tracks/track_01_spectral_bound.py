@@ -6,9 +6,10 @@ dynamics use satisfies σ_max(W_eff) ≤ γ in train mode, in eval mode and afte
 round trip into a fresh model. Tightness (σ_max ≥ 0.999·γ) shows SN keeps the margin it
 promises rather than over-shrinking.
 
-The same for the opt-in subspace method (`sn_method="subspace"`, a warm-started certified
-bound refreshed only when loose), with a drawn subspace rank 1…6 below the width: after a drawn
-sequence of raw updates (sizes 0…1e3, small ones evaluated on the stale subspace, large ones
+The same for the warm-started methods — "subspace" (a certified subspace bound refreshed only
+when loose) and "cholesky" (the training default: a Ritz value raised by the tolerance,
+certified by Cholesky factorizations) — with a drawn subspace rank 1…6 below the width: after
+a drawn sequence of raw updates (sizes 0…1e3, small ones evaluated on the stale subspace, large ones
 forcing refreshes), σ_max(W_eff) ≤ γ by scipy after every update, and σ_max(W_eff) ≥
 γ/(1 + tolerance) (less float32 rounding).
 
@@ -27,12 +28,20 @@ from hypothesis import strategies as st
 
 import theory
 from eqprop_core import LoopedMLP
-from eqprop_core.spectral import DEFAULT_TOLERANCE, SubspaceSpectralNorm, rounding_margin
+from eqprop_core.spectral import (
+    DEFAULT_TOLERANCE,
+    CholeskySpectralNorm,
+    SubspaceSpectralNorm,
+    rounding_margin,
+)
 from properties import at_least, at_most, contractive_models, find_example, worst_case
 from properties.strategies import DTYPES, ModelSpec
 
 from .premises import describe_models
 from .registry import track
+
+BOUNDS: dict[str, type[SubspaceSpectralNorm] | type[CholeskySpectralNorm]] = {
+    "subspace": SubspaceSpectralNorm, "cholesky": CholeskySpectralNorm}
 
 updates = st.tuples(st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
 
@@ -58,17 +67,18 @@ update_sequences = st.lists(st.tuples(st.sampled_from([0.0, 1e-4, 1e-2, 1.0, 1e3
                                       st.integers(0, 2**16)), min_size=1, max_size=8)
 
 
-def subspace_sigmas(case: tuple[ModelSpec, int, list[tuple[float, int]]]) -> dict[str, float]:
-    """σ_max(W_eff)/γ by scipy after each raw update of a subspace-SN copy of the drawn model
+def subspace_sigmas(case: tuple[ModelSpec, int, list[tuple[float, int]]],
+                    method: str = "subspace") -> dict[str, float]:
+    """σ_max(W_eff)/γ by scipy after each raw update of a `method`-SN copy of the drawn model
     (subspace of the drawn rank k < n, so a stale one can miss directions): the largest and
     smallest ratio, and how many evaluations reused a stale reference."""
     spec, rank, sequence = case
     drawn = spec.build()
     model = LoopedMLP(spec.n_in, spec.n_hidden, spec.n_out, symmetric=spec.symmetric,
                       gamma=spec.gamma, activation=spec.activation, dtype=DTYPES[spec.dtype],
-                      sn_method="subspace")
+                      sn_method=method)
     model.load_state_dict(drawn.state_dict())
-    bound = model.spectral_bounds["W"] = SubspaceSpectralNorm(rank=rank)
+    bound = model.spectral_bounds["W"] = BOUNDS[method](rank=rank)
     ratios = [theory.spectral_norm(model.recurrent_weight().detach().numpy()) / spec.gamma]
     for size, seed in sequence:
         with torch.no_grad():
@@ -126,13 +136,15 @@ def run(ctx) -> None:
                       **tightest_gap.details()))
     ctx.note(f"{describe_models(ctx, n, 'drawn models')} per mode; worst sigma_max/gamma: "
              + ", ".join(f"{m} {v:.9f}" for m, v in worst.items()))
-    if ctx.model is None:  # the suite's own subspace SN; a given model brings its own SN
-        subspace_checks(ctx, n)
+    if ctx.model is None:  # the suite's own warm-started SNs; a given model brings its own SN
+        for method in BOUNDS:
+            subspace_checks(ctx, n, method)
     control(ctx, cases, n)
 
 
-def subspace_checks(ctx, n: int) -> None:
-    """`sn_method="subspace"`: σ_max(W_eff) ≤ γ after drawn update sequences, and tightness."""
+def subspace_checks(ctx, n: int, method: str) -> None:
+    """`sn_method=method` ("subspace" or "cholesky", the training default): σ_max(W_eff) ≤ γ
+    after drawn update sequences, and tightness."""
     sequences = st.tuples(
         st.sampled_from(["float32", "float64"]).flatmap(
             lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt)),
@@ -142,23 +154,28 @@ def subspace_checks(ctx, n: int) -> None:
     calls: dict[str, float] = {"stale": 0, "calls": 0}
 
     def worst_ratio(case: tuple[ModelSpec, int, list[tuple[float, int]]]) -> float:
-        measured = subspace_sigmas(case)
+        measured = subspace_sigmas(case, method)
         calls["stale"] += measured["stale"]
         calls["calls"] += measured["calls"]
         return measured["max"]
 
     subspace = worst_case(sequences, worst_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("subspace SN: max sigma_max(W_eff)/gamma by scipy over drawn sequences of "
+    ctx.check(at_most(f"{method} SN: max sigma_max(W_eff)/gamma by scipy over drawn sequences of "
                       "large raw updates between refreshes", subspace.worst, 1.0,
                       evaluations=calls["calls"], on_stale_reference=calls["stale"],
                       **subspace.details()))
-    # sigma_hat <= (1 + tolerance)·sigma_max, less the rounding of W_eff to float32.
-    floor = (1.0 - rounding_margin(24, torch.float32)) / (1.0 + DEFAULT_TOLERANCE)
-    loosest = worst_case(sequences, lambda c: -subspace_sigmas(c)["min"], bound=-floor,
+    # subspace: sigma_hat <= (1 + tolerance)·sigma_max, its rounding margin included; cholesky:
+    # sigma_hat <= (1 + tolerance)·sigma_max·(1 + margin)·(1 + 1e-12), the margin and the
+    # factorization's O(N²ε) slack on top. Either way less the rounding of W_eff to float32.
+    margin = rounding_margin(24, torch.float32)
+    floor = (1.0 - margin) / (1.0 + DEFAULT_TOLERANCE)
+    if method == "cholesky":
+        floor /= (1.0 + margin) * (1.0 + 1e-12)
+    loosest = worst_case(sequences, lambda c: -subspace_sigmas(c, method)["min"], bound=-floor,
                          max_examples=n, seed=ctx.seed)
-    ctx.check(at_least("subspace SN tightness: min sigma_max(W_eff)/gamma", -loosest.worst,
+    ctx.check(at_least(f"{method} SN tightness: min sigma_max(W_eff)/gamma", -loosest.worst,
                        floor, tolerance=DEFAULT_TOLERANCE, **loosest.details()))
-    ctx.note(f"subspace SN: {calls['calls']} evaluations, {calls['stale']} on a stale "
+    ctx.note(f"{method} SN: {calls['calls']} evaluations, {calls['stale']} on a stale "
              f"reference; sigma_max/gamma in [{-loosest.worst:.9f}, {subspace.worst:.9f}]")
 
 
