@@ -373,16 +373,18 @@ class CholeskySpectralNorm(WarmSpectralBound):
     most calls: the training default of `variants.build` (`sn_method="cholesky"`).
 
     Each call takes the Ritz value s ≤ σ_max(W) of a warm k-dimensional subspace S (the top of
-    UᵀAU, A = W symmetric, or σ_max(WV) for the right subspace V otherwise), moves S one block
-    power step (S ← orth(AS)) for the next call, and certifies the candidate t = s·(1 + tolerance):
+    SᵀAS, A = W symmetric, or σ_max(WS) for a right subspace otherwise) and certifies the
+    candidate t = s·(1 + tolerance):
     symmetric, λ_max(±A) ≤ t' by `cholesky_certified_below` for both signs; otherwise
     σ_max(W)² ≤ λ_max(fl(WᵀW)) + γ_N‖W‖²_F with the Gram matrix certified the same way. So
     σ_max ≤ σ̂ ≤ (1 + tolerance)·s·(1 + O(N²ε)) ≤ (1 + tolerance + O(N²ε))·σ_max: the
     certificate rests on the factorization's error bound alone, never on the subspace, which only
     decides whether the candidate is high enough. When a factorization fails (s lagged the
-    top of the spectrum by more than the tolerance) one float64 eigendecomposition restarts the
-    subspace at the exact top-k (`refreshes` counts them) and the candidate is certified again;
-    should that fail too, `certified_spectral_norm` gives σ̂.
+    top of the spectrum by more than the tolerance) S takes one block power step
+    (S ← orth(AS)) and the new candidate is tried; if that fails too, one float64
+    eigendecomposition restarts S at the exact top-k (`refreshes` counts them); should even
+    that fail, `certified_spectral_norm` gives σ̂. S moves only then, so matrices close to
+    each other (a model and its float64 copy) get σ̂ as close as the matrices.
 
     The value returned is σ̂ with the gradient of s, as `SubspaceSpectralNorm`'s. Holds no
     parameters; the subspace is a warm start outside state_dict.
@@ -400,23 +402,23 @@ class CholeskySpectralNorm(WarmSpectralBound):
         super().reset()
         self.basis, self.last = None, None
 
-    def _ritz(self, w64: Tensor, symmetric: bool, *, move: bool = True,
-              basis: Tensor | None = None) -> Tensor:
-        """s ≤ σ_max(W) from the basis (differentiable in W); with `move`, the basis takes a
-        block power step for the next call."""
+    def _ritz(self, w64: Tensor, symmetric: bool, basis: Tensor | None = None) -> Tensor:
+        """s ≤ σ_max(W) from the basis (differentiable in W): max|λ(SᵀWS)| or σ_max(WS)."""
         S = self.basis if basis is None else basis
         assert S is not None
         X = w64 @ S
         if symmetric:
             H = S.T @ X
-            ritz = torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max()
-            step = X.detach()
-        else:
-            ritz = torch.linalg.matrix_norm(X, ord=2)
-            step = w64.detach().T @ X.detach()
-        if move and bool(step.any()) and all_finite(step):
+            return torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max()
+        return torch.linalg.matrix_norm(X, ord=2)
+
+    def _step(self, w64: Tensor, symmetric: bool) -> None:
+        """One block power step of the basis: S ← orth(WS), or orth(WᵀWS) when not symmetric."""
+        assert self.basis is not None
+        w = w64.detach()
+        step = w @ self.basis if symmetric else w.T @ (w @ self.basis)
+        if bool(step.any()) and all_finite(step):
             self.basis = torch.linalg.qr(step).Q
-        return ritz
 
     def _restart(self, w64: Tensor, symmetric: bool) -> None:
         w = w64.detach()
@@ -451,14 +453,18 @@ class CholeskySpectralNorm(WarmSpectralBound):
             seen, seen_basis, value, was_symmetric = self.last
             if was_symmetric == symmetric and seen.shape == w64.shape and \
                     seen.device == w64.device and torch.equal(seen, w64.detach()):
-                ritz = self._ritz(w64, symmetric, move=False, basis=seen_basis)
+                ritz = self._ritz(w64, symmetric, seen_basis)
                 return ritz + (value - ritz.detach())
         margin = 1.0 + rounding_margin(min(w64.shape), weight.dtype)
         k = max(1, min(self.rank, *w64.shape))
         warm = (self.basis is not None and self.basis.shape == (w64.shape[1], k)
                 and self.basis.device == w64.device)
-        for attempt in range(2):  # the warm subspace, then (if its candidate fails) the exact one
-            if attempt == 1 or not warm:
+        # The basis as it is (so nearby matrices get nearby σ̂), then one power step, then the
+        # exact top-k; each stage only when the one before could not certify its candidate.
+        for stage in ("as is", "stepped", "restarted") if warm else ("restarted",):
+            if stage == "stepped":
+                self._step(w64, symmetric)
+            elif stage == "restarted":
                 self._restart(w64, symmetric)
             basis = self.basis
             assert basis is not None
@@ -469,8 +475,6 @@ class CholeskySpectralNorm(WarmSpectralBound):
             if certified is not None:
                 self.last = (w64.detach().clone(), basis, certified * margin, symmetric)
                 return ritz + (certified * margin - ritz.detach())
-            if attempt == 0 and not warm:
-                break  # already restarted from the exact top-k: no second eigendecomposition
         exact = certified_spectral_norm(weight, symmetric=symmetric).detach()
         assert basis is not None
         self.last = (w64.detach().clone(), basis, float(exact), symmetric)
