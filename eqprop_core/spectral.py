@@ -395,7 +395,7 @@ class CholeskySpectralNorm(WarmSpectralBound):
         self.basis: Tensor | None = None
         # The last matrix certified, the basis its Ritz value came from and σ̂: the same W
         # evaluated again gets the same σ̂ (a function of W, not of how often it was asked).
-        self.last: tuple[Tensor, Tensor, float, bool] | None = None
+        self.last: tuple[Tensor, Tensor, float, tuple[bool, torch.dtype]] | None = None
 
     def reset(self) -> None:
         """Forget the subspace (the next call restarts it) and the counters."""
@@ -450,8 +450,9 @@ class CholeskySpectralNorm(WarmSpectralBound):
     def _bound(self, weight: Tensor, w64: Tensor, symmetric: bool) -> Tensor:
         """σ̂ ≥ σ_max(weight), σ̂ ≲ (1 + tolerance)·σ_max."""
         if self.last is not None:
-            seen, seen_basis, value, was_symmetric = self.last
-            if was_symmetric == symmetric and seen.shape == w64.shape and \
+            # The key holds the weight's dtype: σ̂ carries that dtype's rounding margin.
+            seen, seen_basis, value, key = self.last
+            if key == (symmetric, weight.dtype) and seen.shape == w64.shape and \
                     seen.device == w64.device and torch.equal(seen, w64.detach()):
                 ritz = self._ritz(w64, symmetric, seen_basis)
                 return ritz + (value - ritz.detach())
@@ -473,9 +474,10 @@ class CholeskySpectralNorm(WarmSpectralBound):
             certified = (self._certify(w64, value * (1.0 + self.tolerance), symmetric)
                          if value > 0 else None)
             if certified is not None:
-                self.last = (w64.detach().clone(), basis, certified * margin, symmetric)
+                self.last = (w64.detach().clone(), basis, certified * margin,
+                             (symmetric, weight.dtype))
                 return ritz + (certified * margin - ritz.detach())
         exact = certified_spectral_norm(weight, symmetric=symmetric).detach()
         assert basis is not None
-        self.last = (w64.detach().clone(), basis, float(exact), symmetric)
+        self.last = (w64.detach().clone(), basis, float(exact), (symmetric, weight.dtype))
         return ritz + (exact - ritz.detach())

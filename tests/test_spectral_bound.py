@@ -438,3 +438,15 @@ def test_cholesky_norm_is_a_function_of_the_matrix_on_repeated_evaluation() -> N
     assert first[0] == first[1] == first[2] and bound.calls == 3
     moved = float(bound(W + 1e-3))  # a new matrix moves the subspace and is certified afresh
     assert moved != first[0] and moved >= float(certified_spectral_norm(W + 1e-3)) / (1 + 1e-5)
+
+
+def test_cholesky_norm_keeps_each_dtypes_margin_for_the_same_values() -> None:
+    """A float32 matrix and its exact float64 cast: the same values, but σ̂ carries the
+    weight dtype's rounding margin (a cache keyed on values alone once returned float32's)."""
+    torch.manual_seed(2)
+    W = torch.randn(8, 8)
+    W = 0.5 * (W + W.T)
+    bound = CholeskySpectralNorm()
+    single, double = float(bound(W, symmetric=True)), float(bound(W.double(), symmetric=True))
+    expected = rounding_margin(8, torch.float32) - rounding_margin(8, torch.float64)
+    assert single / double - 1 == pytest.approx(expected, rel=1e-3)
