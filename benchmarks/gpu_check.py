@@ -25,28 +25,17 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from tracks.setups import SETUPS, load_setup
 
-@dataclass(frozen=True)
-class FullSetup:
-    """Track 25's full-setup configuration (tracks/setups/full.toml, one arm, rate 5e-4)."""
-
-    variant: str = "standard"
-    sn: str = "recurrent"
-    hidden: int = 384
-    n_train: int = 5000
-    n_test: int = 1000
-    batch_size: int = 64
-    steps: tuple[int, int] = (30, 10)
-    epochs: int = 25
-    lr: float = 5e-4
-
-
-FULL_SETUP = FullSetup()
+FULL_SETUP = load_setup(SETUPS / "full.toml")
+"""Track 25's full profile; its one configuration here: the standard variant, SN on W, the
+write-up's rate (the grid's first), seed 0."""
+VARIANT, SN = "standard", "recurrent"
 
 
 def full_setup_configuration(device: str, epochs: int) -> dict:
@@ -60,18 +49,21 @@ def full_setup_configuration(device: str, epochs: int) -> dict:
     except DataUnavailable as missing:
         return {"skipped": str(missing)}
     setup = FULL_SETUP
-    data = data.subset(setup.n_train, setup.n_test, 0).to(device=torch.device(device))
-    model, rule = build(setup.variant, data.n_features, setup.hidden, data.n_classes,
-                        sn=setup.sn, seed=0, steps=setup.steps)
+    if setup.n_train is not None and setup.n_test is not None:
+        data = data.subset(setup.n_train, setup.n_test, 0)
+    data = data.to(device=torch.device(device))
+    model, rule = build(VARIANT, data.n_features, setup.hidden, data.n_classes, sn=SN, seed=0,
+                        steps=setup.steps)
     started = time.perf_counter()
-    run = train(model.to(device), rule, data, epochs=epochs, lr=setup.lr,
+    run = train(model.to(device), rule, data, epochs=epochs, lr=setup.rates[0],
                 batch_size=setup.batch_size, progress=False)
     per_epoch = [r.train_s for r in run.history[1:]]
     return {"device": device, "epochs": len(per_epoch), "outcome": run.outcome,
             "wall_s": time.perf_counter() - started, "median_epoch_s": statistics.median(per_epoch),
             "train_s": sum(per_epoch), "final_test_accuracy": run.final_test_accuracy,
-            "setup": {k: list(v) if isinstance(v, tuple) else v
-                      for k, v in asdict(setup).items()}}
+            "setup": {"variant": VARIANT, "sn": SN, "lr": setup.rates[0],
+                      **{k: list(v) if isinstance(v, tuple) else v
+                         for k, v in asdict(setup).items()}}}
 
 
 def main(argv: list[str] | None = None) -> int:

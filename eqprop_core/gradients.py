@@ -354,7 +354,7 @@ def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_
     computed by cmath.exp, so β_{N−k} and conj(β_k) differ in the last bits)."""
     n = len(betas)
     real_k = [k for k in range(n) if 2 * k % n == 0]  # k = 0 and, for even N, N/2
-    pair_k = [k for k in range(1, (n + 1) // 2)]  # one of each pair (k, N − k)
+    pair_k = list(range(1, (n + 1) // 2))  # one of each pair (k, N − k)
     phases: list[tuple[Tensor, SolverStats]] = []
     if real_k:
         reals = [betas[k].real for k in real_k]
@@ -479,6 +479,7 @@ def ep_gradients(
                 quadratic = schedule.free_weight * (h_free.T @ h_free)
         betas = [b if schedule.is_complex else b.real for b in schedule.betas]
         weights = list(schedule.weights)
+        order = list(range(len(betas)))  # the phase that stands for each nudge
         if fixed and batch_nudges and state_transform is None and len(betas) > 1:
             # Truncated phases: every nudge in one batch of K·B states (one product per step).
             if schedule.is_complex:
@@ -488,10 +489,8 @@ def ep_gradients(
                 stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
                                        fixed[1])
                 nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
-                order = list(range(len(betas)))
         else:
             nudged = [solve(nudged_map(b), h_free, fixed and fixed[1]) for b in betas]
-            order = list(range(len(betas)))
         phase_stats = [stats for _, stats in nudged]
         nudged_stats = [phase_stats[i] for i in order]
         for (h_k, _), weight_k in zip(nudged, weights):

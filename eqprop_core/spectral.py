@@ -64,9 +64,7 @@ def certified_spectral_norm(weight: Tensor, *, symmetric: bool = False) -> Tenso
     if symmetric:
         sigma = torch.linalg.eigvalsh(w64).abs().max()
     else:
-        m, n = w64.shape
-        gram = w64 @ w64.T if m <= n else w64.T @ w64
-        gram_error = product_error(max(m, n)) * float(w64.detach().square().sum())
+        gram, gram_error = smaller_gram(w64)
         top = torch.linalg.eigvalsh(gram)[-1].clamp_min(0)
         if gram_error <= 2.0 * margin * float(top.detach()):
             sigma = (top + gram_error).sqrt()
@@ -86,6 +84,14 @@ def spectrally_normalize(weight: Tensor, gamma: float, *, symmetric: bool = Fals
     sigma = (bound or certified_spectral_norm)(weight, symmetric=symmetric)
     sigma = sigma.clamp_min(torch.finfo(torch.float64).tiny)
     return (weight.to(torch.float64) * (gamma / sigma)).to(weight.dtype)
+
+
+def smaller_gram(w64: Tensor) -> tuple[Tensor, float]:
+    """G = fl(WWᵀ) or fl(WᵀW), whichever is smaller, and γ_N‖W‖²_F ≥ ‖G − WWᵀ‖₂ (the float64
+    product's error, |fl(G) − G| ≤ γ_N|W||W|ᵀ entrywise): σ_max(W)² ≤ λ_max(G) + that error."""
+    m, n = w64.shape
+    gram = w64 @ w64.T if m <= n else w64.T @ w64
+    return gram, product_error(max(m, n)) * float(w64.detach().square().sum())
 
 
 def _as_float64_matrix(weight: Tensor) -> Tensor:
@@ -439,12 +445,10 @@ class CholeskySpectralNorm(WarmSpectralBound):
                 return None
             below = cholesky_certified_below(-w, candidate)
             return None if below is None else max(above, below)
-        m, n = w.shape
-        gram = w.T @ w if n <= m else w @ w.T
+        gram, error = smaller_gram(w)
         top = cholesky_certified_below(gram, candidate * candidate)
         if top is None:
             return None
-        error = product_error(max(m, n)) * float(w.square().sum())
         return math.sqrt(top + error) * (1.0 + 4.0 * FLOAT64_EPS)
 
     def _bound(self, weight: Tensor, w64: Tensor, symmetric: bool) -> Tensor:
@@ -452,8 +456,8 @@ class CholeskySpectralNorm(WarmSpectralBound):
         if self.last is not None:
             # The key holds the weight's dtype: σ̂ carries that dtype's rounding margin.
             seen, seen_basis, value, key = self.last
-            if key == (symmetric, weight.dtype) and seen.shape == w64.shape and \
-                    seen.device == w64.device and torch.equal(seen, w64.detach()):
+            if key == (symmetric, weight.dtype) and seen.device == w64.device and \
+                    torch.equal(seen, w64.detach()):
                 ritz = self._ritz(w64, symmetric, seen_basis)
                 return ritz + (value - ritz.detach())
         margin = 1.0 + rounding_margin(min(w64.shape), weight.dtype)
@@ -481,3 +485,8 @@ class CholeskySpectralNorm(WarmSpectralBound):
         assert basis is not None
         self.last = (w64.detach().clone(), basis, float(exact), (symmetric, weight.dtype))
         return ritz + (exact - ritz.detach())
+
+
+WARM_BOUNDS: dict[str, type[WarmSpectralBound]] = {
+    "subspace": SubspaceSpectralNorm, "cholesky": CholeskySpectralNorm}
+"""The warm-started bounds by their `sn_method` name."""

@@ -31,6 +31,7 @@ import torch
 
 from eqprop_core import LoopedMLP
 from eqprop_core.data import Dataset, load_dataset
+from eqprop_core.solvers import all_finite
 from eqprop_core.train import EpochRecord, EqProp, TrainingRun, evaluate, train
 from eqprop_core.variants import build
 from properties.learning import raw_norm, spectrum_monitor
@@ -178,7 +179,7 @@ def parameter_digest(model: LoopedMLP) -> str:
 def _scipy_spectrum(model: LoopedMLP) -> tuple[float | None, float | None]:
     """σ_max(W_dyn) and L by scipy on a CPU copy; None for a model with non-finite parameters."""
     cpu = copy.deepcopy(model).cpu()
-    if not all(bool(torch.isfinite(p).all()) for p in cpu.parameters()):
+    if not all_finite(*cpu.parameters()):
         return None, None
     spectrum = spectrum_monitor(cpu)
     return spectrum["sigma_scipy"], spectrum["lipschitz_scipy"]

@@ -28,20 +28,12 @@ from hypothesis import strategies as st
 
 import theory
 from eqprop_core import LoopedMLP
-from eqprop_core.spectral import (
-    DEFAULT_TOLERANCE,
-    CholeskySpectralNorm,
-    SubspaceSpectralNorm,
-    rounding_margin,
-)
+from eqprop_core.spectral import DEFAULT_TOLERANCE, WARM_BOUNDS, rounding_margin
 from properties import at_least, at_most, contractive_models, find_example, worst_case
 from properties.strategies import DTYPES, ModelSpec
 
 from .premises import describe_models
 from .registry import track
-
-BOUNDS: dict[str, type[SubspaceSpectralNorm] | type[CholeskySpectralNorm]] = {
-    "subspace": SubspaceSpectralNorm, "cholesky": CholeskySpectralNorm}
 
 updates = st.tuples(st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
 
@@ -78,7 +70,7 @@ def subspace_sigmas(case: tuple[ModelSpec, int, list[tuple[float, int]]],
                       gamma=spec.gamma, activation=spec.activation, dtype=DTYPES[spec.dtype],
                       sn_method=method)
     model.load_state_dict(drawn.state_dict())
-    bound = model.spectral_bounds["W"] = BOUNDS[method](rank=rank)
+    bound = model.spectral_bounds["W"] = WARM_BOUNDS[method](rank=rank)
     ratios = [theory.spectral_norm(model.recurrent_weight().detach().numpy()) / spec.gamma]
     for size, seed in sequence:
         with torch.no_grad():
@@ -137,7 +129,7 @@ def run(ctx) -> None:
     ctx.note(f"{describe_models(ctx, n, 'drawn models')} per mode; worst sigma_max/gamma: "
              + ", ".join(f"{m} {v:.9f}" for m, v in worst.items()))
     if ctx.model is None:  # the suite's own warm-started SNs; a given model brings its own SN
-        for method in BOUNDS:
+        for method in WARM_BOUNDS:
             subspace_checks(ctx, n, method)
     control(ctx, cases, n)
 
