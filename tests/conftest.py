@@ -6,6 +6,8 @@ otherwise; an unknown name is a ValueError at collection, not a silently differe
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
@@ -20,6 +22,9 @@ load_profile_from_env("dev")
 # (torch's and scipy's BLAS alike).
 torch.set_num_threads(1)
 threadpool_limits(1, user_api="blas")
+# The runner's CLI (`tracks.run.main`) runs the tracks in this process unless a test asks for
+# parallel jobs: the fake tracks exist only here, and xdist already takes the cores.
+os.environ["EQPROP_JOBS"] = "1"
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ class Run:
     manifest: dict[str, Any]
     lock_fd: int | None
     notices: list[str] = field(default_factory=list)  # lines the CLI prints to stderr
-    current: int | None = None
+    in_flight: set[int] = field(default_factory=set)  # begun, record not yet written
 
     @property
     def run_id(self) -> str:
@@ -182,15 +182,16 @@ class Run:
         self.save()
 
     def begin(self, number: int) -> None:
-        """Track `number` starts (its artifacts are removed if it is cut short)."""
-        self.current = number
+        """Track `number` starts (its artifacts are removed if it is cut short); parallel jobs
+        have several in flight."""
+        self.in_flight.add(number)
 
     def completed(self, number: int) -> None:
         """Track `number`'s record is written."""
         done = self.manifest["completed"]
         if number not in done:
             done.append(number)
-        self.current = None
+        self.in_flight.discard(number)
         self.save()
 
     def check_matches(self, *, seed: int, profile: str, model: Any) -> None:
@@ -207,11 +208,11 @@ class Run:
         """Record the status: complete once every requested track completed, else interrupted
         (or still running, for a run that others have joined and whose tracks are in flight);
         artifacts of a track cut short before its record are removed."""
-        if self.current is not None and not (
-                self.out_dir / f"track-{self.current:02d}.json").exists():
-            for path in self.out_dir.glob(f"track-{self.current:02d}-*"):
-                path.unlink(missing_ok=True)
-        self.current = None
+        for number in sorted(self.in_flight):
+            if not (self.out_dir / f"track-{number:02d}.json").exists():
+                for path in self.out_dir.glob(f"track-{number:02d}-*"):
+                    path.unlink(missing_ok=True)
+        self.in_flight.clear()
         if set(self.manifest["tracks"]) <= set(self.manifest["completed"]):
             self.manifest["status"] = "complete"
         elif interrupted:

@@ -52,7 +52,7 @@ def run_in_fresh_interpreter(numbers: Sequence[int], seed: int,
     """The same tracks by `python -m tracks.run` in a new interpreter (own hash seed)."""
     command = [sys.executable, "-m", "tracks.run", "--track", *map(str, numbers), "--seed",
                str(seed), "--profile", NESTED_PROFILE, "--device", "cpu", "--out",
-               str(out_dir), "--quiet"]
+               str(out_dir), "--quiet", "--jobs", "1"]  # one fresh interpreter, no workers
     env = {**os.environ, "PYTHONHASHSEED": "random"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=FRESH_TIMEOUT_S, check=False)

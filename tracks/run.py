@@ -6,11 +6,15 @@ Exit status: 0 every selected track certified (skips allowed), 1 a track failed,
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -131,18 +135,55 @@ def run_track(
                              f"{run.run_id} ({run.out_dir})")
         out_dir = run.out_dir
         run.begin(number)
-    spec = tracks[number]
     owner = run or joined
-    identity: dict[str, Any] = {} if owner is None else {"run_id": owner.run_id}
+    result = execute_track(number, profile=profile, seed=seed, device=device, out_dir=out_dir,
+                           model=model, system=system, matrix=matrix, exports=exports,
+                           run_id=None if owner is None else owner.run_id)
+    if joined is not None:
+        with reopen_run(joined.out_dir, joined.run_id, wait_s=JOIN_WAIT_S) as recording:
+            record(result, recording)
+    elif run is not None:
+        record(result, run)
+    return result
+
+
+def track_entry(number: int, system: SystemUnderTest | None) -> tuple[Callable[[TrackContext],
+                                                                              None], str]:
+    """The body and claim a track runs: its own, or its System entry's under `--system`."""
+    spec = all_tracks()[number]
+    if system is not None and number in system_entries():
+        entry = system_entries()[number]
+        return entry.run, entry.claim
+    return spec.run, spec.claim
+
+
+def skip_reason(number: int, model: FixedModel | None, system: SystemUnderTest | None
+                ) -> str | None:
+    """Why track `number` cannot certify the given model or System (None: it can, or neither
+    was given)."""
+    if system is not None:
+        return system_skip_reason(number, system)
+    return None if model is None else model_skip_reason(all_tracks()[number], model)
+
+
+def execute_track(
+    number: int, *, profile: str, seed: int, device: str, out_dir: Path | None,
+    model: FixedModel | None, system: SystemUnderTest | None, matrix: MatrixOptions | None,
+    exports: Sequence[str], run_id: str | None,
+) -> TrackResult:
+    """Run track `number` and return its record, writing only its artifacts (plots, cells) into
+    out_dir: the record itself is the caller's to write (`run_track`, or the CLI's parallel
+    jobs, which run this in worker processes). Seeds torch and numpy with `seed` and holds the
+    track's thread count while it runs, so the record does not depend on what ran before it
+    in the process."""
+    spec = all_tracks()[number]
+    identity: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
     ctx = TrackContext(number, spec.name, profile=profile, seed=seed, device=device,
                        out_dir=out_dir, model=model, system=system, matrix=matrix,
                        exports=check_formats(exports), **identity)
-    refused = None if model is None else model_skip_reason(spec, model)
-    body, claim = spec.run, spec.claim
-    if system is not None:
-        refused = system_skip_reason(number, system)
-        if refused is None:
-            body, claim = system_entries()[number].run, system_entries()[number].claim
+    refused = skip_reason(number, model, system)
+    # A System's entry replaces the track's body only where the System can run it.
+    body, claim = track_entry(number, system if refused is None else None)
     torch.manual_seed(seed)
     np.random.seed(seed)
     threads = torch.get_num_threads()
@@ -169,12 +210,109 @@ def run_track(
         result.record["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(threads)
-    if joined is not None:
-        with reopen_run(joined.out_dir, joined.run_id, wait_s=JOIN_WAIT_S) as recording:
-            record(result, recording)
-    elif run is not None:
-        record(result, run)
     return result
+
+
+# -- parallel jobs ----------------------------------------------------------------------------
+# The order parallel jobs start in: the longest first (the dataset benchmarks, then the training
+# tracks), so that no long track starts last and runs alone.
+START_ORDER = ("D", "C", "B", "A")
+JOBS_VARIABLE = "EQPROP_JOBS"  # --jobs's default where set (the unit tests set 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker process needs to run a track as the CLI would. The model or System goes by
+    name and each worker loads it again (a factory's module is not picklable), seeded alike."""
+
+    profile: str
+    seed: int
+    device: str
+    out_dir: Path
+    run_id: str
+    matrix: MatrixOptions
+    exports: tuple[str, ...] = ()
+    model_target: str | None = None
+    system_target: str | None = None
+    system_batch: int = 8
+
+    def subjects(self) -> tuple[FixedModel | None, SystemUnderTest | None]:
+        model = None if self.model_target is None else load_fixed_model(self.model_target,
+                                                                         self.seed)
+        system = None if self.system_target is None else load_system(
+            self.system_target, batch=self.system_batch, seed=self.seed)
+        return model, system
+
+
+def run_job(number: int, job: Job) -> dict[str, Any]:
+    """A worker process's task: track `number`'s record (the parent writes it)."""
+    model, system = job.subjects()
+    return execute_track(number, profile=job.profile, seed=job.seed, device=job.device,
+                         out_dir=job.out_dir, model=model, system=system, matrix=job.matrix,
+                         exports=job.exports, run_id=job.run_id).record
+
+
+def crashed(number: int, job: Job, model: FixedModel | None, system: SystemUnderTest | None,
+            error: str) -> TrackResult:
+    """The failed record of a track whose worker process died (no pass without a record)."""
+    spec = all_tracks()[number]
+    ctx = TrackContext(number, spec.name, profile=job.profile, seed=job.seed, device=job.device,
+                       out_dir=job.out_dir, model=model, system=system, run_id=job.run_id)
+    refused = skip_reason(number, model, system)
+    _, claim = track_entry(number, system if refused is None else None)
+    return finish(ctx, spec.group, claim, time.perf_counter(), error=error)
+
+
+def run_parallel(numbers: Sequence[int], jobs: int, job: Job, run: Run,
+                 model: FixedModel | None, system: SystemUnderTest | None
+                 ) -> Iterator[TrackResult]:
+    """Run the tracks in `jobs` worker processes (spawned: a fresh interpreter each), longest
+    first; yield each result as it completes, after writing it into `run`. Every track seeds
+    itself and holds its own thread count (`execute_track`), so its record is the one a serial
+    run gives; the parent alone writes records and the manifest."""
+    tracks = all_tracks()
+    order = sorted(numbers, key=lambda n: START_ORDER.index(tracks[n].group))
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {}
+        for number in order:
+            run.begin(number)
+            futures[pool.submit(run_job, number, job)] = number
+        for future in as_completed(futures):
+            number = futures[future]
+            try:
+                result = TrackResult(future.result())
+            except Exception as exc:  # the worker died (killed, out of memory): a failed track
+                result = crashed(number, job, model, system,
+                                 f"worker process failed: {type(exc).__name__}: {exc}")
+            record(result, run)
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(text: str, n_tracks: int, device: str, matrix: MatrixOptions) -> int:
+    """`--jobs`: a positive integer, or auto — the cores this process may use, but 1 on CUDA
+    and with Ray (which spreads the benchmark cells itself); never more than the tracks.
+    UsageError otherwise."""
+    if text == "auto":
+        if device == "cuda" or matrix.executor == "ray":
+            return 1
+        return max(1, min(available_cores(), n_tracks))
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"invalid --jobs {text!r} (or ${JOBS_VARIABLE}): expected a positive "
+                         "integer or auto")
+    if int(text) > 1 and matrix.executor == "ray":
+        raise UsageError("--jobs with --executor ray: Ray already spreads the benchmark cells; "
+                         "use --jobs 1 (or the serial executor with --jobs N)")
+    return min(int(text), max(n_tracks, 1))
 
 
 def record(result: TrackResult, run: Run) -> None:
@@ -305,6 +443,11 @@ def build_parser(prog: str = "python -m tracks.run") -> argparse.ArgumentParser:
                         f"--model wider than N hidden units (default {MAX_HIDDEN}: the witness "
                         "costs ~n^3 per drawn example)")
     parser.add_argument("--quiet", action="store_true", help="one line per track")
+    parser.add_argument("--jobs", default=os.environ.get(JOBS_VARIABLE, "auto"), metavar="N",
+                        help="tracks run at once, each in its own worker process (default "
+                        f"${JOBS_VARIABLE} or auto: one per core; 1 on CUDA and with Ray). "
+                        "Every track seeds itself and runs on its own thread count, so the "
+                        "records are those of --jobs 1")
     parser.add_argument("--export", nargs="+", default=[], metavar="FORMAT", help="also write "
                         "every training run's per-epoch history (tracks 17-22, 25-28) under "
                         "OUT/runs/track-NN/<arm>/: csv (one row per epoch) and/or tensorboard "
@@ -500,6 +643,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
                 return 0
         else:
             numbers = parse_track_numbers(args.track, implemented)
+        jobs = resolve_jobs(args.jobs, len(numbers), device, matrix)
         if args.badges is not None:
             writable_directory(args.badges, "--badges")
         if args.template is not None:
@@ -519,9 +663,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.run") 
     statuses = []
     try:
         with run:
-            for n in numbers:
-                result = run_track(n, profile=profile, seed=seed, device=device, model=model,
-                                   run=run, system=system, matrix=matrix, exports=exports)
+            if jobs > 1:
+                job = Job(profile, seed, device, run.out_dir, run.run_id, matrix, tuple(exports),
+                          args.model, args.system,
+                          int(args.system_batch) if system is not None else 8)
+                results: Iterator[TrackResult] = run_parallel(numbers, jobs, job, run, model,
+                                                              system)
+                print(f"tracks.run: {len(numbers)} tracks in {jobs} worker processes (--jobs)",
+                      file=sys.stderr)
+            else:
+                results = (run_track(n, profile=profile, seed=seed, device=device, model=model,
+                                     run=run, system=system, matrix=matrix, exports=exports)
+                           for n in numbers)
+            for result in results:
                 print_result(result, args.quiet)
                 statuses.append(result.status)
             run.settle()

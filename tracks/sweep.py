@@ -11,8 +11,10 @@ from the runner), and writes
 - `OUT/SWEEP.md`     the table track × seed (✓ certified, ✗ failed, – skipped), "certified at
                      k/n seeds" per track, and the failed checks of each failed cell.
 
-`--jobs N` runs N seeds at once (separate processes; each track inside keeps its own thread
-limit). Exit status: 0 every cell certified or skipped, 1 some cell failed, 2 bad usage.
+`--jobs N` runs N seeds at once (separate processes, each seed's tracks one after another; each
+track keeps its own thread limit); with `--jobs 1` each seed's runner spreads its tracks over
+the cores (`tracks.run --jobs auto`). Exit status: 0 every cell certified or skipped, 1 some
+cell failed, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -64,11 +66,13 @@ def seed_dir(out: Path, seed: int) -> Path:
 
 
 def run_seed(seed: int, numbers: Sequence[int], *, out: Path, profile: str,
-             model: str | None, echo: threading.Lock, system: str | None = None) -> int:
-    """One runner invocation for `seed`; its one-line-per-track output is echoed with the seed."""
+             model: str | None, echo: threading.Lock, system: str | None = None,
+             track_jobs: str = "auto") -> int:
+    """One runner invocation for `seed`; its one-line-per-track output is echoed with the seed.
+    `track_jobs`: the runner's --jobs (1 when the sweep itself runs seeds at once)."""
     command = [sys.executable, "-m", "tracks.run", "--track", *map(str, numbers),
                "--seed", str(seed), "--profile", profile, "--out", str(seed_dir(out, seed)),
-               "--quiet"]
+               "--quiet", "--jobs", track_jobs]
     if model is not None:
         command += ["--model", model]
     if system is not None:
@@ -190,10 +194,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tracks.sweep"
           f"once) into {args.out}/", flush=True)
     started = time.perf_counter()
     echo = threading.Lock()
+    # Seeds at once take the cores; one seed at a time lets its runner spread the tracks.
+    track_jobs = "1" if int(args.jobs) > 1 else os.environ.get("EQPROP_JOBS", "auto")
     with ThreadPoolExecutor(max_workers=int(args.jobs)) as pool:
         codes = list(pool.map(lambda s: run_seed(s, numbers, out=args.out, profile=args.profile,
                                                  model=args.model, echo=echo,
-                                                 system=args.system), seeds))
+                                                 system=args.system, track_jobs=track_jobs),
+                              seeds))
     if 2 in codes:  # the runner refused its arguments: no cell ran for that seed
         print("tracks.sweep: error: the runner refused a seed's run (see its line above)",
               file=sys.stderr)
