@@ -195,6 +195,8 @@ class Phases:
     c: Tensor
     target: Tensor
     phi: Callable[[Tensor], Tensor]
+    # φ(a + ib) from real parts a, b (`Activation.phi_parts`); None: φ(torch.complex(a, b)).
+    phi_parts: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def nudged_map(self, beta: complex) -> Callable[[Tensor], Tensor]:
         """T_β(h) = φ(h W_effᵀ + Ux + b − β ∂ℓ/∂h); β = 0 is the free map."""
@@ -230,13 +232,21 @@ class Phases:
                 h @ weight_t + drive - beta * loss_gradient_wrt_state(h, self.V, self.c, target))
         weight_t, readout, readout_t = (m.contiguous() for m in (
             self.weight.real.T, self.V.real, self.V.real.T))
+        drive_re, drive_im = drive.real.contiguous(), drive.imag.contiguous()
+        beta = torch.as_tensor(beta, dtype=drive.dtype, device=drive.device)
+        beta_re, beta_im = beta.real, beta.imag
+        phi_of = self.phi_parts or (lambda real, imag: self.phi(torch.complex(real, imag)))
 
-        def times(h: Tensor, m: Tensor) -> Tensor:
-            return torch.complex(h.real @ m, h.imag @ m)
+        def T(h: Tensor) -> Tensor:
+            h_re, h_im = h.real, h.imag
+            error = softmax(torch.complex(h_re @ readout_t, h_im @ readout_t) + self.c) - target
+            pull_re, pull_im = error.real @ readout, error.imag @ readout
+            # pre = hWᵀ + drive − β·(p − y)V, its real and imaginary parts apart: the products
+            # of real matrices with each part, and φ of the parts (`Activation.phi_parts`).
+            return phi_of(h_re @ weight_t + drive_re - (beta_re * pull_re - beta_im * pull_im),
+                          h_im @ weight_t + drive_im - (beta_re * pull_im + beta_im * pull_re))
 
-        return lambda h: self.phi(
-            times(h, weight_t) + drive
-            - beta * times(softmax(times(h, readout_t) + self.c) - target, readout))
+        return T
 
     def stacked_map(self, betas: Sequence[complex]) -> Callable[[Tensor], Tensor]:
         """All the nudged maps at once: on K·B states, rows k·B … (k+1)·B − 1 follow T_{β_k}
@@ -275,6 +285,7 @@ def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = N
             c=model.c.detach().to(dtype),
             target=target.to(device=x.device, dtype=dtype),
             phi=model.activation.phi,
+            phi_parts=model.activation.phi_parts,
         )
 
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .solvers import SolverStats, get_solver, is_positive_integer
+from .solvers import SolverStats, all_finite, get_solver, is_positive_integer
 from .spectral import (
     WARM_BOUNDS,
     WarmSpectralBound,
@@ -200,9 +200,8 @@ class LoopedMLP(nn.Module):
         if x.is_complex():
             raise ValueError(f"x must be real, got dtype {x.dtype}: the model's input is real "
                              "(holomorphic EP makes only the states complex)")
-        if x.is_floating_point():
-            if not torch.isfinite(x).all():
-                raise ValueError("x contains non-finite values (NaN or ±inf)")
+        if x.is_floating_point() and not all_finite(x):
+            raise ValueError("x contains non-finite values (NaN or ±inf)")
         return x.to(device=self.W.device, dtype=self.dtype)
 
     def _validate_state(self, h: Tensor, batch: int) -> Tensor:
@@ -210,7 +209,7 @@ class LoopedMLP(nn.Module):
             raise ValueError(
                 f"h must have shape ({batch}, {self.n_hidden}), got {tuple(h.shape)}"
             )
-        if not torch.isfinite(h).all():
+        if not all_finite(h):
             raise ValueError("h contains non-finite values (NaN or ±inf)")
         return h.to(device=self.W.device, dtype=self.dtype)
 
