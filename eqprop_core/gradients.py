@@ -202,7 +202,7 @@ class Phases:
         """T_β(h) = φ(h W_effᵀ + Ux + b − β ∂ℓ/∂h); β = 0 is the free map."""
         weight_t = self.weight.T
         if beta == 0:
-            return lambda h: self.phi(torch.addmm(self.drive, h, weight_t))
+            return FreeMap(self)
         if self.weight.is_complex():
             return self._complex_map(beta, self.drive, self.target)
         # Real β: −β Vᵀ(p − y) = β Vᵀy − β Vᵀp; the label part is a constant drive, so a step
@@ -264,6 +264,36 @@ class Phases:
             torch.addmm(drive, h, weight_t),
             beta * torch.softmax(torch.addmm(self.c, h, readout_t), dim=1), self.V, alpha=-1,
         ))
+
+    def first_nudged_step(self, betas: Sequence[complex], h: Tensor, pre: Tensor) -> Tensor:
+        """`stacked_map(betas)` of h repeated K times, from pre = h W_effᵀ + Ux + b (real
+        numbers): T_{β_k}(h) = φ(pre − β_k (softmax(Vh + c) − y)V), no product by W_eff."""
+        k = len(betas)
+        column = torch.as_tensor(list(betas), dtype=pre.dtype, device=pre.device)
+        beta = column.repeat_interleave(h.shape[0]).unsqueeze(1)
+        pull = (torch.softmax(torch.addmm(self.c, h, self.V.T), dim=1) - self.target) @ self.V
+        return self.phi(torch.addcmul(pre.repeat(k, 1), beta, pull.repeat(k, 1), value=-1))
+
+
+class FreeMap:
+    """The free map T_0(h) = φ(h W_effᵀ + Ux + b), keeping its last argument and pre-activation:
+    a truncated free phase ends by evaluating T_0(h_free) for its residual, and that product
+    h_free W_effᵀ is also the first product of every nudged phase (`Phases.first_nudged_step`)."""
+
+    def __init__(self, numbers: Phases) -> None:
+        self.phi, self.drive, self.weight_t = numbers.phi, numbers.drive, numbers.weight.T
+        self.last: tuple[Tensor, Tensor] | None = None
+
+    def __call__(self, h: Tensor) -> Tensor:
+        pre = torch.addmm(self.drive, h, self.weight_t)
+        self.last = (h, pre)
+        return self.phi(pre)
+
+    def pre_activation(self, h: Tensor) -> Tensor:
+        """h W_effᵀ + Ux + b: the one kept when `h` is the last argument, else computed."""
+        if self.last is not None and self.last[0] is h:
+            return self.last[1]
+        return torch.addmm(self.drive, h, self.weight_t)
 
 
 def phases(model: LoopedMLP, x: Tensor, y: Tensor, dtype: torch.dtype | None = None, *,
@@ -327,15 +357,18 @@ class _Solve:
     options: dict = field(default_factory=dict)
 
     def __call__(self, T: Callable[[Tensor], Tensor], h0: Tensor,
-                 fixed_steps: int | None) -> tuple[Tensor, SolverStats]:
+                 fixed_steps: int | None, first: Tensor | None = None
+                 ) -> tuple[Tensor, SolverStats]:
+        """The phase from h0: solved to `tol`, or `fixed_steps` plain updates, the first of
+        which is `first` when the caller already has T(h0)."""
         if fixed_steps is None:
             return get_solver(self.solver)(T, h0, tol=self.tol, max_steps=self.max_steps,
                                            **self.options)
         # Truncated EP: exactly this many plain updates, no per-step residual (it would cost a
         # reduction and a device sync per step); the residual is measured once at the end.
         h_prev, h = h0, h0
-        for _ in range(fixed_steps):
-            h_prev, h = h, T(h)
+        for step in range(fixed_steps):
+            h_prev, h = h, T(h) if step or first is None else first
         return finish_solve("truncated", T, h_prev, h, tol=self.tol, steps=fixed_steps,
                             trace=[], lipschitz=None)
 
@@ -381,6 +414,29 @@ def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_
     phase_weights = [weights[k] if k in real_k else 2 * weights[k] for k in kept]
     stands_for = [kept.index(k) if k in kept else kept.index(n - k) for k in range(n)]
     return phases, phase_weights, stands_for
+
+
+def weighted_grams(weighted: Sequence[tuple[Tensor, complex]]) -> Tensor:
+    """Σ_k w_k h_kᵀh_k up to its antisymmetric part, for the energy form's ∂E/∂W_eff = −½hhᵀ.
+
+    Two states with opposite weights (the symmetric estimator's ±β, the one-sided's h_β and
+    h_0) take one product: h_aᵀh_a − h_bᵀh_b is the symmetric part of (h_a − h_b)ᵀ(h_a + h_b),
+    whose antisymmetric part the symmetric model's W ↦ ½(W + Wᵀ) removes in the pull-back to the
+    raw W; h_a − h_b is formed before the product, so the difference of nearby states does not
+    cancel in the products' rounding. Only a symmetric model may use it."""
+    left = list(weighted)
+    total: Tensor | None = None
+    while left:
+        h_a, w_a = left.pop(0)
+        partner = next((i for i, (_, w) in enumerate(left) if w == -w_a), None)
+        if partner is None:
+            term = w_a * (h_a.T @ h_a)
+        else:
+            h_b, _ = left.pop(partner)
+            term = w_a * ((h_a - h_b).T @ (h_a + h_b))
+        total = term if total is None else total + term
+    assert total is not None, "weighted_grams needs at least one state"
+    return total
 
 
 def _check_steps(steps: object) -> tuple[int, int] | None:
@@ -469,8 +525,8 @@ def ep_gradients(
 
     with torch.no_grad():
         h0 = x.new_zeros(batch, model.n_hidden, dtype=model.dtype)
-        h_free, free_stats = solve(transformed(free_numbers.nudged_map(0)), h0,
-                                   fixed and fixed[0])
+        free_map = FreeMap(free_numbers)
+        h_free, free_stats = solve(transformed(free_map), h0, fixed and fixed[0])
         h_free = h_free.to(state_dtype)
         if mode == "raise" and not free_stats.all_converged:
             raise PhaseNotConverged(
@@ -483,11 +539,8 @@ def ep_gradients(
         # The symmetric estimator gives h_0 the weight 0: skip its (n × B × n) product rather
         # than multiply it by zero (same numbers: 0·a + b = b for the finite states used).
         combined: Tensor | None = None
-        quadratic: Tensor | None = None
         if schedule.free_weight != 0:
             combined = schedule.free_weight * h_free
-            if not directed:
-                quadratic = schedule.free_weight * (h_free.T @ h_free)
         betas = [b if schedule.is_complex else b.real for b in schedule.betas]
         weights = list(schedule.weights)
         order = list(range(len(betas)))  # the phase that stands for each nudge
@@ -497,8 +550,11 @@ def ep_gradients(
                 nudged, weights, order = _holomorphic_nudges(
                     solve, free_numbers, numbers, h_free, betas, weights, fixed[1])
             else:
+                # The free phase's last evaluation (its residual) computed h_free W_effᵀ: the
+                # first nudged step reuses it, one product fewer per phase.
+                first = numbers.first_nudged_step(betas, h_free, free_map.pre_activation(h_free))
                 stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
-                                       fixed[1])
+                                       fixed[1], first)
                 nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
         else:
             nudged = [solve(nudged_map(b), h_free, fixed and fixed[1]) for b in betas]
@@ -507,15 +563,14 @@ def ep_gradients(
         for (h_k, _), weight_k in zip(nudged, weights):
             term = weight_k * h_k
             combined = term if combined is None else combined + term
-            if not directed:
-                outer = weight_k * (h_k.T @ h_k)
-                quadratic = outer if quadratic is None else quadratic + outer
         assert combined is not None  # every schedule has at least one nudge
         if directed:
             grad_weight = -(combined.T @ h_free) / batch
         else:
-            assert quadratic is not None
-            grad_weight = -0.5 * quadratic / batch
+            weighted = [(h_k, w_k) for (h_k, _), w_k in zip(nudged, weights)]
+            if schedule.free_weight != 0:
+                weighted.insert(0, (h_free, schedule.free_weight))
+            grad_weight = -0.5 * weighted_grams(weighted) / batch
         estimates = {
             "W": grad_weight,
             "U": -(combined.T @ x.to(combined.dtype)) / batch,

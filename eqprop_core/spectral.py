@@ -361,8 +361,10 @@ def cholesky_certified_below(matrix: Tensor, shift: float) -> float | None:
     LAPACK factorizations satisfy the same bound with a larger constant; γ_{2N+2} is used.   ∎
     """
     n = matrix.shape[0]
-    shifted = torch.eye(n, dtype=matrix.dtype, device=matrix.device) * shift - matrix
-    _, info = torch.linalg.cholesky_ex(shifted)
+    shifted = -matrix
+    shifted.diagonal().add_(shift)  # shift·I − matrix, without building I (same numbers)
+    # The upper factor R̂ of the row-major matrix: LAPACK factors it in place, no transposed copy.
+    _, info = torch.linalg.cholesky_ex(shifted, upper=True)
     if int(info) != 0:
         return None
     diagonal = shifted.diagonal()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eqprop_core.gradients import ep_gradients
+from eqprop_core.gradients import ep_gradients, weighted_grams
 from eqprop_core.variants import build
 
 
@@ -45,3 +45,35 @@ def test_a_state_transform_keeps_the_phases_one_after_another() -> None:
     b = ep_gradients(model, x, y, beta=0.2, steps=(10, 5), state_transform=noisy(0),
                      batch_nudges=False)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("nudged_steps", [1, 2])
+def test_the_first_nudged_step_reuses_the_free_phase_product(nudged_steps: int) -> None:
+    """The batched phases start from the free phase's last product h_free W_effᵀ (one product
+    fewer per phase): the same estimate as the phases run one after another, even when a
+    nudged phase is that single step."""
+    model, _ = build("standard", 7, 16, 4, sn="recurrent", seed=2, dtype=torch.float64)
+    x = torch.randn(6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y = torch.arange(6) % 4
+    kwargs = dict(beta=0.25, estimator="symmetric", steps=(12, nudged_steps))
+    batched = ep_gradients(model, x, y, **kwargs)
+    sequential = ep_gradients(model, x, y, batch_nudges=False, **kwargs)
+    for name, g in sequential.items():
+        assert torch.allclose(batched[name], g, rtol=1e-12, atol=1e-14 * float(g.abs().max()))
+    for a, b in zip(batched.nudged, sequential.nudged):
+        assert a.steps == b.steps == nudged_steps
+        assert torch.allclose(a.residual, b.residual, rtol=1e-9)
+    # The W gradient is symmetric: the paired Gram product's antisymmetric part is removed by
+    # the pull-back through W ↦ ½(W + Wᵀ).
+    assert torch.allclose(batched["W"], batched["W"].T, rtol=0, atol=1e-15)
+
+
+def test_weighted_grams_pair_opposite_weights_into_one_product() -> None:
+    generator = torch.Generator().manual_seed(0)
+    a, b, c = (torch.randn(5, 4, dtype=torch.float64, generator=generator) for _ in range(3))
+    explicit = 0.7 * (a.T @ a) - 0.7 * (b.T @ b) + 0.2 * (c.T @ c)
+    paired = weighted_grams([(a, 0.7), (c, 0.2), (b, -0.7)])
+    assert not torch.allclose(paired, paired.T)  # the one product is not symmetric …
+    assert torch.allclose(0.5 * (paired + paired.T), explicit, rtol=1e-13)  # … its part is
+    unpaired = weighted_grams([(a, 0.7), (b, 0.7)])  # equal weights: two products, exact
+    assert torch.equal(unpaired, 0.7 * (a.T @ a) + 0.7 * (b.T @ b))
