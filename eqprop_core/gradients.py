@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
-from .solvers import SolverStats, get_solver, is_positive_integer
+from .solvers import SolverStats, all_finite, get_solver, is_positive_integer
 from .solvers import _finish as finish_solve
 
 ESTIMATORS = ("one_sided", "symmetric", "holomorphic")
@@ -268,11 +268,10 @@ class Phases:
     def first_nudged_step(self, betas: Sequence[complex], h: Tensor, pre: Tensor) -> Tensor:
         """`stacked_map(betas)` of h repeated K times, from pre = h W_effᵀ + Ux + b (real
         numbers): T_{β_k}(h) = φ(pre − β_k (softmax(Vh + c) − y)V), no product by W_eff."""
-        k = len(betas)
-        column = torch.as_tensor(list(betas), dtype=pre.dtype, device=pre.device)
-        beta = column.repeat_interleave(h.shape[0]).unsqueeze(1)
+        beta = torch.as_tensor(list(betas), dtype=pre.dtype, device=pre.device)[:, None, None]
         pull = (torch.softmax(torch.addmm(self.c, h, self.V.T), dim=1) - self.target) @ self.V
-        return self.phi(torch.addcmul(pre.repeat(k, 1), beta, pull.repeat(k, 1), value=-1))
+        # (K, B, n) by broadcasting, then the K·B rows of the stacked phases.
+        return self.phi(torch.addcmul(pre, beta, pull, value=-1).flatten(0, 1))
 
 
 class FreeMap:
@@ -357,10 +356,11 @@ class _Solve:
     options: dict = field(default_factory=dict)
 
     def __call__(self, T: Callable[[Tensor], Tensor], h0: Tensor,
-                 fixed_steps: int | None, first: Tensor | None = None
-                 ) -> tuple[Tensor, SolverStats]:
+                 fixed_steps: int | None, first: Tensor | None = None, *,
+                 measured: bool = True) -> tuple[Tensor, SolverStats]:
         """The phase from h0: solved to `tol`, or `fixed_steps` plain updates, the first of
-        which is `first` when the caller already has T(h0)."""
+        which is `first` when the caller already has T(h0); `measured` False skips the closing
+        residual T(h) − h of a truncated phase (one more update): its stats then say so."""
         if fixed_steps is None:
             return get_solver(self.solver)(T, h0, tol=self.tol, max_steps=self.max_steps,
                                            **self.options)
@@ -369,24 +369,35 @@ class _Solve:
         h_prev, h = h0, h0
         for step in range(fixed_steps):
             h_prev, h = h, T(h) if step or first is None else first
+        if not measured:
+            rows = h.shape[0]
+            return h, SolverStats(
+                solver="truncated", tol=self.tol, residual=h.real.new_full((rows,), math.nan),
+                residual_trace=[], steps=fixed_steps,
+                converged=torch.zeros(rows, dtype=torch.bool, device=h.device),
+                diverged=not all_finite(h), extra={"residual": "not measured"})
         return finish_solve("truncated", T, h_prev, h, tol=self.tol, steps=fixed_steps,
                             trace=[], lipschitz=None)
 
 
-def _split_stats(stats: SolverStats, k: int) -> list[SolverStats]:
+def _split_stats(stats: SolverStats, states: Tensor, k: int) -> list[SolverStats]:
     """The stats of a solve of K stacked phases (`Phases.stacked_map`), one per phase: each
-    its rows' residuals and flags (a non-finite row has residual inf, `_finish`)."""
+    its rows' residuals and flags (a non-finite row has residual inf, `_finish`; an unmeasured
+    residual is NaN, so then the phase's states say whether it diverged)."""
     out = []
-    for residual, converged in zip(stats.residual.chunk(k), stats.converged.chunk(k)):
+    for residual, converged, rows in zip(stats.residual.chunk(k), stats.converged.chunk(k),
+                                         states.chunk(k)):
         out.append(SolverStats(
             solver=stats.solver, tol=stats.tol, residual=residual, residual_trace=[],
             steps=stats.steps, converged=converged, lipschitz=stats.lipschitz,
-            diverged=bool(torch.isinf(residual).any())))
+            diverged=bool(torch.isinf(residual).any()) or not all_finite(rows),
+            extra=dict(stats.extra)))
     return out
 
 
 def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_free: Tensor,
-                        betas: list[complex], weights: list[complex], steps: int
+                        betas: list[complex], weights: list[complex], steps: int, *,
+                        measured: bool = True
                         ) -> tuple[list[tuple[Tensor, SolverStats]], list[complex], list[int]]:
     """The N holomorphic phases from the fewest states: the model's numbers are real, so
     T_β̄(h̄) = conj(T_β(h)) (φ, softmax and every product commute with conjugation) and the
@@ -403,13 +414,13 @@ def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_
     if real_k:
         reals = [betas[k].real for k in real_k]
         states, stats = solve(real.stacked_map(reals), h_free.real.to(real.drive.dtype)
-                              .repeat(len(reals), 1), steps)
-        phases += zip(states.chunk(len(reals)), _split_stats(stats, len(reals)))
+                              .repeat(len(reals), 1), steps, measured=measured)
+        phases += zip(states.chunk(len(reals)), _split_stats(stats, states, len(reals)))
     if pair_k:
         paired = [betas[k] for k in pair_k]
         states, stats = solve(complex_numbers.stacked_map(paired),
-                              h_free.repeat(len(paired), 1), steps)
-        phases += zip(states.chunk(len(paired)), _split_stats(stats, len(paired)))
+                              h_free.repeat(len(paired), 1), steps, measured=measured)
+        phases += zip(states.chunk(len(paired)), _split_stats(stats, states, len(paired)))
     kept = real_k + pair_k
     phase_weights = [weights[k] if k in real_k else 2 * weights[k] for k in kept]
     stands_for = [kept.index(k) if k in kept else kept.index(n - k) for k in range(n)]
@@ -466,6 +477,7 @@ def ep_gradients(
     on_unconverged: str | None = None,
     state_transform: Callable[[Tensor], Tensor] | None = None,
     batch_nudges: bool = True,
+    nudged_residuals: bool = True,
     **solver_options: object,
 ) -> EPGradients:
     """EP's estimate of ∇_θ ℒ, ℒ = mean CE(model(x), y), for every raw parameter θ of `model`.
@@ -484,6 +496,10 @@ def ep_gradients(
     batch_nudges: with `steps` and no `state_transform`, run the K nudged phases (±β, or the N
         holomorphic nudges) as one batch of K·B states — one product per step instead of K,
         the same estimate to rounding; False runs them one after another (the reference).
+    nudged_residuals: False (with `steps` and on_unconverged="record"; what the trainer passes,
+        which reads only the free phase's residual) skips each truncated nudged phase's
+        closing residual T(h) − h, one more update of all K·B states: the same estimate, and
+        those phases' stats then hold residual NaN and converged False (not measured).
     Returns EPGradients: a dict {name: tensor like the parameter} carrying the phases' stats.
     """
     schedule = nudge_schedule(estimator, beta, n_points)
@@ -491,6 +507,10 @@ def ep_gradients(
     mode = on_unconverged or ("record" if fixed else "raise")
     if mode not in ON_UNCONVERGED:
         raise ValueError(f"on_unconverged must be one of {list(ON_UNCONVERGED)}, got {mode!r}")
+    if not nudged_residuals and (fixed is None or mode != "record"):
+        raise ValueError("nudged_residuals=False needs truncated phases (steps=(T_free, "
+                         "T_nudged)) and on_unconverged='record': an unmeasured phase cannot "
+                         "be refused or warned about")
     x = model.validate_input(x)
     tol = default_tolerance(model.dtype) if tol is None else tol
     get_solver(solver, solver_options)  # ValueError on an unknown solver or option
@@ -548,16 +568,19 @@ def ep_gradients(
             # Truncated phases: every nudge in one batch of K·B states (one product per step).
             if schedule.is_complex:
                 nudged, weights, order = _holomorphic_nudges(
-                    solve, free_numbers, numbers, h_free, betas, weights, fixed[1])
+                    solve, free_numbers, numbers, h_free, betas, weights, fixed[1],
+                    measured=nudged_residuals)
             else:
                 # The free phase's last evaluation (its residual) computed h_free W_effᵀ: the
                 # first nudged step reuses it, one product fewer per phase.
                 first = numbers.first_nudged_step(betas, h_free, free_map.pre_activation(h_free))
                 stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
-                                       fixed[1], first)
-                nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
+                                       fixed[1], first, measured=nudged_residuals)
+                nudged = list(zip(stacked.chunk(len(betas)),
+                                  _split_stats(stats, stacked, len(betas))))
         else:
-            nudged = [solve(nudged_map(b), h_free, fixed and fixed[1]) for b in betas]
+            nudged = [solve(nudged_map(b), h_free, fixed and fixed[1], measured=nudged_residuals)
+                      for b in betas]
         phase_stats = [stats for _, stats in nudged]
         nudged_stats = [phase_stats[i] for i in order]
         for (h_k, _), weight_k in zip(nudged, weights):

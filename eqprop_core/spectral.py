@@ -348,9 +348,11 @@ class SubspaceSpectralNorm(WarmSpectralBound):
 
 
 # -- the Cholesky certificate ------------------------------------------------------------------
-def cholesky_certified_below(matrix: Tensor, shift: float) -> float | None:
+def cholesky_certified_below(matrix: Tensor, shift: float, *, negated: bool = False
+                             ) -> float | None:
     """A certified t with λ_max(matrix) ≤ t, t ≈ shift, from one Cholesky of shift·I − matrix;
-    None when that factorization fails (λ_max may exceed the shift). `matrix` symmetric float64.
+    None when that factorization fails (λ_max may exceed the shift). `matrix` symmetric float64;
+    `negated`: certify −matrix instead (shift·I + matrix, the same numbers as passing −matrix).
 
     Claim. Let M = fl(shift·I − A) (only its diagonal is rounded: M = shift·I − A + D,
     |D_ii| ≤ ε|M_ii|). If floating-point Cholesky of M runs to completion, with R̂ᵀR̂ = M + ΔM,
@@ -361,8 +363,8 @@ def cholesky_certified_below(matrix: Tensor, shift: float) -> float | None:
     LAPACK factorizations satisfy the same bound with a larger constant; γ_{2N+2} is used.   ∎
     """
     n = matrix.shape[0]
-    shifted = -matrix
-    shifted.diagonal().add_(shift)  # shift·I − matrix, without building I (same numbers)
+    shifted = matrix.clone() if negated else -matrix
+    shifted.diagonal().add_(shift)  # shift·I ∓ matrix, without building I (same numbers)
     # The upper factor R̂ of the row-major matrix: LAPACK factors it in place, no transposed copy.
     _, info = torch.linalg.cholesky_ex(shifted, upper=True)
     if int(info) != 0:
@@ -445,7 +447,7 @@ class CholeskySpectralNorm(WarmSpectralBound):
             above = cholesky_certified_below(w, candidate)
             if above is None:
                 return None
-            below = cholesky_certified_below(-w, candidate)
+            below = cholesky_certified_below(w, candidate, negated=True)
             return None if below is None else max(above, below)
         gram, error = smaller_gram(w)
         top = cholesky_certified_below(gram, candidate * candidate)

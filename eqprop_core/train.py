@@ -109,9 +109,13 @@ class EqProp:
         return f"EqProp ({self.estimator}, β={self.beta:g}{points}{steps})"
 
     def gradients(self, model: LoopedMLP, x: Tensor, y: Tensor) -> BatchSignal:
+        # Training reads the free phase's residual only: the nudged phases' closing residual
+        # (one more update of every nudged state) is not computed — except under a state
+        # transform, whose draws (neuron noise) that evaluation takes part in.
         g = ep_gradients(model, x, y, beta=self.beta, estimator=self.estimator,
                          n_points=self.n_points, steps=self.steps, on_unconverged="record",
-                         state_transform=self.state_transform)
+                         state_transform=self.state_transform,
+                         nudged_residuals=self.steps is None or self.state_transform is not None)
         with torch.no_grad():
             logits = model.readout(g.free_state)
         return BatchSignal(dict(g), Inference(logits, g.free.residual, g.free_state))

@@ -77,3 +77,35 @@ def test_weighted_grams_pair_opposite_weights_into_one_product() -> None:
     assert torch.allclose(0.5 * (paired + paired.T), explicit, rtol=1e-13)  # … its part is
     unpaired = weighted_grams([(a, 0.7), (b, 0.7)])  # equal weights: two products, exact
     assert torch.equal(unpaired, 0.7 * (a.T @ a) + 0.7 * (b.T @ b))
+
+
+@pytest.mark.parametrize(("estimator", "points", "batched"), [
+    ("symmetric", None, True), ("symmetric", None, False), ("one_sided", None, True),
+    ("holomorphic", 4, True)])
+def test_unmeasured_nudged_phases_give_the_same_estimate_and_say_so(
+        estimator: str, points: int | None, batched: bool) -> None:
+    """What the trainer asks for: no closing residual of the nudged phases (one update of all
+    their states fewer), the same estimate bit for bit, stats that do not claim convergence."""
+    model, _ = build("standard", 7, 16, 4, sn="recurrent", seed=1, dtype=torch.float64)
+    x = torch.randn(6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(6) % 4
+    kwargs = dict(beta=0.25, estimator=estimator, n_points=points, steps=(12, 4),
+                  batch_nudges=batched)
+    measured = ep_gradients(model, x, y, **kwargs)
+    unmeasured = ep_gradients(model, x, y, nudged_residuals=False, **kwargs)
+    assert all(torch.equal(measured[k], unmeasured[k]) for k in measured)
+    assert torch.equal(measured.free.residual, unmeasured.free.residual)
+    assert all(bool(s.residual.isfinite().all()) for s in measured.nudged)
+    for stats in unmeasured.nudged:
+        assert bool(stats.residual.isnan().all()) and not bool(stats.converged.any())
+        assert stats.extra == {"residual": "not measured"} and not stats.diverged
+    assert not unmeasured.converged  # an unmeasured phase is not called converged
+
+
+@pytest.mark.parametrize("kwargs", [dict(steps=None), dict(steps=(12, 4), on_unconverged="warn"),
+                                    dict(steps=(12, 4), on_unconverged="raise")])
+def test_unmeasured_nudged_phases_need_truncation_and_recording(kwargs: dict) -> None:
+    model, _ = build("standard", 7, 16, 4, seed=1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="nudged_residuals=False"):
+        ep_gradients(model, torch.zeros(3, 7, dtype=torch.float64), torch.arange(3), beta=0.25,
+                     nudged_residuals=False, **kwargs)

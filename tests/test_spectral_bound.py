@@ -377,6 +377,12 @@ def test_the_cholesky_certificate_holds_above_the_top_and_fails_below_it(
     assert above <= (top + gap * size) + 1e-11 * size
     # Negative control: a shift below λ_max is never certified.
     assert cholesky_certified_below(matrix, top - gap * size) is None
+    # negated=True certifies λ_max(−A), the same number as passing −A.
+    bottom = -float(scipy.linalg.eigvalsh(A)[0])
+    for shift in (bottom + gap * size, bottom - gap * size):
+        assert cholesky_certified_below(matrix, shift, negated=True) == \
+            cholesky_certified_below(-matrix, shift)
+    assert cholesky_certified_below(matrix, bottom - gap * size, negated=True) is None
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
