@@ -50,8 +50,9 @@ import torch
 from torch import Tensor
 
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
-from .solvers import SolverStats, all_finite, get_solver, is_positive_integer
+from .solvers import SolverStats, get_solver, is_positive_integer
 from .solvers import _finish as finish_solve
+from .solvers import _row_norm as row_norm
 
 ESTIMATORS = ("one_sided", "symmetric", "holomorphic")
 ON_UNCONVERGED = ("raise", "warn", "record")
@@ -370,28 +371,27 @@ class _Solve:
         for step in range(fixed_steps):
             h_prev, h = h, T(h) if step or first is None else first
         if not measured:
-            rows = h.shape[0]
+            # As `finish_solve` marks them, a non-finite row has residual inf; a finite one NaN.
+            finite = torch.isfinite(row_norm(h))
             return h, SolverStats(
-                solver="truncated", tol=self.tol, residual=h.real.new_full((rows,), math.nan),
-                residual_trace=[], steps=fixed_steps,
-                converged=torch.zeros(rows, dtype=torch.bool, device=h.device),
-                diverged=not all_finite(h), extra={"residual": "not measured"})
+                solver="truncated", tol=self.tol, residual=torch.where(
+                    finite, math.nan, math.inf).to(h.real.dtype), residual_trace=[],
+                steps=fixed_steps, converged=torch.zeros_like(finite),
+                diverged=not bool(finite.all()), extra={"residual": "not measured"})
         return finish_solve("truncated", T, h_prev, h, tol=self.tol, steps=fixed_steps,
                             trace=[], lipschitz=None)
 
 
-def _split_stats(stats: SolverStats, states: Tensor, k: int) -> list[SolverStats]:
+def _split_stats(stats: SolverStats, k: int) -> list[SolverStats]:
     """The stats of a solve of K stacked phases (`Phases.stacked_map`), one per phase: each
-    its rows' residuals and flags (a non-finite row has residual inf, `_finish`; an unmeasured
-    residual is NaN, so then the phase's states say whether it diverged)."""
+    its rows' residuals and flags (a non-finite row has residual inf, `_finish`, measured or
+    not)."""
     out = []
-    for residual, converged, rows in zip(stats.residual.chunk(k), stats.converged.chunk(k),
-                                         states.chunk(k)):
+    for residual, converged in zip(stats.residual.chunk(k), stats.converged.chunk(k)):
         out.append(SolverStats(
             solver=stats.solver, tol=stats.tol, residual=residual, residual_trace=[],
             steps=stats.steps, converged=converged, lipschitz=stats.lipschitz,
-            diverged=bool(torch.isinf(residual).any()) or not all_finite(rows),
-            extra=dict(stats.extra)))
+            diverged=bool(torch.isinf(residual).any()), extra=dict(stats.extra)))
     return out
 
 
@@ -415,12 +415,12 @@ def _holomorphic_nudges(solve: _Solve, real: Phases, complex_numbers: Phases, h_
         reals = [betas[k].real for k in real_k]
         states, stats = solve(real.stacked_map(reals), h_free.real.to(real.drive.dtype)
                               .repeat(len(reals), 1), steps, measured=measured)
-        phases += zip(states.chunk(len(reals)), _split_stats(stats, states, len(reals)))
+        phases += zip(states.chunk(len(reals)), _split_stats(stats, len(reals)))
     if pair_k:
         paired = [betas[k] for k in pair_k]
         states, stats = solve(complex_numbers.stacked_map(paired),
                               h_free.repeat(len(paired), 1), steps, measured=measured)
-        phases += zip(states.chunk(len(paired)), _split_stats(stats, states, len(paired)))
+        phases += zip(states.chunk(len(paired)), _split_stats(stats, len(paired)))
     kept = real_k + pair_k
     phase_weights = [weights[k] if k in real_k else 2 * weights[k] for k in kept]
     stands_for = [kept.index(k) if k in kept else kept.index(n - k) for k in range(n)]
@@ -576,8 +576,7 @@ def ep_gradients(
                 first = numbers.first_nudged_step(betas, h_free, free_map.pre_activation(h_free))
                 stacked, stats = solve(numbers.stacked_map(betas), h_free.repeat(len(betas), 1),
                                        fixed[1], first, measured=nudged_residuals)
-                nudged = list(zip(stacked.chunk(len(betas)),
-                                  _split_stats(stats, stacked, len(betas))))
+                nudged = list(zip(stacked.chunk(len(betas)), _split_stats(stats, len(betas))))
         else:
             nudged = [solve(nudged_map(b), h_free, fixed and fixed[1], measured=nudged_residuals)
                       for b in betas]

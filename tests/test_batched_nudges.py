@@ -109,3 +109,21 @@ def test_unmeasured_nudged_phases_need_truncation_and_recording(kwargs: dict) ->
     with pytest.raises(ValueError, match="nudged_residuals=False"):
         ep_gradients(model, torch.zeros(3, 7, dtype=torch.float64), torch.arange(3), beta=0.25,
                      nudged_residuals=False, **kwargs)
+
+
+def test_an_unmeasured_phase_still_marks_its_non_finite_rows() -> None:
+    """Like a measured one (`solvers._finish`): residual inf on a non-finite row, so the split
+    per phase and `diverged` see it; NaN (not measured) on the finite rows."""
+    from eqprop_core.gradients import _split_stats, _Solve
+
+    def blow_up_row_2(h: torch.Tensor) -> torch.Tensor:
+        out = h + 1.0
+        out[2] = float("inf")
+        return out
+
+    h, stats = _Solve("anderson", 1e-6, 10)(blow_up_row_2, torch.zeros(4, 3), 3, measured=False)
+    assert stats.diverged and torch.isinf(stats.residual[2])
+    assert bool(stats.residual[[0, 1, 3]].isnan().all()) and not bool(stats.converged.any())
+    first, second = _split_stats(stats, 2)
+    assert second.diverged and not first.diverged  # rows 0-1 finite, row 2 in the second half
+    assert first.extra == second.extra == {"residual": "not measured"}
