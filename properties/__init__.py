@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import profiles  # noqa: F401  (registers the ci / dev / thorough profiles)
+from .bounds import Bound, RelativeBound, at_least_bound, at_most_bound, declared_bounds
 from .evidence import (
     Evidence,
     MeasurementFailed,
@@ -14,7 +15,7 @@ from .evidence import (
 )
 from .extract import NumpyModel, as_numpy
 from .gradients import Agreement, GradientProblem, agreement, fitted_slope, gradient_models
-from .search import MeasuredOnce, SearchOutcome, find_example, worst_case
+from .search import MeasuredOnce, Search, SearchOutcome, find_example, worst_case
 from .strategies import (
     ModelSpec,
     contractive_models,
@@ -25,6 +26,12 @@ from .strategies import (
 
 __all__ = [
     "Agreement",
+    "Bound",
+    "RelativeBound",
+    "Search",
+    "at_least_bound",
+    "at_most_bound",
+    "declared_bounds",
     "GradientProblem",
     "agreement",
     "fitted_slope",

@@ -25,6 +25,7 @@ from hypothesis import given, target
 from hypothesis.errors import HypothesisException, NoSuchExample, Unsatisfiable
 from hypothesis.strategies import SearchStrategy
 
+from .bounds import Bound
 from .evidence import MeasurementFailed
 from .profiles import draws_depend_only_on_seed, track_settings
 
@@ -87,16 +88,22 @@ def worst_case(
     strategy: SearchStrategy,
     measure: Callable[[Any], float],
     *,
-    bound: float,
+    bound: float | Bound,
     max_examples: int,
     seed: int,
     hunt: bool = True,
 ) -> SearchOutcome:
-    """Largest `measure(example)` over drawn examples; falsified if any exceeds `bound`.
+    """Largest `measure(example)` over drawn examples; falsified if any exceeds `bound` (a
+    number, or an upper `Bound`: a search hunts for the largest value).
 
     NaN counts as exceeding the bound. A measurement that raises (module doc) makes the worst
     statistic NaN and is listed in `failures`, with its shrunk example.
     """
+    if isinstance(bound, Bound):
+        if bound.comparator != "<=":
+            raise ValueError(f"worst_case hunts the largest value, so its bound must be an "
+                             f"upper one ('<='), not {bound.text!r}")
+        bound = bound.limit
     seen: dict[str, Any] = {"n": 0, "worst": -math.inf, "worst_repr": None,
                             "fail_repr": None, "fail_value": None}
 
@@ -154,6 +161,28 @@ def find_example(
                                    random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search of a track, as data: the check it records (`name`), the measure of a drawn
+    case and the upper bound the worst case is held to; `hunt`: steer the draws towards larger
+    values (`hypothesis.target`)."""
+
+    name: str
+    measure: Callable[[Any], float]
+    bound: Bound
+    hunt: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bound.comparator != "<=":
+            raise ValueError(f"search {self.name!r}: a search hunts the largest value, so its "
+                             f"bound must be an upper one, not {self.bound.text!r}")
+
+    def run(self, draws: SearchStrategy, *, max_examples: int, seed: int) -> SearchOutcome:
+        """The worst case of `measure` over `draws`."""
+        return worst_case(draws, self.measure, bound=self.bound, max_examples=max_examples,
+                          seed=seed, hunt=self.hunt)
 
 
 class MeasuredOnce:

@@ -114,7 +114,7 @@ def test_unmeasured_nudged_phases_need_truncation_and_recording(kwargs: dict) ->
 def test_an_unmeasured_phase_still_marks_its_non_finite_rows() -> None:
     """Like a measured one (`solvers._finish`): residual inf on a non-finite row, so the split
     per phase and `diverged` see it; NaN (not measured) on the finite rows."""
-    from eqprop_core.gradients import _split_stats, _Solve
+    from eqprop_core.gradients import _Solve, _split_stats
 
     def blow_up_row_2(h: torch.Tensor) -> torch.Tensor:
         out = h + 1.0

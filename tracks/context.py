@@ -13,7 +13,7 @@ import math
 import platform
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from properties.evidence import Evidence
+from properties.search import Search, SearchOutcome
 
 from .provenance import provenance
 from .records import SCHEMA_VERSION, atomic_write_json
@@ -172,6 +173,18 @@ class TrackContext:
     def check(self, evidence: Evidence) -> Evidence:
         self.checks.append(evidence)
         return evidence
+
+    def search(self, draws: SearchStrategy, spec: Search, examples: int, *,
+               details: Callable[[], Mapping[str, Any]] | None = None,
+               name: str | None = None) -> SearchOutcome:
+        """Run `spec` over `draws` (at this run's seed) and record its check: the worst value
+        against the spec's bound, with the search's details and `details()` (evaluated after
+        the search, when it can read what the search measured); `name` overrides the check's
+        name (a spec shared by several searches)."""
+        out = spec.run(draws, max_examples=examples, seed=self.seed)
+        extra = dict(details()) if details is not None else {}
+        self.check(spec.bound.check(name or spec.name, out.worst, **extra, **out.details()))
+        return out
 
     def negative_control(self, evidence: Evidence, **details: Any) -> None:
         """Record the control: `evidence` states the property on a case where it must fail."""

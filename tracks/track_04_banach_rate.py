@@ -30,7 +30,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import theory
-from properties import at_most, contractive_models, worst_case
+from properties import Search, at_most_bound, contractive_models
 from properties.banach_bounds import (
     STEPS,
     a_posteriori_violation,
@@ -45,6 +45,22 @@ from properties.system_checks import Witnessed, banach_violation
 from .plots import line_plot
 from .premises import contraction_premise, describe_models, system_premises
 from .registry import on_system, track
+
+RATIO = at_most_bound(1.0, "each check is a theorem's left side over its right side, with the "
+                           "witness's certified error and the float64 rounding allowance "
+                           "derived in the module docstring: a ratio > 1 is a proven violation")
+CONTRACTION = at_most_bound(1 - 1e-12, "Banach's premise: the claimed L is a contraction "
+                                       "constant, L < 1")
+SEARCHES = (
+    Search("a priori: max ||h_k-h*|| / (L^k ||h_0-h*||)", a_priori_violation, RATIO),
+    Search("a posteriori: max ||h_k-h*|| / (L/(1-L) ||h_k-h_{k-1}||)", a_posteriori_violation,
+           RATIO),
+    Search("step count: actual / predicted steps to 1e-8", step_count_violation, RATIO),
+    Search("solver certified stop: max true error / stats.error_bound",
+           certified_stop_violation, RATIO),
+)
+WRONG_RATE = Search("a priori bound with the wrong rate 0.9 rho(J*)",
+                    lambda c: a_priori_violation(c, rate="0.9rho"), RATIO)
 
 
 @track(4, "Banach rate", "A",
@@ -62,28 +78,16 @@ def run(ctx) -> None:
 
 def certify_rates(ctx, models: st.SearchStrategy, n: int) -> None:
     """The a-priori, a-posteriori, step-count and certified-stop checks over `models`."""
-    checks = {
-        "a priori: max ||h_k-h*|| / (L^k ||h_0-h*||)": a_priori_violation,
-        "a posteriori: max ||h_k-h*|| / (L/(1-L) ||h_k-h_{k-1}||)": a_posteriori_violation,
-        "step count: actual / predicted steps to 1e-8": step_count_violation,
-        "solver certified stop: max true error / stats.error_bound": certified_stop_violation,
-    }
-    for name, measure in checks.items():
-        out = worst_case(trajectories(models), measure, bound=1.0, max_examples=n,
-                         seed=ctx.seed)
-        ctx.check(at_most(name, out.worst, 1.0, **out.details()))
+    for spec in SEARCHES:
+        ctx.search(trajectories(models), spec, n)
     ctx.note(f"{describe_models(ctx, n)} and starts (up to 1e6 in norm), {STEPS} plain "
              "iterations each; h* by the Newton witness, L by scipy")
 
 
 def control(ctx, n: int) -> None:
     """A wrong rate (0.9 ρ(J*)) claimed as L is falsified, on the suite's own models; plot."""
-    wrong = worst_case(trajectories(), lambda c: a_priori_violation(c, rate="0.9rho"),
-                       bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.negative_control(
-        at_most("a priori bound with the wrong rate 0.9 rho(J*)", wrong.worst, 1.0,
-                **wrong.details()),
-    )
+    wrong = WRONG_RATE.run(trajectories(), max_examples=n, seed=ctx.seed)
+    ctx.negative_control(RATIO.check(WRONG_RATE.name, wrong.worst, **wrong.details()))
 
     example = trajectory.values()[0]
     for t in trajectory.values():  # plot the slowest-converging trajectory seen
@@ -116,18 +120,18 @@ def certify_system(ctx) -> None:
     (they contract at ρ(J*) asymptotically)."""
     w = Witnessed(ctx.system, ctx.seed)
     L = ctx.system.claimed_lipschitz()
-    ctx.check(at_most("claimed L = lipschitz(params) < 1 (Banach's premise)", L, 1 - 1e-12))
+    ctx.check(CONTRACTION.check("claimed L = lipschitz(params) < 1 (Banach's premise)", L))
     if not system_premises(ctx, w):
         return
     if not L < 1:
         return
     count, steps = ctx.examples(6, 30), ctx.examples(300, 1000)
     out = banach_violation(ctx.system, w, L, count, steps)
-    ctx.check(at_most("a priori: max ||h_k - h*|| / (L^k ||h_0 - h*||)", out["a_priori"], 1.0,
-                      claimed=L, starts=count, steps=steps))
-    ctx.check(at_most("a posteriori: max ||h_k - h*|| / (L/(1-L) ||h_k - h_k-1||)",
-                      out["a_posteriori"], 1.0))
+    ctx.check(RATIO.check("a priori: max ||h_k - h*|| / (L^k ||h_0 - h*||)", out["a_priori"],
+                          claimed=L, starts=count, steps=steps))
+    ctx.check(RATIO.check("a posteriori: max ||h_k - h*|| / (L/(1-L) ||h_k - h_k-1||)",
+                          out["a_posteriori"]))
     wrong = 0.5 * float(w.rho.max())
     bad = banach_violation(ctx.system, w, wrong, count, steps)
-    ctx.negative_control(at_most("a priori bound with L' = rho(J*)/2", bad["a_priori"], 1.0),
+    ctx.negative_control(RATIO.check("a priori bound with L' = rho(J*)/2", bad["a_priori"]),
                          wrong_L=wrong)
