@@ -51,7 +51,7 @@ from .hardware import (
 )
 from .layered import LayeredEqProp, layer_slices, path_graph_norm
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
-from .solvers import SOLVERS, SolverStats, get_solver
+from .solvers import SOLVERS, Outcome, SolverStats, get_solver
 from .spectral import certified_spectral_norm, spectrally_normalize
 
 __all__ = [
@@ -97,6 +97,7 @@ __all__ = [
     "layer_slices",
     "path_graph_norm",
     "SOLVERS",
+    "Outcome",
     "SolverStats",
     "certified_spectral_norm",
     "default_tolerance",

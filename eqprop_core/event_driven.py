@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .activations import Activation, get_activation
-from .solvers import SolverStats, check_options, is_positive_integer
+from .solvers import Outcome, SolverStats, check_options, is_positive_integer
 
 if TYPE_CHECKING:
     from .model import LoopedMLP
@@ -188,7 +188,7 @@ class _Run:
             solver=name, tol=self.tol, residual=residual, residual_trace=self.trace,
             steps=int(self.rounds.max()) if self.rounds.numel() else 0,
             converged=finite & (residual <= self.tol), error_bound=bound, lipschitz=lipschitz,
-            diverged=not bool(finite.all()),
+            outcome=Outcome.of(finite & (residual <= self.tol), finite),
             extra={"refreshes": self.refreshes, "columns_applied": self.columns, **extra},
             updates=self.updates, skipped=self.skipped, rounds=self.rounds, n_neurons=self.n,
             residual_max=torch.where(finite, r.abs().amax(dim=1) if self.n else residual, inf),

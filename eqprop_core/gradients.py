@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from .model import EquilibriumNotConverged, LoopedMLP, default_tolerance
-from .solvers import SolverStats, get_solver, is_positive_integer
+from .solvers import Outcome, SolverStats, get_solver, is_positive_integer, iterate
 from .solvers import _finish as finish_solve
 from .solvers import _row_norm as row_norm
 
@@ -367,9 +367,9 @@ class _Solve:
                                            **self.options)
         # Truncated EP: exactly this many plain updates, no per-step residual (it would cost a
         # reduction and a device sync per step); the residual is measured once at the end.
-        h_prev, h = h0, h0
-        for step in range(fixed_steps):
-            h_prev, h = h, T(h) if step or first is None else first
+        run = iterate(T, h0, steps=fixed_steps, tol=None, advance=lambda h, f, g, r: f,
+                      first=first)
+        h_prev, h = run.last, run.image
         if not measured:
             # As `finish_solve` marks them, a non-finite row has residual inf; a finite one NaN.
             finite = torch.isfinite(row_norm(h))
@@ -377,7 +377,7 @@ class _Solve:
                 solver="truncated", tol=self.tol, residual=torch.where(
                     finite, math.nan, math.inf).to(h.real.dtype), residual_trace=[],
                 steps=fixed_steps, converged=torch.zeros_like(finite),
-                diverged=not bool(finite.all()), extra={"residual": "not measured"})
+                outcome=Outcome.of(torch.zeros_like(finite), finite, measured=False))
         return finish_solve("truncated", T, h_prev, h, tol=self.tol, steps=fixed_steps,
                             trace=[], lipschitz=None)
 
@@ -391,7 +391,9 @@ def _split_stats(stats: SolverStats, k: int) -> list[SolverStats]:
         out.append(SolverStats(
             solver=stats.solver, tol=stats.tol, residual=residual, residual_trace=[],
             steps=stats.steps, converged=converged, lipschitz=stats.lipschitz,
-            diverged=bool(torch.isinf(residual).any()), extra=dict(stats.extra)))
+            outcome=Outcome.of(converged, ~torch.isinf(residual),
+                               measured=not bool(torch.isnan(residual).any())),
+            extra=dict(stats.extra)))
     return out
 
 

@@ -22,11 +22,43 @@ import inspect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 from torch import Tensor
 
 Map = Callable[[Tensor], Tensor]
+
+
+class Outcome(Enum):
+    """How a solve ended. The value is the short label `SolverStats.summary` prints; `message`
+    says what it means for the returned h."""
+
+    CONVERGED = "converged"
+    NOT_CONVERGED = "NOT converged"
+    DIVERGED = "DIVERGED"
+    NOT_MEASURED = "residual not measured"
+
+    @property
+    def message(self) -> str:
+        return {
+            Outcome.CONVERGED: "every sample's residual ||T(h) - h|| is finite and <= tol",
+            Outcome.NOT_CONVERGED: "every iterate is finite, but some sample's residual is "
+                                   "still above tol when the steps ran out",
+            Outcome.DIVERGED: "some sample's iterate is not finite (NaN or inf): the map "
+                              "diverged from its start",
+            Outcome.NOT_MEASURED: "a truncated phase whose closing residual was not "
+                                  "evaluated (its iterates are finite); residual NaN",
+        }[self]
+
+    @classmethod
+    def of(cls, converged: Tensor, finite: Tensor, *, measured: bool = True) -> Outcome:
+        """The outcome of a solve whose samples have `converged` and `finite` (B,) flags."""
+        if not bool(finite.all()):
+            return cls.DIVERGED
+        if not measured:
+            return cls.NOT_MEASURED
+        return cls.CONVERGED if bool(converged.all()) else cls.NOT_CONVERGED
 
 
 @dataclass
@@ -40,6 +72,8 @@ class SolverStats:
     error_bound: (B,) ‖h − h*‖ ≤ L/(1 − L)·‖h − h_prev‖ when a Lipschitz certificate L < 1 was
         given, else None: the theorem for exact arithmetic. A map that knows its rounding ρ adds
         ρ/(1 − L) (`LoopedMLP.equilibrium` does), which makes it a bound on the computed h.
+    outcome: how the solve ended (`Outcome`); omitted, it is read from `converged` (converged
+        or not), so a constructor that can see a divergence must say so.
     """
 
     solver: str
@@ -50,8 +84,20 @@ class SolverStats:
     converged: Tensor
     error_bound: Tensor | None = None
     lipschitz: float | None = None
-    diverged: bool = False
+    outcome: Outcome | None = None
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            self.outcome = Outcome.CONVERGED if self.all_converged else Outcome.NOT_CONVERGED
+        elif (self.outcome is Outcome.CONVERGED) != self.all_converged:
+            raise ValueError(f"outcome {self.outcome.name} contradicts converged "
+                             f"({int(self.converged.sum())} of {self.converged.numel()})")
+
+    @property
+    def diverged(self) -> bool:
+        """Some sample's iterate is not finite (`Outcome.DIVERGED`)."""
+        return self.outcome is Outcome.DIVERGED
 
     @property
     def all_converged(self) -> bool:
@@ -62,9 +108,7 @@ class SolverStats:
         return float(self.residual.max()) if self.residual.numel() else 0.0
 
     def summary(self) -> str:
-        state = "converged" if self.all_converged else (
-            "DIVERGED" if self.diverged else "NOT converged"
-        )
+        state = self.outcome.value if self.outcome is not None else "?"
         share = float(self.converged.float().mean()) if self.converged.numel() else 1.0
         return (
             f"{self.solver}: {state} in {self.steps} steps, max residual {self.max_residual:.3e} "
@@ -121,6 +165,58 @@ def _check_common(tol: float, max_steps: int, lipschitz: float | None) -> None:
         raise ValueError(f"lipschitz must be >= 0, got {lipschitz!r}")
 
 
+@dataclass
+class Iterates:
+    """Where the loop of `iterate` stopped: the last iterate h_k, its image T(h_k), the steps
+    taken (map evaluations), the residual trace max_b ‖T(h_k) − h_k‖, whether the stop rule
+    held (rather than the steps running out), and the last step's g = T(h_k) − h_k and ‖g‖ per
+    sample (None when no residual was measured)."""
+
+    last: Tensor
+    image: Tensor
+    steps: int
+    trace: list[float]
+    stopped: bool
+    change: Tensor | None = None
+    change_norm: Tensor | None = None
+
+
+# advance(h_k, T(h_k), g_k, ‖g_k‖) -> h_{k+1}: what makes a solver this solver.
+Advance = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
+
+
+def iterate(T: Map, h0: Tensor, *, steps: int, tol: float | None, advance: Advance,
+            first: Tensor | None = None) -> Iterates:
+    """The one loop of every iterative solve here (plain, damped, Anderson, truncated EP):
+
+        f_k = T(h_k);  stop if max_b ‖f_k − h_k‖ ≤ tol or f_k is not finite;
+        else h_{k+1} = advance(h_k, f_k, g_k = f_k − h_k, r_k = ‖g_k‖ per sample)
+
+    for k = 1 … `steps`; the last step's image is returned, not advanced (a solver that takes
+    one more step of its own does it from `Iterates`). `tol` None: exactly `steps` applications
+    with no residual measured (truncated EP: a reduction and a device sync per step saved; g, r
+    are None). `first`: T(h0), when the caller has it already.
+    """
+    h = h0
+    trace: list[float] = []
+    if steps < 1:
+        return Iterates(h0, h0, 0, trace, False)
+    for k in range(1, int(steps) + 1):
+        f = first if k == 1 and first is not None else T(h)
+        g = r = None
+        if tol is not None:
+            g = f - h
+            r = _row_norm(g)
+            worst = float(r.max())
+            trace.append(worst)
+            if worst <= tol or not torch.isfinite(f).all():
+                return Iterates(h, f, k, trace, True, g, r)
+        if k == steps:
+            break
+        h = advance(h, f, g, r)
+    return Iterates(h, f, int(steps), trace, False, g, r)
+
+
 def _finish(
     name: str, T: Map, h_prev: Tensor, h: Tensor, *, tol: float, steps: int,
     trace: list[float], lipschitz: float | None, extra: dict | None = None,
@@ -136,7 +232,7 @@ def _finish(
     stats = SolverStats(
         solver=name, tol=tol, residual=residual, residual_trace=trace, steps=steps,
         converged=finite & (residual <= tol), error_bound=bound, lipschitz=lipschitz,
-        diverged=not bool(finite.all()), extra=extra or {},
+        outcome=Outcome.of(finite & (residual <= tol), finite), extra=extra or {},
     )
     return h, stats
 
@@ -153,22 +249,17 @@ def fixed_point_iteration(
     """
     _check_common(tol, max_steps, lipschitz)
     _check_fraction("damping", damping)
-    h = h0
-    trace: list[float] = []
-    steps = 0
-    for steps in range(1, int(max_steps) + 1):  # noqa: B007 (steps is reported after the loop)
-        f = T(h)
-        r = _row_norm(f - h)
-        worst = float(r.max())
-        trace.append(worst)
-        h_prev, h = h, (1 - damping) * h + damping * f if damping < 1 else f
-        if worst <= tol or not torch.isfinite(f).all():
-            break
-    # h is one T-step past h_prev only for α = 1; otherwise take that step explicitly.
-    if damping < 1:
-        h_prev, h = h, T(h)
+    if damping == 1:
+        run = iterate(T, h0, steps=max_steps, tol=tol, advance=lambda h, f, g, r: f)
+        h_prev, h = run.last, run.image
+    else:  # the damped step from the last iterate, then one T-step past it (module doc)
+        run = iterate(T, h0, steps=max_steps, tol=tol,
+                      advance=lambda h, f, g, r: (1 - damping) * h + damping * f)
+        h_prev = (1 - damping) * run.last + damping * run.image
+        h = T(h_prev)
     name = "fixed_point" if damping == 1 else f"damped(α={damping:g})"
-    return _finish(name, T, h_prev, h, tol=tol, steps=steps, trace=trace, lipschitz=lipschitz)
+    return _finish(name, T, h_prev, h, tol=tol, steps=run.steps, trace=run.trace,
+                   lipschitz=lipschitz)
 
 
 @torch.no_grad()
@@ -196,25 +287,18 @@ def anderson_acceleration(
     F = flat.new_zeros(batch, memory, dim)  # T(h_i)
     G = flat.new_zeros(batch, memory, dim)  # residuals g_i = T(h_i) − h_i, kept per slot
     eye = torch.eye(memory + 1, dtype=flat.dtype, device=flat.device)
-    h = flat
-    trace: list[float] = []
-    steps = 0
-    h_prev = h
     stored = 0  # residuals kept in the history (a residual of non-finite norm is not kept)
-    for steps in range(1, int(max_steps) + 1):  # noqa: B007 (reported after the loop)
-        f = T(h.reshape(h0.shape)).reshape(batch, -1)
-        g = f - h
-        r = torch.linalg.vector_norm(g, dim=1)
-        worst = float(r.max())
-        trace.append(worst)
-        if worst <= tol or not torch.isfinite(f).all():
-            h_prev, h = h, f
-            break
+
+    def T_flat(h: Tensor) -> Tensor:
+        return T(h.reshape(h0.shape)).reshape(batch, -1)
+
+    def advance(h: Tensor, f: Tensor, g: Tensor | None, r: Tensor | None) -> Tensor:
+        nonlocal stored
+        assert g is not None and r is not None  # iterate() measures residuals when tol is set
         if not torch.isfinite(r).all():
             # A finite T(h) from a huge h: its ‖g‖² would overflow the Gram matrix; take the
             # plain step and keep g out of the history.
-            h = f
-            continue
+            return f
         slot = stored % memory
         stored += 1
         F[:, slot], G[:, slot] = f, g
@@ -244,14 +328,20 @@ def anderson_acceleration(
         # Σ α_i[(1 − β)h_i + βT(h_i)] = Σ α_i T(h_i) − (1 − β) Σ α_i g_i, as two batched
         # products instead of (B, m, d) temporaries.
         coeff = alpha.unsqueeze(1)
-        h = (coeff @ F[:, :n]).squeeze(1)
+        out = (coeff @ F[:, :n]).squeeze(1)
         if mixing != 1:
-            h = h - (1 - mixing) * (coeff @ G[:, :n]).squeeze(1)
-    else:
-        h_prev, h = h, T(h.reshape(h0.shape)).reshape(batch, -1)
+            out = out - (1 - mixing) * (coeff @ G[:, :n]).squeeze(1)
+        return out
+
+    run = iterate(T_flat, flat, steps=max_steps, tol=tol, advance=advance)
+    if run.stopped:
+        h_prev, h = run.last, run.image
+    else:  # out of steps: the last step's Anderson update, then one T-step past it
+        h_prev = advance(run.last, run.image, run.change, run.change_norm)
+        h = T_flat(h_prev)
     return _finish(
-        "anderson", T, h_prev.reshape(h0.shape), h.reshape(h0.shape), tol=tol, steps=steps,
-        trace=trace, lipschitz=lipschitz, extra={"memory": memory, "mixing": mixing},
+        "anderson", T, h_prev.reshape(h0.shape), h.reshape(h0.shape), tol=tol, steps=run.steps,
+        trace=run.trace, lipschitz=lipschitz, extra={"memory": memory, "mixing": mixing},
     )
 
 

@@ -14,7 +14,7 @@ import torch
 
 import theory
 from eqprop_core import SOLVERS, EquilibriumNotConverged, LoopedMLP, get_solver
-from eqprop_core.solvers import fixed_point_iteration
+from eqprop_core.solvers import Outcome, SolverStats, fixed_point_iteration
 from properties import as_numpy
 
 from .builders import build_model, inputs, random_symmetric
@@ -299,3 +299,66 @@ def test_bad_anderson_memory_is_refused() -> None:
 def test_bad_anderson_mixing_is_refused(mixing: float) -> None:
     with pytest.raises(ValueError, match=r"mixing .*" + got(mixing)):
         LoopedMLP(3, 4, 2).equilibrium(torch.zeros(1, 3), solver="anderson", mixing=mixing)
+
+
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_a_solve_ends_in_one_named_outcome(solver: str) -> None:
+    """Converged, out of steps or diverged: the outcome enum says which, with its message."""
+    def contraction(h: torch.Tensor) -> torch.Tensor:
+        return 0.5 * h + 1.0
+
+    start = torch.zeros(3, 2, dtype=torch.float64)
+    _, done = get_solver(solver)(contraction, start, tol=1e-9, max_steps=500)
+    _, short = get_solver(solver)(contraction, start, tol=1e-9, max_steps=2)
+    _, blown = get_solver(solver)(lambda h: h * math.nan, torch.ones(3, 2), tol=1e-9,
+                                  max_steps=5)
+    assert done.outcome is Outcome.CONVERGED and done.all_converged
+    assert short.outcome is Outcome.NOT_CONVERGED and not short.diverged
+    assert blown.outcome is Outcome.DIVERGED and blown.diverged
+    for stats in (done, short, blown):
+        assert stats.outcome.value in stats.summary() and stats.outcome.message
+
+
+def test_an_outcome_that_contradicts_the_flags_is_a_value_error() -> None:
+    converged = torch.tensor([True, False])
+    with pytest.raises(ValueError, match="CONVERGED contradicts"):
+        SolverStats("x", 1e-6, torch.zeros(2), [], 1, converged, outcome=Outcome.CONVERGED)
+    assert SolverStats("x", 1e-6, torch.zeros(2), [], 1, converged).outcome \
+        is Outcome.NOT_CONVERGED
+
+
+def test_the_iteration_driver_is_the_plain_loop_bit_for_bit() -> None:
+    """`iterate`, the loop every solver and truncated EP share: without a tolerance, exactly
+    `steps` applications (the first one supplied when given); with one, it stops at the first
+    residual ≤ tol and returns that step's image unadvanced."""
+    from eqprop_core.solvers import iterate
+
+    weight = torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    weight = 0.9 * weight / torch.linalg.matrix_norm(weight, 2)
+
+    def T(h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(h @ weight.T + 0.3)
+
+    h0 = torch.zeros(4, 6, dtype=torch.float64)
+    expected = [h0]
+    for _ in range(7):
+        expected.append(T(expected[-1]))
+    run = iterate(T, h0, steps=7, tol=None, advance=lambda h, f, g, r: f)
+    assert torch.equal(run.last, expected[6]) and torch.equal(run.image, expected[7])
+    assert run.steps == 7 and run.trace == [] and not run.stopped
+    marked = iterate(T, h0, steps=2, tol=None, advance=lambda h, f, g, r: f,
+                     first=torch.ones_like(h0))
+    assert torch.equal(marked.last, torch.ones_like(h0))  # the supplied first step was used
+    solved = iterate(T, h0, steps=10_000, tol=1e-12, advance=lambda h, f, g, r: f)
+    assert solved.stopped and solved.trace[-1] <= 1e-12 < solved.trace[-2]
+    k = solved.steps
+    assert torch.equal(solved.last, _iterate_n(T, h0, k - 1))
+    h, stats = fixed_point_iteration(T, h0, tol=1e-12, max_steps=10_000)
+    assert torch.equal(h, solved.image) and stats.steps == k and stats.residual_trace == \
+        solved.trace
+
+
+def _iterate_n(T, h: torch.Tensor, n: int) -> torch.Tensor:
+    for _ in range(n):
+        h = T(h)
+    return h
