@@ -118,7 +118,7 @@ def section(track: Track, entry: SystemEntry | None) -> str:
         lines += [f"| `{name}` | `{_bound_text(b)}` | {_cell(b.reason)} |"
                   for name, b in bounds.items()]
         lines.append("")
-    lines += [f"**Measured against:** {reference_of(text)}", "",
+    lines += [f"**Measured against:** {track.reference or reference_of(text)}", "",
               f"**Negative control:** {control_of(text)}", ""]
     if track.model_requires is None:
         model = f"not taken: {track.model_reason}"

@@ -35,6 +35,7 @@ class Track:
     model_requires: tuple[str, ...] | None = None
     model_reason: str = ("it trains, sweeps or benchmarks the suite's own models; a given model "
                          "is certified by tracks 1-6 and 8-16")
+    reference: str | None = None
 
 
 _REGISTRY: dict[int, Track] = {}
@@ -79,7 +80,7 @@ def system_entries() -> dict[int, SystemEntry]:
 
 def track(number: int, name: str, group: str, claim: str, *, threads: int | None = 1,
           model_requires: tuple[str, ...] | None = None,
-          model_reason: str | None = None) -> Callable:
+          model_reason: str | None = None, reference: str | None = None) -> Callable:
     """Register the decorated `run(ctx)` as track `number`.
 
     `threads`: torch intra-op threads while the track runs. The default 1 suits tracks of small
@@ -90,6 +91,9 @@ def track(number: int, name: str, group: str, claim: str, *, threads: int | None
     `model_reason` says why, and the track is skipped with it), else what the model must have
     (keys of `properties.fixed_model.REQUIREMENTS`; () for any model): a model lacking one is
     skipped with the reason.
+
+    `reference`: what the track measures against, in one sentence (the independent reference:
+    scipy, the NumPy witness, finite differences, BPTT), as the generated docs state it.
     """
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
@@ -98,7 +102,7 @@ def track(number: int, name: str, group: str, claim: str, *, threads: int | None
         if number in _REGISTRY and _REGISTRY[number].run is not fn:
             raise ValueError(f"track {number} registered twice")
         _REGISTRY[number] = Track(number, name, group, claim, fn, threads, model_requires,
-                                  model_reason or Track.model_reason)
+                                  model_reason or Track.model_reason, reference)
         return fn
 
     return register
