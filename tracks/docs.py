@@ -61,6 +61,10 @@ ADDING_A_TRACK = """\
 5. Regenerate this page (`python -m tracks.docs`) and run the track at several seeds
    (`python -m tracks.run --track NN --seed 1` … `9`): it must certify at each and its control
    must fail at each. `tests/test_track_structure.py` rejects a bare threshold in the module.
+
+A whole entry written to this recipe, with its measures in `properties/activation_slopes.py`:
+`examples/new_track/track_31_activation_slopes.py` (`tests/test_adding_a_track.py` registers
+it, runs it at three seeds and holds it to 60 lines).
 """
 
 
