@@ -26,10 +26,6 @@ the a-priori bound with it is falsified by a drawn trajectory.
 
 from __future__ import annotations
 
-import numpy as np
-from hypothesis import strategies as st
-
-import theory
 from properties import Search, at_most_bound, contractive_models
 from properties.banach_bounds import (
     STEPS,
@@ -42,8 +38,9 @@ from properties.banach_bounds import (
 )
 from properties.system_checks import Witnessed, banach_violation
 
-from .plots import line_plot
+from .plots import draw
 from .premises import contraction_premise, describe_models, system_premises
+from .procedures.banach_rate import banach_figure, slowest
 from .registry import on_system, track
 
 RATIO = at_most_bound(1.0, "each check is a theorem's left side over its right side, with the "
@@ -70,46 +67,16 @@ def run(ctx) -> None:
     n = ctx.examples(40, 400)
     models = ctx.models(contractive_models(max_hidden=10))
     if contraction_premise(ctx, models, n):
-        certify_rates(ctx, models, n)
+        for spec in SEARCHES:
+            ctx.search(trajectories(models), spec, n)
+        ctx.note(f"{describe_models(ctx, n)} and starts (up to 1e6 in norm), {STEPS} plain "
+                 "iterations each; h* by the Newton witness, L by scipy")
     else:
         ctx.note("Banach bounds not evaluated: they are theorems for L < 1 only")
-    control(ctx, n)
-
-
-def certify_rates(ctx, models: st.SearchStrategy, n: int) -> None:
-    """The a-priori, a-posteriori, step-count and certified-stop checks over `models`."""
-    for spec in SEARCHES:
-        ctx.search(trajectories(models), spec, n)
-    ctx.note(f"{describe_models(ctx, n)} and starts (up to 1e6 in norm), {STEPS} plain "
-             "iterations each; h* by the Newton witness, L by scipy")
-
-
-def control(ctx, n: int) -> None:
-    """A wrong rate (0.9 ρ(J*)) claimed as L is falsified, on the suite's own models; plot."""
+    # Control, on the suite's own models: a wrong rate 0.9 ρ(J*) claimed as L is falsified.
     wrong = WRONG_RATE.run(trajectories(), max_examples=n, seed=ctx.seed)
     ctx.negative_control(RATIO.check(WRONG_RATE.name, wrong.worst, **wrong.details()))
-
-    example = trajectory.values()[0]
-    for t in trajectory.values():  # plot the slowest-converging trajectory seen
-        if t["rho"] > example["rho"]:
-            example = t
-    e = example["errors"]
-    k = np.arange(len(e))
-    keep = e > example["witness_error"]  # below it the witness cannot resolve the error
-    line_plot(
-        ctx.artifact_path("banach.png"),
-        {
-            "measured ||h_k - h*||": (k[keep], e[keep]),
-            "a priori L^k ||h_0 - h*||": (k[keep], example["L"] ** k[keep] * e[0]),
-            "a posteriori L/(1-L) ||h_k - h_{k-1}||": (
-                k[1:][keep[1:]], theory.a_posteriori_bound(example["L"],
-                                                            example["steps"][keep[1:]])),
-            "wrong rate (0.9 rho)^k ||h_0 - h*||": (k[keep], (0.9 * example["rho"]) ** k[keep]
-                                                     * e[0]),
-        },
-        title=f"Banach bounds, L = {example['L']:.3f}, rho(J*) = {example['rho']:.3f}",
-        xlabel="iteration k", ylabel="error",
-    )
+    draw(ctx.artifact_path("banach.png"), banach_figure(slowest(trajectory.values())))
 
 
 @on_system(4, requires=("lipschitz",))
