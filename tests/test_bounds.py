@@ -4,11 +4,11 @@ from one declared object."""
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 from hypothesis import strategies as st
 
-import tracks.track_04_banach_rate as track_04
 from properties import (
     Bound,
     RelativeBound,
@@ -59,6 +59,11 @@ def test_a_search_takes_the_declared_bound_and_fails_past_it() -> None:
 
 
 def test_declared_bounds_lists_a_modules_top_level_bounds() -> None:
-    found = declared_bounds(track_04)
+    module = types.ModuleType("track_99_example")
+    module.RATIO = at_most_bound(1.0, "a theorem's two sides: > 1 is a violation")
+    module.SLOPE = RelativeBound(0.15, "the fitted order's stated tolerance")
+    module._PRIVATE = at_least_bound(0.5, "not part of the track's declaration")
+    module.LIMIT = 1.0  # a number, not a bound
+    found = declared_bounds(module)
+    assert list(found) == ["RATIO", "SLOPE"]
     assert found["RATIO"].text == "<= 1" and "violation" in found["RATIO"].reason
-    assert all(isinstance(b, (Bound, RelativeBound)) for b in found.values())
