@@ -29,11 +29,53 @@ from hypothesis import strategies as st
 import theory
 from eqprop_core import LoopedMLP
 from eqprop_core.spectral import DEFAULT_TOLERANCE, WARM_BOUNDS, rounding_margin
-from properties import at_least, at_most, contractive_models, find_example, worst_case
+from properties import (
+    Search,
+    at_least_bound,
+    at_most_bound,
+    contractive_models,
+    find_example,
+    worst_case,
+)
 from properties.strategies import DTYPES, ModelSpec
 
 from .premises import describe_models
 from .registry import track
+
+SIGMA = at_most_bound(1.0, "SN's promise: sigma_max(W_eff) <= gamma by scipy, so the ratio "
+                           "sigma_max/gamma is at most 1, whatever the raw weights do")
+MARGIN_TIGHTNESS = at_most_bound(1e-3, "tightness: sigma_max >= 0.999 gamma shows SN keeps the "
+                                       "margin it promises rather than over-shrinking")
+_MARGIN = rounding_margin(24, torch.float32)
+_SUBSPACE_FLOOR = (1.0 - _MARGIN) / (1.0 + DEFAULT_TOLERANCE)
+WARM_TIGHTNESS = {
+    # subspace: sigma_hat <= (1 + tolerance)·sigma_max, its rounding margin included; cholesky:
+    # sigma_hat <= (1 + tolerance)·sigma_max·(1 + margin)·(1 + 1e-12), the margin and the
+    # factorization's O(N²ε) slack on top. Either way less the rounding of W_eff to float32.
+    "subspace": at_least_bound(_SUBSPACE_FLOOR,
+                               "the subspace bound is within (1 + tolerance) of sigma_max, its "
+                               "rounding margin included, less the rounding of W_eff to "
+                               "float32 (24 units)"),
+    "cholesky": at_least_bound(_SUBSPACE_FLOOR / ((1.0 + _MARGIN) * (1.0 + 1e-12)),
+                               "the Cholesky-certified Ritz value is within (1 + tolerance)·"
+                               "(1 + margin)·(1 + 1e-12) of sigma_max (the margin and the "
+                               "factorization's O(N^2 eps) slack), less the rounding of W_eff "
+                               "to float32 (24 units)"),
+}
+STOCK_SN = at_most_bound(0.95, "the control's property: torch's stock spectral_norm keeps "
+                               "sigma_max <= 0.95, the margin the suite's contraction needs; "
+                               "stock SN targets 1, so it must fail")
+MEASURED_ONLY = at_most_bound(float("inf"), "the control's search only measures the stock SN's "
+                                            "largest sigma_max; STOCK_SN decides")
+SEARCHES = tuple(
+    Search(f"max sigma_max(W_eff)/gamma, {mode} mode",
+           cast(Callable[[Any], float],  # lambda with defaults
+                lambda c, m=mode: sigma_after_update(c, m)), SIGMA)
+    for mode in ("train", "eval", "state_dict"))
+TIGHTEST_GAP = Search("margin tightness: max (1 - sigma_max/gamma)",
+                      lambda c: 1.0 - sigma_after_update(c, "train"), MARGIN_TIGHTNESS)
+STOCK = Search("torch stock spectral_norm keeps sigma_max <= 0.95", lambda c: stock_sigma(c),
+               MEASURED_ONLY)
 
 updates = st.tuples(st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
 
@@ -113,21 +155,10 @@ def run(ctx) -> None:
     cases = st.tuples(models, updates)  # the suite's own: the control's draws
     certified = st.tuples(ctx.models(models), updates)
     n = ctx.examples(60, 600)
-    worst = {}
-    for mode in ("train", "eval", "state_dict"):
-        out = worst_case(certified, cast(Callable[[Any], float],  # lambda with defaults
-                                         lambda c, m=mode: sigma_after_update(c, m)), bound=1.0,
-                         max_examples=n, seed=ctx.seed)
-        worst[mode] = out.worst
-        ctx.check(at_most(f"max sigma_max(W_eff)/gamma, {mode} mode", out.worst, 1.0,
-                          **out.details()))
-    tightest_gap = worst_case(
-        certified, lambda c: 1.0 - sigma_after_update(c, "train"), bound=1e-3, max_examples=n,
-        seed=ctx.seed, hunt=True)
-    ctx.check(at_most("margin tightness: max (1 - sigma_max/gamma)", tightest_gap.worst, 1e-3,
-                      **tightest_gap.details()))
+    worst = [ctx.search(certified, spec, n).worst for spec in SEARCHES]
+    ctx.search(certified, TIGHTEST_GAP, n)
     ctx.note(f"{describe_models(ctx, n, 'drawn models')} per mode; worst sigma_max/gamma: "
-             + ", ".join(f"{m} {v:.9f}" for m, v in worst.items()))
+             + ", ".join(f"{m} {v:.9f}" for m, v in zip(("train", "eval", "state_dict"), worst)))
     if ctx.model is None:  # the suite's own warm-started SNs; a given model brings its own SN
         for method in WARM_BOUNDS:
             subspace_checks(ctx, n, method)
@@ -151,22 +182,16 @@ def subspace_checks(ctx, n: int, method: str) -> None:
         calls["calls"] += measured["calls"]
         return measured["max"]
 
-    subspace = worst_case(sequences, worst_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most(f"{method} SN: max sigma_max(W_eff)/gamma by scipy over drawn sequences of "
-                      "large raw updates between refreshes", subspace.worst, 1.0,
-                      evaluations=calls["calls"], on_stale_reference=calls["stale"],
-                      **subspace.details()))
-    # subspace: sigma_hat <= (1 + tolerance)·sigma_max, its rounding margin included; cholesky:
-    # sigma_hat <= (1 + tolerance)·sigma_max·(1 + margin)·(1 + 1e-12), the margin and the
-    # factorization's O(N²ε) slack on top. Either way less the rounding of W_eff to float32.
-    margin = rounding_margin(24, torch.float32)
-    floor = (1.0 - margin) / (1.0 + DEFAULT_TOLERANCE)
-    if method == "cholesky":
-        floor /= (1.0 + margin) * (1.0 + 1e-12)
-    loosest = worst_case(sequences, lambda c: -subspace_sigmas(c, method)["min"], bound=-floor,
-                         max_examples=n, seed=ctx.seed)
-    ctx.check(at_least(f"{method} SN tightness: min sigma_max(W_eff)/gamma", -loosest.worst,
-                       floor, tolerance=DEFAULT_TOLERANCE, **loosest.details()))
+    subspace = worst_case(sequences, worst_ratio, bound=SIGMA, max_examples=n, seed=ctx.seed)
+    ctx.check(SIGMA.check(f"{method} SN: max sigma_max(W_eff)/gamma by scipy over drawn "
+                          "sequences of large raw updates between refreshes", subspace.worst,
+                          evaluations=calls["calls"], on_stale_reference=calls["stale"],
+                          **subspace.details()))
+    floor = WARM_TIGHTNESS[method]  # searched as -min <= -floor
+    loosest = worst_case(sequences, lambda c: -subspace_sigmas(c, method)["min"],
+                         bound=-floor.limit, max_examples=n, seed=ctx.seed)
+    ctx.check(floor.check(f"{method} SN tightness: min sigma_max(W_eff)/gamma", -loosest.worst,
+                          tolerance=DEFAULT_TOLERANCE, **loosest.details()))
     ctx.note(f"{method} SN: {calls['calls']} evaluations, {calls['stale']} on a stale "
              f"reference; sigma_max/gamma in [{-loosest.worst:.9f}, {subspace.worst:.9f}]")
 
@@ -174,12 +199,13 @@ def subspace_checks(ctx, n: int, method: str) -> None:
 
 def control(ctx, cases: st.SearchStrategy, n: int) -> None:
     """The property under test, applied to torch's stock SN on the suite's draws."""
-    stock = worst_case(cases, stock_sigma, bound=float("inf"), max_examples=n, seed=ctx.seed)
-    shrunk = find_example(cases, lambda c: stock_sigma(c) > 0.95, max_examples=n, seed=ctx.seed)
+    stock = STOCK.run(cases, max_examples=n, seed=ctx.seed)
+    shrunk = find_example(cases, lambda c: stock_sigma(c) > STOCK_SN.limit, max_examples=n,
+                          seed=ctx.seed)
     ctx.negative_control(
-        at_most("torch stock spectral_norm keeps sigma_max <= 0.95", stock.worst, 0.95,
-                worst_example=stock.worst_example, shrunk_counterexample=repr(shrunk),
-                counterexample_sigma=None if shrunk is None else stock_sigma(shrunk)),
+        STOCK_SN.check(STOCK.name, stock.worst, worst_example=stock.worst_example,
+                       shrunk_counterexample=repr(shrunk),
+                       counterexample_sigma=None if shrunk is None else stock_sigma(shrunk)),
         note="stock SN divides by a one-step power-iteration estimate of sigma (target 1); "
              "in eval mode after an update the estimate is stale",
     )

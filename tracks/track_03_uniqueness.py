@@ -25,12 +25,12 @@ import theory
 from properties import (
     MeasuredOnce,
     ModelSpec,
+    Search,
     as_numpy,
-    at_least,
-    at_most,
+    at_least_bound,
+    at_most_bound,
     contractive_models,
     initial_states,
-    worst_case,
 )
 from properties.system_checks import Amplified, Witnessed, amplifying_factor, uniqueness
 
@@ -38,6 +38,15 @@ from .premises import contraction_premise, describe_models, system_premises
 from .registry import on_system, track
 
 TOL = 1e-12
+
+ALL_CONVERGED = at_most_bound(0.0, "every solve converged: the claims are about converged h*")
+AGREEMENT = at_most_bound(1e-9, "each solve's certified error is <= L/(1 - L)·1e-12 <= 1e-10, "
+                                "so any two h* (starts, solvers, Newton) lie within 1e-9")
+UNIQUE = at_most_bound(1, "uniqueness: one fixed point")
+THREE_ROOTS = at_least_bound(3, "tanh(2h) = h has the three roots h in {-0.9575, 0, +0.9575}")
+WITHIN_RESIDUAL_BOUND = at_most_bound(1.0, "each solve's distance to the witness's h* within "
+                                           "the first-order bound of its residual: a ratio > 1 "
+                                           "is a second fixed point or a failed solve")
 
 
 @st.composite
@@ -74,6 +83,13 @@ def _metrics(case) -> dict[str, float]:
 
 
 measure = MeasuredOnce(_metrics)  # the four metric searches share one solve per case
+SEARCHES = (
+    Search("unconverged solves (anderson + fixed_point)", measure.metric("unconverged"),
+           ALL_CONVERGED),
+    Search("max spread of h* over starts", measure.metric("spread"), AGREEMENT),
+    Search("max |h*_anderson - h*_fixed_point|", measure.metric("solvers"), AGREEMENT),
+    Search("max |h*_anderson - h*_newton (theory)|", measure.metric("witness"), AGREEMENT),
+)
 
 
 def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
@@ -106,16 +122,8 @@ def run(ctx) -> None:
     models = ctx.models(contractive_models(max_hidden=10))
     contraction_premise(ctx, models, n)
     cases = model_and_starts(models)
-    labels = {
-        "unconverged": ("unconverged solves (anderson + fixed_point)", 0.0),
-        "spread": ("max spread of h* over starts", 1e-9),
-        "solvers": ("max |h*_anderson - h*_fixed_point|", 1e-9),
-        "witness": ("max |h*_anderson - h*_newton (theory)|", 1e-9),
-    }
-    for metric, (name, bound) in labels.items():
-        out = worst_case(cases, measure.metric(metric), bound=bound,
-                         max_examples=n, seed=ctx.seed)
-        ctx.check(at_most(name, out.worst, bound, **out.details()))
+    for spec in SEARCHES:
+        ctx.search(cases, spec, n)
     ctx.note(f"{describe_models(ctx, n)} x 6 starts each (zeros, Gaussian, "
              "1e6-norm, corners), float64, tol 1e-12")
 
@@ -134,14 +142,15 @@ def run(ctx) -> None:
     ctx.note("control W = 2I, x = 0: distinct fixed points found: "
              + ", ".join(f"n={d}: {c}" for d, c in counts.items())
              + f"; n=1: {[round(float(p[0]), 6) for p in fixed_points[1]]}")
-    control = at_most("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1], 1)
+    control = UNIQUE.check("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1])
     ctx.negative_control(
         control,
         fixed_points={f"n={d}": [p.tolist() for p in pts] for d, pts in fixed_points.items()},
         spectral_radius_at_each={f"n={d}": r for d, r in stable.items()},
         counts={f"n={d}": c for d, c in counts.items()},
     )
-    ctx.check(at_least("control finds all 3 fixed points of tanh(2h) = h in 1-D", counts[1], 3))
+    ctx.check(THREE_ROOTS.check("control finds all 3 fixed points of tanh(2h) = h in 1-D",
+                                counts[1]))
 
 
 @on_system(3, requires=())
@@ -155,14 +164,17 @@ def certify_system(ctx) -> None:
         return
     count, steps = ctx.examples(8, 40), ctx.examples(3000, 20000)
     out = uniqueness(ctx.system, w, count, max_steps=steps)
-    ctx.check(at_most("Newton from every start reaches h*: max distance / its residual bound",
-                      out["newton_ratio"], 1.0, spread=out["spread"], starts=count))
-    ctx.check(at_most("plain iteration from every start reaches h*: max distance / bound",
-                      out["iteration_ratio"], 1.0, max_steps=out["max_iteration_steps"]))
+    ctx.check(WITHIN_RESIDUAL_BOUND.check(
+        "Newton from every start reaches h*: max distance / its residual bound",
+        out["newton_ratio"], spread=out["spread"], starts=count))
+    ctx.check(WITHIN_RESIDUAL_BOUND.check(
+        "plain iteration from every start reaches h*: max distance / bound",
+        out["iteration_ratio"], max_steps=out["max_iteration_steps"]))
     ctx.note(f"{ctx.system!r}: {count} starts x {w.x.shape[0]} samples reach one h* (spread "
              f"{out['spread']:.3g}); plain iteration took up to {out['max_iteration_steps']} "
              "steps")
     a = amplifying_factor(w)
     bad = uniqueness(Amplified(ctx.system, a), w, 2, max_steps=200, newton=False)
-    ctx.negative_control(at_most("over-relaxed map: plain iteration reaches h*",
-                                 bad["iteration_ratio"], 1.0), over_relaxation=a)
+    ctx.negative_control(WITHIN_RESIDUAL_BOUND.check("over-relaxed map: plain iteration "
+                                                     "reaches h*", bad["iteration_ratio"]),
+                         over_relaxation=a)

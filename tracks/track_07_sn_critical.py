@@ -52,14 +52,14 @@ from hypothesis import strategies as st
 import theory
 from properties import (
     ModelSpec,
+    Search,
     as_numpy,
-    at_least,
-    at_most,
+    at_least_bound,
+    at_most_bound,
     find_example,
     holds,
     initial_states,
     noncontractive_models,
-    worst_case,
 )
 from properties.strategies import STRUCTURES
 
@@ -88,6 +88,16 @@ FAMILIES = {  # family -> (ModelSpec.structure, symmetric)
 }
 DRIVES = {"zero drive": 0.0, "drive x0.5": 0.5, "drive x2": 2.0}  # ModelSpec.drive_scale
 ALL_STRUCTURES = (*STRUCTURES, "negative_definite", "rotation")
+S_CERT = 1.0 / theory.nonlinearity("tanh").sup_slope  # the certified boundary: L = 1
+
+NO_SUBCRITICAL_FAILURE = at_most_bound(0, "sufficiency (Banach): no sweep point with L < 1 "
+                                          "fails")
+SUBCRITICAL = at_most_bound(1.0, "max(residual/tol, fixed-point spread/1e-3, rho(J*)) is <= 1 "
+                                 "iff the model is unique, convergent and stable")
+FRONTIER = at_least_bound(S_CERT, "L < 1 is sufficient, so the measured failure frontier lies "
+                                  "at or beyond the certified boundary s_cert = 1/sup|phi'|")
+NOT_NECESSARY = at_least_bound(S_CERT, "SN is not necessary: unique, convergent dynamics "
+                                       "beyond the certified boundary s_cert = 1/sup|phi'|")
 
 # One character per sweep point in the frontier table, in order of precedence.
 MARKS = {"endpoint_not_a_fixed_point": "x", "multiple_fixed_points": "M", "period_2": "2",
@@ -273,6 +283,11 @@ def subcritical_failure(case: tuple[ModelSpec, np.ndarray]) -> float:
     return max(p.residual / TOL, p.spread / CLUSTER, max(p.rho, default=np.inf))
 
 
+SUBCRITICAL_SEARCH = Search(
+    "drawn L < 1 models: max(residual/tol, fixed-point spread/1e-3, rho(J*))",
+    subcritical_failure, SUBCRITICAL)
+
+
 # -- (3) and the control: models without SN ----------------------------------------------------
 def probe_spec(spec: ModelSpec) -> Probe:
     return probe(spec, seeded_starts(spec.n_hidden, spec.seed))
@@ -350,7 +365,7 @@ def plot_frontier(path, grid: np.ndarray, rows: list[dict], s_cert: float) -> No
        "scales, a study of the suite's own model families rather than a property of one "
        "model (tracks 2-6 certify a given model's contraction and its consequences)")
 def run(ctx) -> None:
-    s_cert = 1.0 / theory.nonlinearity("tanh").sup_slope
+    s_cert = S_CERT
     fine = 0.1 if ctx.quick else 0.05  # step through the frontier region; coarser past s = 2
     grid = np.round(np.concatenate([np.arange(0.5, 2.0 + 1e-9, fine),
                                     np.arange(2.25, 3.0 + 1e-9, 0.25)]), 3)
@@ -377,21 +392,20 @@ def run(ctx) -> None:
                     rows.append(frontier_row(family, drive_label, spec, grid, probes, s_cert))
 
     # (1) sufficiency: nothing fails with L < 1.
-    ctx.check(at_most("sweep: failing points with L < 1", len(subcritical_failures), 0,
-                      points_with_L_below_1=subcritical_points,
-                      failures=subcritical_failures[:5]))
-    drawn = worst_case(subcritical_cases(), subcritical_failure, bound=1.0,
-                       max_examples=ctx.examples(40, 400), seed=ctx.seed)
-    ctx.check(at_most("drawn L < 1 models: max(residual/tol, fixed-point spread/1e-3, rho(J*))",
-                      drawn.worst, 1.0, residual_tol=TOL, budget="Banach a-priori step count",
-                      **drawn.details()))
+    ctx.check(NO_SUBCRITICAL_FAILURE.check("sweep: failing points with L < 1",
+                                           len(subcritical_failures),
+                                           points_with_L_below_1=subcritical_points,
+                                           failures=subcritical_failures[:5]))
+    drawn = ctx.search(subcritical_cases(), SUBCRITICAL_SEARCH, ctx.examples(40, 400),
+                       details=lambda: {"residual_tol": TOL,
+                                        "budget": "Banach a-priori step count"})
 
     # (2) the failure frontier is at or beyond the certified boundary in every family.
     frontier = min(r["s_fail"] if r["s_fail"] is not None else grid[-1] for r in rows)
     table = [{k: v for k, v in r.items() if k != "max_rho_by_s"} for r in rows]
-    ctx.check(at_least("min over families of the failure frontier s_fail", frontier, s_cert,
-                       s_cert=s_cert, grid=grid.tolist(),
-                       legend={v: k for k, v in MARKS.items()}, frontier_table=table))
+    ctx.check(FRONTIER.check("min over families of the failure frontier s_fail", frontier,
+                             s_cert=s_cert, grid=grid.tolist(),
+                             legend={v: k for k, v in MARKS.items()}, frontier_table=table))
 
     # (3) SN is sufficient, not necessary: unique + convergent dynamics with L >= 1.
     largest = max((r["largest_ok_s_with_L_ge_1"] or -np.inf) for r in rows)
@@ -405,10 +419,10 @@ def run(ctx) -> None:
         found_details.update(example_L=p.lipschitz, **{f"example_{k}": v for k, v in
                                                        p.summary().items() if k != "L"})
         largest = max(largest, p.lipschitz)
-    ctx.check(at_least("largest s with L >= 1 where the dynamics stayed unique and convergent",
-                       largest, s_cert, gap=largest - s_cert, per_row=where,
-                       counterexample_to="L >= 1 implies non-uniqueness or non-convergence",
-                       **found_details))
+    ctx.check(NOT_NECESSARY.check("largest s with L >= 1 where the dynamics stayed unique and "
+                                  "convergent", largest, gap=largest - s_cert, per_row=where,
+                                  counterexample_to="L >= 1 implies non-uniqueness or "
+                                  "non-convergence", **found_details))
 
     for r in rows:
         ctx.note(f"{r['label']:<42s} s_fail={r['s_fail']} ({','.join(r['kinds_at_fail'])}) "

@@ -48,12 +48,12 @@ import theory
 from properties import (
     MeasuredOnce,
     ModelSpec,
+    Search,
     as_numpy,
-    at_most,
+    at_most_bound,
     contractive_models,
     find_example,
     initial_states,
-    worst_case,
 )
 from properties.system_checks import Witnessed, energy_ascent, energy_stationarity
 
@@ -63,11 +63,27 @@ from .registry import on_system, track
 
 STEPS = 30  # synchronous updates per trajectory
 BATCH = 4  # trajectories (one input each) per drawn model
-DESCENT_TOL = 1e-12  # round-off allowance on E differences, relative to 1 + |E|
-AGREEMENT_TOL = 1e-10  # model.energy vs theory.energy, relative to 1 + |E|
-GRADIENT_TOL = 1e-9  # ‖∇E(h*)‖ on well-conditioned components
 CONDITIONED = 1e-5  # component i is evaluated by φ⁻¹ when 1 − h*_i² ≥ this
 STATE_CLIP = 15.0  # |z| ≤ 15: tanh(z) stays below 1 − 1e-13, inside the open box
+
+DESCENT = at_most_bound(1e-12, "the theorem: E never rises along synchronous updates; 1e-12 is "
+                               "the round-off allowance on E differences, relative to the "
+                               "energy's scale (1 + |E|)")
+GRADIENT = at_most_bound(1e-9, "grad E(h*) = 0 at a fixed point, evaluated on the components "
+                               "where phi^-1 is well conditioned (1 - h*_i^2 >= 1e-5)")
+ENERGY_AGREEMENT = at_most_bound(1e-10, "model.energy and the independent theory.energy are "
+                                        "the same function: agreement to 1e-10 relative to "
+                                        "1 + |E|")
+STATIONARY = at_most_bound(1.0, "grad_h E(h*) = 0 up to what h*'s Newton correction and "
+                                "float64 rounding allow through the Hessian "
+                                "(properties.system_checks.stationarity)")
+SEARCHES = (  # (metric of descent_metrics, bound, check); one trajectory per case for all four
+    ("rise", DESCENT, "monotone descent: max_k (E_k+1 - E_k)/(1 + |E_k|)"),
+    ("shortfall", DESCENT,
+     "guaranteed decrease: max_k (1/2 D^T(W + I/s)D - (E_k - E_k+1))/(1 + |E_k|)"),
+    ("gradient", GRADIENT, "max ||grad E(h*)|| (theory) at model.equilibrium"),
+    ("agreement", ENERGY_AGREEMENT, "max |model.energy - theory.energy|/(1 + |E|)"),
+)
 
 
 def symmetric_models() -> st.SearchStrategy[ModelSpec]:
@@ -153,6 +169,20 @@ def descent_metrics(case: tuple[ModelSpec, np.ndarray]) -> dict[str, float]:
     }
 
 
+def search_details(metric: str, seen: list[dict[str, float]]) -> dict:
+    """What the rise and gradient checks record beside the search, from every case measured."""
+    if metric == "gradient":
+        return {"conditioned_if": f"1 - h*_i^2 >= {CONDITIONED:g}",
+                "max_saturated_share": max(m["saturated_share"] for m in seen),
+                "max_saturated_residual": max(m["saturated_residual"] for m in seen)}
+    if metric == "rise":
+        return {"steps": STEPS, "trajectories_per_model": BATCH,
+                "min_total_decrease": min(m["total_decrease"] for m in seen),
+                "max_total_decrease": max(m["total_decrease"] for m in seen),
+                "min_lambda_min_plus_1_over_s": min(m["lambda_min_margin"] for m in seen)}
+    return {}
+
+
 def asymmetric_rise(case: tuple[ModelSpec, np.ndarray]) -> tuple[float, dict]:
     """Largest relative rise of the energy built from the asymmetric W along model.step."""
     spec, z = case
@@ -212,33 +242,11 @@ def run(ctx) -> None:
                  "energy and conditioning rule are written for tanh")
     n = ctx.examples(30, 300)
     cases = symmetric_cases(ctx.models(symmetric_models()))
-    searches = [
-        ("rise", DESCENT_TOL, "monotone descent: max_k (E_k+1 - E_k)/(1 + |E_k|)"),
-        ("shortfall", DESCENT_TOL,
-         "guaranteed decrease: max_k (1/2 D^T(W + I/s)D - (E_k - E_k+1))/(1 + |E_k|)"),
-        ("gradient", GRADIENT_TOL, "max ||grad E(h*)|| (theory) at model.equilibrium"),
-        ("agreement", AGREEMENT_TOL, "max |model.energy - theory.energy|/(1 + |E|)"),
-    ]
     measured = MeasuredOnce(descent_metrics)  # the four searches share one trajectory per case
-
-    worst = {}
-    for metric, bound, name in searches:
-        out = worst_case(cases, measured.metric(metric), bound=bound, max_examples=n,
-                         seed=ctx.seed)
-        worst[metric] = out.worst
-        extra = {}
-        if metric == "gradient":
-            seen = measured.values()
-            extra = {"conditioned_if": f"1 - h*_i^2 >= {CONDITIONED:g}",
-                     "max_saturated_share": max(m["saturated_share"] for m in seen),
-                     "max_saturated_residual": max(m["saturated_residual"] for m in seen)}
-        if metric == "rise":
-            seen = measured.values()
-            extra = {"steps": STEPS, "trajectories_per_model": BATCH,
-                     "min_total_decrease": min(m["total_decrease"] for m in seen),
-                     "max_total_decrease": max(m["total_decrease"] for m in seen),
-                     "min_lambda_min_plus_1_over_s": min(m["lambda_min_margin"] for m in seen)}
-        ctx.check(at_most(name, out.worst, bound, **extra, **out.details()))
+    worst = {metric: ctx.search(cases, Search(name, measured.metric(metric), bound), n,
+                                details=lambda m=metric: search_details(m, measured.values())
+                                ).worst
+             for metric, bound, name in SEARCHES}
     drawn = (f"{n} drawn symmetric SN models" if ctx.model is None
              else f"{ctx.model!r} x {len(measured.seen)} drawn start batches")
     ctx.note(f"{drawn} x {BATCH} starts x {STEPS} steps: worst relative "
@@ -247,13 +255,13 @@ def run(ctx) -> None:
              f"model/theory energy gap {worst['agreement']:.2e}")
 
     # Control: asymmetric W — the energy built from W must rise somewhere.
-    found = find_example(asymmetric_cases(), lambda c: asymmetric_rise(c)[0] > DESCENT_TOL,
+    found = find_example(asymmetric_cases(), lambda c: asymmetric_rise(c)[0] > DESCENT.limit,
                          max_examples=ctx.examples(100, 500), seed=ctx.seed)
     rise, where = asymmetric_rise(found) if found is not None else (0.0, {})
     cycle = negative_definite_cycle(ctx.seed)
     ctx.negative_control(
-        at_most("monotone descent of E built from an asymmetric W (shrunk example)", rise,
-                DESCENT_TOL, **where),
+        DESCENT.check("monotone descent of E built from an asymmetric W (shrunk example)", rise,
+                      **where),
         shrunk_counterexample=None if found is None else {"model": repr(found[0]),
                                                            "starts_z": found[1].tolist()},
         symmetric_W_minus_1_5_I={k: v for k, v in cycle.items() if k != "energies"},
@@ -300,12 +308,12 @@ def certify_system(ctx) -> None:
     if not system_premises(ctx, w, attracting=False):
         return
     st_ = energy_stationarity(ctx.system, w)
-    ctx.check(at_most("max |grad_h E(h*)_i| / what h*'s error and float64 allow (free units)",
-                      st_["ratio"], 1.0, **st_))
+    ctx.check(STATIONARY.check("max |grad_h E(h*)_i| / what h*'s error and float64 allow "
+                               "(free units)", st_["ratio"], **st_))
     count, steps = ctx.examples(6, 30), ctx.examples(200, 1000)
     up = energy_ascent(ctx.system, w, count, steps)
-    ctx.check(at_most("max E(h_k+1) - E(h_k) along T_0, / max(1, |E(h_0)|)",
-                      up["relative_increase"], 1e-12, **up))
+    ctx.check(DESCENT.check("max E(h_k+1) - E(h_k) along T_0, / max(1, |E(h_0)|)",
+                            up["relative_increase"], **up))
     bad = energy_ascent(ctx.system, w, count, steps,
                         energy=lambda h, x, p: -ctx.system.energy(h, x, p))
-    ctx.negative_control(at_most("-E is descended too", bad["relative_increase"], 1e-12))
+    ctx.negative_control(DESCENT.check("-E is descended too", bad["relative_increase"]))
