@@ -22,22 +22,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 
-import theory
-from eqprop_core import LoopedMLP
 from eqprop_core.spectral import DEFAULT_TOLERANCE, WARM_BOUNDS, rounding_margin
-from properties import (
-    Search,
-    at_least_bound,
-    at_most_bound,
-    contractive_models,
-    find_example,
-    worst_case,
+from properties import Search, at_least_bound, at_most_bound, find_example, worst_case
+from properties.spectral_bound import (
+    StaleReferenceCount,
+    mixed_precision_models,
+    sigma_after_update,
+    stock_sigma,
+    subspace_sigmas,
+    updates,
+    warm_sn_cases,
 )
-from properties.strategies import DTYPES, ModelSpec
 
 from .premises import describe_models
 from .registry import track
@@ -74,84 +72,14 @@ SEARCHES = tuple(
     for mode in ("train", "eval", "state_dict"))
 TIGHTEST_GAP = Search("margin tightness: max (1 - sigma_max/gamma)",
                       lambda c: 1.0 - sigma_after_update(c, "train"), MARGIN_TIGHTNESS)
-STOCK = Search("torch stock spectral_norm keeps sigma_max <= 0.95", lambda c: stock_sigma(c),
-               MEASURED_ONLY)
-
-updates = st.tuples(st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
-
-
-def sigma_after_update(case: tuple[ModelSpec, tuple[float, int]], mode: str) -> float:
-    """σ_max(W_eff)/γ by scipy after a raw update of the given size, in `mode`."""
-    spec, (size, seed) = case
-    model = spec.build()
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        model.W.add_(torch.as_tensor(size * rng.standard_normal(model.W.shape),
-                                     dtype=model.W.dtype))
-    if mode == "eval":
-        model.eval()
-    elif mode == "state_dict":
-        fresh = spec.build()
-        fresh.load_state_dict(model.state_dict())
-        model = fresh
-    return theory.spectral_norm(model.recurrent_weight().detach().numpy()) / spec.gamma
-
-
-update_sequences = st.lists(st.tuples(st.sampled_from([0.0, 1e-4, 1e-2, 1.0, 1e3]),
-                                      st.integers(0, 2**16)), min_size=1, max_size=8)
-
-
-def subspace_sigmas(case: tuple[ModelSpec, int, list[tuple[float, int]]],
-                    method: str = "subspace") -> dict[str, float]:
-    """σ_max(W_eff)/γ by scipy after each raw update of a `method`-SN copy of the drawn model
-    (subspace of the drawn rank k < n, so a stale one can miss directions): the largest and
-    smallest ratio, and how many evaluations reused a stale reference."""
-    spec, rank, sequence = case
-    drawn = spec.build()
-    model = LoopedMLP(spec.n_in, spec.n_hidden, spec.n_out, symmetric=spec.symmetric,
-                      gamma=spec.gamma, activation=spec.activation, dtype=DTYPES[spec.dtype],
-                      sn_method=method)
-    model.load_state_dict(drawn.state_dict())
-    bound = model.spectral_bounds["W"] = WARM_BOUNDS[method](rank=rank)
-    ratios = [theory.spectral_norm(model.recurrent_weight().detach().numpy()) / spec.gamma]
-    for size, seed in sequence:
-        with torch.no_grad():
-            noise = np.random.default_rng(seed).standard_normal(model.W.shape)
-            model.W.add_(torch.as_tensor(size * noise, dtype=model.W.dtype))
-        ratios.append(theory.spectral_norm(model.recurrent_weight().detach().numpy())
-                      / spec.gamma)
-    return {"max": max(ratios), "min": min(ratios), "stale": bound.calls - bound.refreshes,
-            "calls": bound.calls}
-
-
-def stock_sigma(case: tuple[ModelSpec, tuple[float, int]]) -> float:
-    """σ_max by scipy of torch's own `spectral_norm` after the same update, in eval mode."""
-    spec, (size, seed) = case
-    raw = torch.as_tensor(
-        spec.weight_scale * np.random.default_rng(spec.seed).standard_normal(
-            (spec.n_hidden, spec.n_hidden)), dtype=DTYPES[spec.dtype])
-    layer = torch.nn.Linear(spec.n_hidden, spec.n_hidden, bias=False, dtype=DTYPES[spec.dtype])
-    with torch.no_grad():
-        layer.weight.copy_(raw)
-    # spectral_norm returns the module it was given, still a Linear (its stub says Module)
-    layer = cast(torch.nn.Linear, torch.nn.utils.parametrizations.spectral_norm(layer))
-    layer.train()
-    _ = layer.weight  # one refresh of the power-iteration state on the current weight
-    with torch.no_grad():
-        noise = np.random.default_rng(seed).standard_normal(raw.shape)
-        # torch stubs: nn.Module.__getattr__ is typed Tensor | Module
-        layer.parametrizations.weight.original.add_(  # type: ignore[union-attr, operator]
-            torch.as_tensor(size * noise, dtype=raw.dtype))
-    layer.eval()  # eval: the stored u, v are not refreshed for the update
-    return theory.spectral_norm(layer.weight.detach().numpy())
+STOCK = Search("torch stock spectral_norm keeps sigma_max <= 0.95", stock_sigma, MEASURED_ONLY)
 
 
 @track(1, "SN spectral bound", "A",
        "sigma_max(W_eff) <= gamma by scipy for any raw weights, train/eval/state_dict",
        model_requires=("spectral_norm",))
 def run(ctx) -> None:
-    models = st.sampled_from(["float32", "float64"]).flatmap(
-        lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt))
+    models = mixed_precision_models()
     cases = st.tuples(models, updates)  # the suite's own: the control's draws
     certified = st.tuples(ctx.models(models), updates)
     n = ctx.examples(60, 600)
@@ -168,20 +96,9 @@ def run(ctx) -> None:
 def subspace_checks(ctx, n: int, method: str) -> None:
     """`sn_method=method` ("subspace" or "cholesky", the training default): σ_max(W_eff) ≤ γ
     after drawn update sequences, and tightness."""
-    sequences = st.tuples(
-        st.sampled_from(["float32", "float64"]).flatmap(
-            lambda dt: contractive_models(max_hidden=24, symmetric=None, dtype=dt)),
-        st.integers(1, 6),
-        update_sequences,
-    )
-    calls: dict[str, float] = {"stale": 0, "calls": 0}
-
-    def worst_ratio(case: tuple[ModelSpec, int, list[tuple[float, int]]]) -> float:
-        measured = subspace_sigmas(case, method)
-        calls["stale"] += measured["stale"]
-        calls["calls"] += measured["calls"]
-        return measured["max"]
-
+    sequences = warm_sn_cases()
+    worst_ratio = StaleReferenceCount(method)
+    calls = worst_ratio.calls
     subspace = worst_case(sequences, worst_ratio, bound=SIGMA, max_examples=n, seed=ctx.seed)
     ctx.check(SIGMA.check(f"{method} SN: max sigma_max(W_eff)/gamma by scipy over drawn "
                           "sequences of large raw updates between refreshes", subspace.worst,
@@ -194,7 +111,6 @@ def subspace_checks(ctx, n: int, method: str) -> None:
                           tolerance=DEFAULT_TOLERANCE, **loosest.details()))
     ctx.note(f"{method} SN: {calls['calls']} evaluations, {calls['stale']} on a stale "
              f"reference; sigma_max/gamma in [{-loosest.worst:.9f}, {subspace.worst:.9f}]")
-
 
 
 def control(ctx, cases: st.SearchStrategy, n: int) -> None:
