@@ -14,30 +14,22 @@ points, each verified by the Newton witness, so "unique" must fail.
 
 from __future__ import annotations
 
-import itertools
-from typing import cast
-
-import numpy as np
-import torch
-from hypothesis import strategies as st
-
-import theory
 from properties import (
     MeasuredOnce,
-    ModelSpec,
     Search,
-    as_numpy,
     at_least_bound,
     at_most_bound,
     contractive_models,
-    initial_states,
+)
+from properties.fixed_point_uniqueness import (
+    model_and_starts,
+    two_identity_fixed_points,
+    uniqueness_metrics,
 )
 from properties.system_checks import Amplified, Witnessed, amplifying_factor, uniqueness
 
 from .premises import contraction_premise, describe_models, system_premises
 from .registry import on_system, track
-
-TOL = 1e-12
 
 ALL_CONVERGED = at_most_bound(0.0, "every solve converged: the claims are about converged h*")
 AGREEMENT = at_most_bound(1e-9, "each solve's certified error is <= L/(1 - L)·1e-12 <= 1e-10, "
@@ -49,40 +41,7 @@ WITHIN_RESIDUAL_BOUND = at_most_bound(1.0, "each solve's distance to the witness
                                            "is a second fixed point or a failed solve")
 
 
-@st.composite
-def model_and_starts(draw: st.DrawFn, models: st.SearchStrategy
-                     ) -> tuple[ModelSpec, np.ndarray, float]:
-    spec = draw(models)
-    starts = np.concatenate([draw(initial_states(spec.n_hidden, batch=2)) for _ in range(3)])
-    x_scale = draw(st.sampled_from([0.0, 1.0, 10.0]))
-    return spec, starts, x_scale
-
-
-def solve_from(spec: ModelSpec, starts: np.ndarray, x_scale: float, solver: str):
-    """h* from each start for one input x (replicated); returns (h (S, n), stats)."""
-    model = spec.build()
-    x = spec.inputs(1, x_scale).expand(len(starts), -1)
-    return model.equilibrium(x, torch.as_tensor(starts), solver=solver, tol=TOL, max_steps=5000)
-
-
-def _metrics(case) -> dict[str, float]:
-    spec, starts, x_scale = case
-    h_and, st_and = solve_from(spec, starts, x_scale, "anderson")
-    h_fp, st_fp = solve_from(spec, starts, x_scale, "fixed_point")
-    h = h_and.numpy()
-    problem = as_numpy(spec.build())
-    drive = problem.drive(spec.inputs(1, x_scale))[0]
-    witness = theory.find_fixed_point(problem.weight, drive, spec.activation, h0=starts[0])
-    return {
-        "unconverged": float((~st_and.converged).sum() + (~st_fp.converged).sum()),
-        "spread": cast(float,  # np.float64 norms: floats
-                       max(np.linalg.norm(a - b) for a, b in itertools.combinations(h, 2))),
-        "solvers": float(np.abs(h_fp.numpy() - h).max()),
-        "witness": float(np.abs(witness.h - h).max()) if witness.converged else float("inf"),
-    }
-
-
-measure = MeasuredOnce(_metrics)  # the four metric searches share one solve per case
+measure = MeasuredOnce(uniqueness_metrics)  # the four metric searches share one solve per case
 SEARCHES = (
     Search("unconverged solves (anderson + fixed_point)", measure.metric("unconverged"),
            ALL_CONVERGED),
@@ -90,28 +49,6 @@ SEARCHES = (
     Search("max |h*_anderson - h*_fixed_point|", measure.metric("solvers"), AGREEMENT),
     Search("max |h*_anderson - h*_newton (theory)|", measure.metric("witness"), AGREEMENT),
 )
-
-
-def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
-    """Fixed points of h = tanh(Wh) reached by the model's solvers and by Newton, clustered."""
-    from eqprop_core import LoopedMLP
-
-    n = weight.shape[0]
-    model = LoopedMLP(1, n, 1, spectral_norm=False, dtype=torch.float64)
-    with torch.no_grad():
-        model.W.copy_(torch.as_tensor(weight))
-        model.U.zero_()
-        model.b.zero_()
-    x = torch.zeros(len(starts), 1, dtype=torch.float64)
-    found = []
-    for solver in ("fixed_point", "anderson"):
-        h, stats = model.equilibrium(x, torch.as_tensor(starts), solver=solver, tol=TOL)
-        found += [row for row, ok in zip(h.numpy(), stats.converged.numpy()) if ok]
-    for start in starts:
-        root = theory.find_fixed_point(weight, np.zeros(n), "tanh", h0=start)
-        if root.converged:
-            found.append(root.h)
-    return sorted(theory.distinct_points(found, 1e-6), key=lambda v: tuple(v))
 
 
 @track(3, "Fixed-point uniqueness", "A",
@@ -127,24 +64,13 @@ def run(ctx) -> None:
     ctx.note(f"{describe_models(ctx, n)} x 6 starts each (zeros, Gaussian, "
              "1e6-norm, corners), float64, tol 1e-12")
 
-    grid = np.array([-2.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 2.0])
-    fixed_points = {}
-    for dim in (1, 2):
-        starts = np.array(list(itertools.product(grid, repeat=dim)))
-        fixed_points[dim] = distinct_fixed_points(2.0 * np.eye(dim), starts)
-    stable = {
-        dim: [theory.spectral_radius(theory.jacobian_at_equilibrium(p, 2 * np.eye(dim),
-                                                                     np.zeros(dim), "tanh"))
-              for p in pts]
-        for dim, pts in fixed_points.items()
-    }
-    counts = {dim: len(pts) for dim, pts in fixed_points.items()}
+    control = two_identity_fixed_points()
+    fixed_points, stable, counts = control.fixed_points, control.stable, control.counts
     ctx.note("control W = 2I, x = 0: distinct fixed points found: "
              + ", ".join(f"n={d}: {c}" for d, c in counts.items())
              + f"; n=1: {[round(float(p[0]), 6) for p in fixed_points[1]]}")
-    control = UNIQUE.check("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1])
     ctx.negative_control(
-        control,
+        UNIQUE.check("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1]),
         fixed_points={f"n={d}": [p.tolist() for p in pts] for d, pts in fixed_points.items()},
         spectral_radius_at_each={f"n={d}": r for d, r in stable.items()},
         counts={f"n={d}": c for d, c in counts.items()},
