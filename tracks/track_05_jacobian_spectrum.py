@@ -39,17 +39,8 @@ from __future__ import annotations
 from typing import cast
 
 import numpy as np
-import torch
-from hypothesis import strategies as st
 
-from properties import (
-    Search,
-    at_most_bound,
-    contractive_models,
-    find_example,
-    holds,
-    initial_states,
-)
+from properties import Search, at_most_bound, contractive_models, find_example, holds
 from properties.contraction_rate import (
     FIT_STEPS,
     LINEAR_REGIME,
@@ -59,14 +50,23 @@ from properties.contraction_rate import (
     RATE_TOLERANCE,
     RENORMALIZED_STEPS,
     SOLVE_TOL,
-    Equilibrium,
     RateFit,
     convergence_rate,
     equilibrium_of,
     rate_deviation,
     rate_search,
 )
-from properties.strategies import ModelSpec
+from properties.jacobian_spectrum import (
+    FD_STEP,
+    driven_models,
+    finite_difference_gap,
+    gaussian_start,
+    models_and_starts,
+    norm_over_certificate,
+    radius_over_norm,
+    reference_disagreement,
+    wrong_jacobian_falsified,
+)
 from properties.system_checks import (
     Amplified,
     Witnessed,
@@ -75,12 +75,10 @@ from properties.system_checks import (
     renormalized_rate,
 )
 
-from .plots import plt, save_figure
 from .premises import contraction_premise, describe_models, system_premises
+from .procedures.jacobian_spectrum import rate_figure
 from .registry import on_system, track
 
-STRONG_DRIVE = 0.1  # the control's model: mean φ′(a*) ≤ 0.1
-FD_STEP = 1e-5
 NEWTON_AGREEMENT = at_most_bound(1e-12, "the largest |h*_torch - h*_scipy| accepted for the "
                                         "reference h* (the Anderson solve is at tol 1e-14)")
 RADIUS = at_most_bound(1.0 + 1e-12, "rho(J*) <= ||J*||_2, with a relative 1e-12 for comparing "
@@ -95,92 +93,12 @@ SYSTEM_NORM = at_most_bound(1 + 1e-9, "rho(J*) <= ||J*||_2 <= the claimed L, up 
 CONTRACTION = at_most_bound(1 - 1e-12, "a contraction: rho(J') < 1")
 
 
-# -- hypothesis cases -------------------------------------------------------------------------
-def models_and_starts(models: st.SearchStrategy) -> st.SearchStrategy:
-    """(model, start) pairs: each drawn model with hypothesis-drawn starts of its width."""
-    return models.flatmap(lambda spec: st.tuples(st.just(spec), initial_states(spec.n_hidden)))
-
-
-def reference_disagreement(spec: ModelSpec) -> float:
-    """max |h*_torch − h*_scipy|."""
-    return equilibrium_of(spec).newton_gap
-
-
-def radius_over_norm(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return eq.rho / eq.norm if eq.norm > 0 else 0.0
-
-
-def norm_over_certificate(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return eq.norm / eq.lipschitz
-
-
-@torch.no_grad()
-def finite_difference_jacobian(eq: Equilibrium, eps: float = FD_STEP) -> np.ndarray:
-    """[T(h* + εe_j) − T(h* − εe_j)] / 2ε for every unit vector e_j, by `model.step`: (n, n)."""
-    n = eq.h_star.shape[0]
-    h_star = torch.as_tensor(eq.h_star, dtype=eq.weight.dtype)
-    shifts = eps * torch.eye(n, dtype=eq.weight.dtype)
-    columns = (eq.step(h_star + shifts) - eq.step(h_star - shifts)) / (2 * eps)
-    return columns.numpy().T  # row j of `columns` is ∂T/∂h_j: column j of J
-
-
-def finite_difference_gap(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return float(np.max(np.abs(finite_difference_jacobian(eq) - eq.jacobian)))
-
-
 REFERENCE = Search("reference h*: max |h*_anderson - h*_scipy_newton|", reference_disagreement,
                    NEWTON_AGREEMENT)
 SPECTRAL = (Search("max rho(J*) / ||J*||_2", radius_over_norm, RADIUS),
             Search("max ||J*||_2 / L (model's certificate)", norm_over_certificate, NORM))
 FINITE_DIFFERENCE = Search("max |J*_scipy - J_finite_difference(model.step)|",
                            finite_difference_gap, FD_AGREEMENT)
-
-
-# -- negative control -------------------------------------------------------------------------
-driven_models = st.tuples(
-    contractive_models(gamma=0.99), st.sampled_from([2.0, 3.0, 5.0]), st.integers(0, 2**16),
-).map(lambda t: (t[0].with_(drive_scale=t[1]), t[2]))
-
-
-def gaussian_start(spec: ModelSpec, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(spec.n_hidden)
-
-
-def wrong_jacobian_falsified(case: tuple[ModelSpec, int]) -> bool:
-    """Strongly driven (mean φ′(a*) ≤ 0.1), and the rate is off ρ(W_eff) by more than 5%."""
-    spec, seed = case
-    eq = equilibrium_of(spec)
-    if eq.slopes.mean() > STRONG_DRIVE or eq.rho < MIN_RHO:
-        return False
-    fit = convergence_rate(eq, gaussian_start(spec, seed))
-    return fit is not None and abs(fit.rate - eq.rho_weight) > RATE_TOLERANCE * eq.rho_weight
-
-
-def plot_rate(path, panels) -> None:
-    """log ‖h_k − h*‖ vs k with the slopes ρ(J*)^k (and the wrong ρ(W_eff)^k) through the fit."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (title, eq, fit) in zip(axes[0], panels):
-        log10 = fit.log_errors / np.log(10)
-        k = np.arange(len(log10))
-        ax.plot(k[:fit.switch_step + 1], log10[:fit.switch_step + 1], "k.", ms=3,
-                label=r"plain iteration $\log_{10}\|h_k - h^*\|$")
-        ax.plot(k[fit.switch_step:], log10[fit.switch_step:], "k-", lw=1,
-                label="continued, renormalized (stitched)")
-        anchor = log10[fit.first_step]
-        for rate, style, label in ((eq.rho, "C0--", rf"$\rho(J^*)^k$, $\rho$ = {eq.rho:.4f}"),
-                                   (eq.rho_weight, "C3:",
-                                    rf"wrong $\rho(W)^k$, $\rho$ = {eq.rho_weight:.4f}")):
-            ax.plot(k, anchor + (k - fit.first_step) * np.log10(rate), style, label=label)
-        ax.axvspan(fit.first_step, fit.last_step, color="0.9", label="fit")
-        ax.set_ylim(log10.min() - 5, log10.max() + 5)
-        ax.set_xlabel("k")
-        ax.set_ylabel(r"$\log_{10}$ error")
-        ax.set_title(f"{title}: fitted rate {fit.rate:.4f}", fontsize=9)
-        ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=120)
 
 
 @track(5, "Jacobian spectrum", "A",
@@ -242,12 +160,7 @@ def run(ctx) -> None:
 
     path = ctx.artifact_path("rate.png")
     if path is not None:
-        example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
-                            seed=ctx.seed, gamma=0.95, drive_scale=1.0)
-        typical = equilibrium_of(example)
-        plot_rate(path, [("SN model (gaussian W, 10 units)", typical,
-                          convergence_rate(typical, gaussian_start(example, ctx.seed))),
-                         ("control: strongly driven", eq, fit)])
+        rate_figure(path, ctx.seed, eq, fit)
 
 
 @on_system(5, requires=())
