@@ -57,16 +57,11 @@ no SN); the control stays on the suite's asymmetric models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from hypothesis import assume
-from hypothesis import strategies as st
-from hypothesis.strategies import SearchStrategy
 
 from properties import (
-    Bound,
     GradientProblem,
     MeasuredOnce,
     ModelSpec,
@@ -74,30 +69,19 @@ from properties import (
     at_least_bound,
     at_most_bound,
     find_example,
-    gradient_models,
     worst_case,
 )
-from properties.directional_derivative import (
-    FD_STEP,
-    FD_TOL,
-    directional_derivative,
-    inner,
-    norm,
-    unit_direction,
-)
+from properties.directional_derivative import FD_STEP, FD_TOL
 from properties.gradients import ENERGY_PARAMETERS, READOUT_PARAMETERS
-from properties.system_checks import (
-    FD_AGREEMENT,
-    Witnessed,
-    witness_fd_agreement,
-)
+from properties.symmetric_ep import asymmetric_models, directional_metrics, symmetric_problems
+from properties.system_checks import FD_AGREEMENT, Witnessed, witness_fd_agreement
 from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
 from .premises import record_estimator_agreement, refuses_model, system_premises
+from .procedures.stated_figures import record_stated_figure
 from .registry import on_system, track
 
 BATCH = 4  # samples per drawn model; the batch mean is what every estimator estimates
-ASYMMETRY = 0.3  # the control's minimum ‖W − Wᵀ‖/‖W + Wᵀ‖
 
 AGREEMENT = at_most_bound(AGREEMENT_TOL,
                           "at beta = 1e-5 the bias c_theta beta^2 is <= 9e-7 (c_theta <= 9e3 "
@@ -129,55 +113,18 @@ ISSUE_ONE_SIDED = at_most_bound(1e-2, "issue 3 acceptance: one-sided beta = 1e-3
 ISSUE_DIRECTIONAL = at_most_bound(1e-4, "issue 3 acceptance: D_v L by finite differences agrees "
                                         "with <EP(beta = 1e-3), v> to <= 1e-4 relative, with and "
                                         "without SN")
-
-
-def directional_metrics(problem: GradientProblem) -> dict[str, float]:
-    """FD directional derivative vs EP at SMALL_BETA (check) and 1e-3 (issue claim), and vs the
-    implicit gradient (how good the FD itself is)."""
-    v = unit_direction(problem.model, problem.spec.seed + 3)
-    fd = directional_derivative(problem, v)
-    small, stated = problem.ep(SMALL_BETA), problem.ep(1e-3)
-    return {
-        "fd_vs_ep": abs(fd - inner(small, v)) / norm(small),
-        "stated": abs(fd - inner(stated, v)) / abs(fd),
-        "fd_vs_implicit": abs(fd - inner(problem.implicit, v)) / norm(problem.implicit),
-        "projection": abs(inner(problem.implicit, v)) / norm(problem.implicit),
-    }
-
-
-def symmetric_problems(spectral_norm: bool | None = None) -> SearchStrategy[ModelSpec]:
-    return gradient_models(symmetric=True, spectral_norm=spectral_norm)
-
-
-@st.composite
-def asymmetric_models(draw: st.DrawFn) -> ModelSpec:
-    """gradient_models with W ≠ Wᵀ and ‖W − Wᵀ‖/‖W + Wᵀ‖ ≥ ASYMMETRY."""
-    spec = draw(gradient_models(symmetric=False))
-    W = spec.build().W.detach().numpy()
-    assume(np.linalg.norm(W - W.T) >= ASYMMETRY * np.linalg.norm(W + W.T))
-    return spec
-
-
-def record_stated_figure(
-    ctx, name: str, source: str, strategy: SearchStrategy, seen: Sequence[ModelSpec],
-    measure: Callable[[ModelSpec], float], bound: Bound, *, max_examples: int, **details: Any,
-) -> None:
-    """Record a stated figure as a claim: the share of the `seen` draws that meet it, the worst
-    value over those and a fresh hunting search with the stated bound, and that search's shrunk
-    counterexample. A lower bound (a cosine) is searched as −value ≤ −bound."""
-    values = np.array([measure(spec) for spec in seen])
-    lower = bound.comparator == ">="
-    sign = -1.0 if lower else 1.0
-    meets = values >= bound.limit if lower else values <= bound.limit
-    out = worst_case(strategy, lambda spec: sign * measure(spec), bound=sign * bound.limit,
-                     max_examples=max_examples, seed=ctx.seed)
-    worst = values.min() if lower else values.max()
-    worst = min(worst, -out.worst) if lower else max(worst, out.worst)
-    evidence = bound.check(name, worst)
-    ctx.claim(evidence, source=source, share_meeting=float(meets.mean()), draws=len(values),
-              median=float(np.median(values)), shrunk_counterexample=out.counterexample,
-              counterexample_value=None if out.counterexample_value is None
-              else sign * out.counterexample_value, **details)
+STATED = (  # (claim, source, bound, beta, estimator, statistic of GradientProblem.error)
+    ("symmetric EP at beta=0.01: worst per-parameter relative error", "TRACKS.md track 9",
+     TRACKS_RELATIVE, 1e-2, "symmetric", "worst_relative_error"),
+    ("symmetric EP at beta=0.01: worst per-parameter cosine", "TRACKS.md track 9",
+     TRACKS_COSINE, 1e-2, "symmetric", "worst_cosine"),
+    ("symmetric EP at beta=1e-3: worst per-parameter relative error", "issue 3 acceptance",
+     ISSUE_RELATIVE, 1e-3, "symmetric", "worst_relative_error"),
+    ("symmetric EP at beta=1e-3: worst per-parameter cosine", "issue 3 acceptance",
+     ISSUE_COSINE, 1e-3, "symmetric", "worst_cosine"),
+    ("one-sided EP at beta=1e-3: worst per-parameter relative error", "issue 3 acceptance",
+     ISSUE_ONE_SIDED, 1e-3, "one_sided", "worst_relative_error"),
+)
 
 
 def asymmetric_control(ctx, problems: MeasuredOnce) -> None:
@@ -268,27 +215,12 @@ def run(ctx) -> None:
 
     # Stated figures: claims over the draws of the first search (share) + a shrinking search.
     m = ctx.examples(10, 100)
-    record_stated_figure(
-        ctx, "symmetric EP at beta=0.01: worst per-parameter relative error", "TRACKS.md track 9",
-        strategy, seen, lambda s: problems(s).error(1e-2).worst_relative_error, TRACKS_RELATIVE,
-        max_examples=m)
-    record_stated_figure(
-        ctx, "symmetric EP at beta=0.01: worst per-parameter cosine", "TRACKS.md track 9",
-        strategy, seen, lambda s: problems(s).error(1e-2).worst_cosine, TRACKS_COSINE,
-        max_examples=m)
-    record_stated_figure(
-        ctx, "symmetric EP at beta=1e-3: worst per-parameter relative error",
-        "issue 3 acceptance", strategy, seen,
-        lambda s: problems(s).error(1e-3).worst_relative_error, ISSUE_RELATIVE, max_examples=m)
-    record_stated_figure(
-        ctx, "symmetric EP at beta=1e-3: worst per-parameter cosine", "issue 3 acceptance",
-        strategy, seen, lambda s: problems(s).error(1e-3).worst_cosine, ISSUE_COSINE,
-        max_examples=m)
-    record_stated_figure(
-        ctx, "one-sided EP at beta=1e-3: worst per-parameter relative error",
-        "issue 3 acceptance", strategy, seen,
-        lambda s: problems(s).error(1e-3, "one_sided").worst_relative_error, ISSUE_ONE_SIDED,
-        max_examples=m)
+    for name, source, bound, beta, estimator, statistic in STATED:
+        def measure(spec: ModelSpec, b: float = beta, e: str = estimator,
+                    k: str = statistic) -> float:
+            return getattr(problems(spec).error(b, e), k)
+
+        record_stated_figure(ctx, name, source, strategy, seen, measure, bound, max_examples=m)
     for arm, models in arms.items():
         arm_seen = [problems.seen[key].spec for key in directional.seen
                     if problems.seen[key].spec.spectral_norm == (arm == "SN")]
