@@ -46,20 +46,19 @@ MARGIN_TIGHTNESS = at_most_bound(1e-3, "tightness: sigma_max >= 0.999 gamma show
                                        "margin it promises rather than over-shrinking")
 _MARGIN = rounding_margin(24, torch.float32)
 _SUBSPACE_FLOOR = (1.0 - _MARGIN) / (1.0 + DEFAULT_TOLERANCE)
-WARM_TIGHTNESS = {
-    # subspace: sigma_hat <= (1 + tolerance)·sigma_max, its rounding margin included; cholesky:
-    # sigma_hat <= (1 + tolerance)·sigma_max·(1 + margin)·(1 + 1e-12), the margin and the
-    # factorization's O(N²ε) slack on top. Either way less the rounding of W_eff to float32.
-    "subspace": at_least_bound(_SUBSPACE_FLOOR,
-                               "the subspace bound is within (1 + tolerance) of sigma_max, its "
-                               "rounding margin included, less the rounding of W_eff to "
-                               "float32 (24 units)"),
-    "cholesky": at_least_bound(_SUBSPACE_FLOOR / ((1.0 + _MARGIN) * (1.0 + 1e-12)),
-                               "the Cholesky-certified Ritz value is within (1 + tolerance)·"
-                               "(1 + margin)·(1 + 1e-12) of sigma_max (the margin and the "
-                               "factorization's O(N^2 eps) slack), less the rounding of W_eff "
-                               "to float32 (24 units)"),
-}
+# subspace: sigma_hat <= (1 + tolerance)·sigma_max, its rounding margin included; cholesky:
+# sigma_hat <= (1 + tolerance)·sigma_max·(1 + margin)·(1 + 1e-12), the margin and the
+# factorization's O(N²ε) slack on top. Either way less the rounding of W_eff to float32.
+SUBSPACE_TIGHTNESS = at_least_bound(_SUBSPACE_FLOOR,
+                                    "the subspace bound is within (1 + tolerance) of sigma_max, "
+                                    "its rounding margin included, less the rounding of W_eff "
+                                    "to float32 (24 units)")
+CHOLESKY_TIGHTNESS = at_least_bound(_SUBSPACE_FLOOR / ((1.0 + _MARGIN) * (1.0 + 1e-12)),
+                                    "the Cholesky-certified Ritz value is within (1 + "
+                                    "tolerance)·(1 + margin)·(1 + 1e-12) of sigma_max (the "
+                                    "margin and the factorization's O(N^2 eps) slack), less the "
+                                    "rounding of W_eff to float32 (24 units)")
+WARM_TIGHTNESS = {"subspace": SUBSPACE_TIGHTNESS, "cholesky": CHOLESKY_TIGHTNESS}
 STOCK_SN = at_most_bound(0.95, "the control's property: torch's stock spectral_norm keeps "
                                "sigma_max <= 0.95, the margin the suite's contraction needs; "
                                "stock SN targets 1, so it must fail")
