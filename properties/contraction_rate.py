@@ -201,3 +201,9 @@ def rate_search(cases: st.SearchStrategy, deviation, n: int, seed: int) -> Searc
         return worst_case(cases, deviation, bound=RATE, max_examples=n, seed=seed)
     except Unsatisfiable:
         return SearchOutcome(0, math.nan, None, "every draw excluded", math.nan)
+
+
+def typical_sn_model(seed: int) -> ModelSpec:
+    """The figures' typical SN model (tracks 5 and 6): gaussian W, 10 units, γ = 0.95."""
+    return ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian", seed=seed,
+                     gamma=0.95, drive_scale=1.0)

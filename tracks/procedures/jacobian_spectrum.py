@@ -6,9 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from properties.contraction_rate import Equilibrium, RateFit, convergence_rate, equilibrium_of
+from properties.contraction_rate import (
+    Equilibrium,
+    RateFit,
+    convergence_rate,
+    equilibrium_of,
+    typical_sn_model,
+)
 from properties.jacobian_spectrum import gaussian_start
-from properties.strategies import ModelSpec
 
 from ..plots import plt, save_figure
 
@@ -39,8 +44,7 @@ def plot_rate(path, panels) -> None:
 
 def rate_figure(path: Path, seed: int, control: Equilibrium, control_fit: RateFit) -> None:
     """The figure: a typical SN model (gaussian W, 10 units) beside the control's model."""
-    example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
-                        seed=seed, gamma=0.95, drive_scale=1.0)
+    example = typical_sn_model(seed)
     typical = equilibrium_of(example)
     plot_rate(path, [("SN model (gaussian W, 10 units)", typical,
                       convergence_rate(typical, gaussian_start(example, seed))),

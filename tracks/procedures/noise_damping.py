@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from properties.contraction_rate import Equilibrium
+from properties.contraction_rate import Equilibrium, typical_sn_model
 from properties.noise_damping import FLOOR, Perturbations, perturbations_of
-from properties.strategies import ModelSpec
 
 from ..plots import plt, save_figure
 
@@ -49,6 +48,5 @@ def plot_damping(path, decaying: Perturbations, amplifying: Equilibrium,
 
 def damping_figure(path: Path, seed: int, amplifying: Equilibrium, amplified: np.ndarray) -> None:
     """The figure: a typical SN model (gaussian W, 10 units) beside the control's model."""
-    example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
-                        seed=seed, gamma=0.95, drive_scale=1.0)
+    example = typical_sn_model(seed)
     plot_damping(path, perturbations_of(example, seed), amplifying, amplified)
