@@ -7,13 +7,15 @@ gradient.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from .directional_derivative import directional_derivative, inner, norm, unit_direction
-from .gradients import GradientProblem, gradient_models
+from .gradients import READOUT_PARAMETERS, GradientProblem, gradient_models
 from .strategies import ModelSpec
 from .tolerances import SMALL_BETA
 
@@ -45,3 +47,29 @@ def asymmetric_models(draw: st.DrawFn) -> ModelSpec:
     W = spec.build().W.detach().numpy()
     assume(np.linalg.norm(W - W.T) >= ASYMMETRY * np.linalg.norm(W + W.T))
     return spec
+
+
+def small_beta_error(problem: GradientProblem) -> float:
+    """EP at SMALL_BETA vs the implicit gradient: the worst per-parameter relative error."""
+    return problem.error(SMALL_BETA).worst_relative_error
+
+
+def small_beta_cosine_gap(problem: GradientProblem) -> float:
+    """EP at SMALL_BETA vs the implicit gradient: the worst per-parameter 1 − cosine."""
+    return 1.0 - problem.error(SMALL_BETA).worst_cosine
+
+
+def readout_error(problem: GradientProblem) -> float:
+    """The readout V, c (explicit at h_0) vs the implicit gradient: worst relative error."""
+    return problem.error(SMALL_BETA, keys=READOUT_PARAMETERS).worst_relative_error
+
+
+def asymmetric_bias(problem: GradientProblem) -> dict[str, Any]:
+    """What the control records of an asymmetric model: its asymmetry, EP's per-parameter
+    relative errors at SMALL_BETA and 1e-3 and its worst cosine at SMALL_BETA."""
+    return {
+        "asymmetry": problem.asymmetry,
+        f"relative_error_beta_{SMALL_BETA:g}": problem.error(SMALL_BETA).relative_error,
+        "relative_error_beta_1e-3": problem.error(1e-3).relative_error,
+        f"cosine_beta_{SMALL_BETA:g}": problem.error(SMALL_BETA).worst_cosine,
+    }

@@ -72,8 +72,16 @@ from properties import (
     worst_case,
 )
 from properties.directional_derivative import FD_STEP, FD_TOL
-from properties.gradients import ENERGY_PARAMETERS, READOUT_PARAMETERS
-from properties.symmetric_ep import asymmetric_models, directional_metrics, symmetric_problems
+from properties.gradients import ENERGY_PARAMETERS
+from properties.symmetric_ep import (
+    asymmetric_bias,
+    asymmetric_models,
+    directional_metrics,
+    readout_error,
+    small_beta_cosine_gap,
+    small_beta_error,
+    symmetric_problems,
+)
 from properties.system_checks import FD_AGREEMENT, Witnessed, witness_fd_agreement
 from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
@@ -129,22 +137,15 @@ STATED = (  # (claim, source, bound, beta, estimator, statistic of GradientProbl
 
 def asymmetric_control(ctx, problems: MeasuredOnce) -> None:
     """Control: asymmetric W — EP's limit is not the gradient; check (1) must fail."""
-    def worst_error(spec: ModelSpec) -> float:
-        return problems(spec).error(SMALL_BETA).worst_relative_error
-
-    found = find_example(asymmetric_models(), lambda s: worst_error(s) > AGREEMENT.limit,
+    found = find_example(asymmetric_models(),
+                         lambda s: small_beta_error(problems(s)) > AGREEMENT.limit,
                          max_examples=ctx.examples(30, 200), seed=ctx.seed)
     details: dict[str, Any] = {}
     bias = 0.0
     if found is not None:
         p = problems(found)
         bias = p.error(SMALL_BETA).worst_relative_error
-        details = {
-            "model": repr(found), "asymmetry": p.asymmetry,
-            f"relative_error_beta_{SMALL_BETA:g}": p.error(SMALL_BETA).relative_error,
-            "relative_error_beta_1e-3": p.error(1e-3).relative_error,
-            f"cosine_beta_{SMALL_BETA:g}": p.error(SMALL_BETA).worst_cosine,
-        }
+        details = {"model": repr(found), **asymmetric_bias(p)}
         ctx.note(f"control: asymmetric W (asymmetry {p.asymmetry:.3g}): EP's relative bias "
                  f"{bias:.3g} at beta = {SMALL_BETA:g} and "
                  f"{p.error(1e-3).worst_relative_error:.3g} at 1e-3 — it does not shrink with "
@@ -173,16 +174,8 @@ def run(ctx) -> None:
         asymmetric_control(ctx, problems)
         return
 
-    def worst_error(spec: ModelSpec) -> float:
-        return problems(spec).error(SMALL_BETA).worst_relative_error
-
-    def worst_cosine_gap(spec: ModelSpec) -> float:
-        return 1.0 - problems(spec).error(SMALL_BETA).worst_cosine
-
-    def readout_error(spec: ModelSpec) -> float:
-        return problems(spec).error(SMALL_BETA, keys=READOUT_PARAMETERS).worst_relative_error
-
-    out = worst_case(strategy, worst_error, bound=AGREEMENT, max_examples=n, seed=ctx.seed)
+    out = worst_case(strategy, lambda s: small_beta_error(problems(s)), bound=AGREEMENT,
+                     max_examples=n, seed=ctx.seed)
     seen = [p.spec for p in problems.values()]  # the first search's draws
     constants = [problems(s).error(SMALL_BETA, keys=ENERGY_PARAMETERS).worst_relative_error
                  / SMALL_BETA**2 for s in seen]
@@ -192,9 +185,11 @@ def run(ctx) -> None:
                               sn_share=float(np.mean([s.spectral_norm for s in seen])),
                               **out.details()))
     ctx.search(strategy, Search(f"symmetric EP at beta={SMALL_BETA:g} vs implicit: worst "
-                                "per-parameter 1 - cosine", worst_cosine_gap, COSINE), n)
+                                "per-parameter 1 - cosine",
+                                lambda s: small_beta_cosine_gap(problems(s)), COSINE), n)
     readout = ctx.search(strategy, Search("readout V, c (explicit at h_0) vs implicit: worst "
-                                          "relative error", readout_error, READOUT), n)
+                                          "relative error", lambda s: readout_error(problems(s)),
+                                          READOUT), n)
 
     for metric, bound, name in DIRECTIONAL:
         outs = {arm: worst_case(models, directional.metric(metric), bound=bound,
