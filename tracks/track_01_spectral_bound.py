@@ -59,9 +59,9 @@ CHOLESKY_TIGHTNESS = at_least_bound(_SUBSPACE_FLOOR / ((1.0 + _MARGIN) * (1.0 + 
                                     "margin and the factorization's O(N^2 eps) slack), less the "
                                     "rounding of W_eff to float32 (24 units)")
 WARM_TIGHTNESS = {"subspace": SUBSPACE_TIGHTNESS, "cholesky": CHOLESKY_TIGHTNESS}
-STOCK_SN = at_most_bound(0.95, "the control's property: torch's stock spectral_norm keeps "
-                               "sigma_max <= 0.95, the margin the suite's contraction needs; "
-                               "stock SN targets 1, so it must fail")
+STOCK_SN = at_most_bound(0.95, "the control holds torch's stock spectral_norm to the margin "
+                               "the suite's SN keeps, sigma_max <= 0.95 (LoopedMLP's default "
+                               "gamma); stock SN targets 1, so it must fail")
 MEASURED_ONLY = at_most_bound(float("inf"), "the control's search only measures the stock SN's "
                                             "largest sigma_max; STOCK_SN decides")
 SEARCHES = tuple(
