@@ -122,7 +122,7 @@ def run(ctx) -> None:
                              fit_steps=FIT_STEPS, min_rho=MIN_RHO, excluded_draws=excluded,
                              **rate.details()))
 
-    radius, norm = (ctx.search(specs, spec, n) for spec in SPECTRAL)
+    radius, norm = [ctx.search(specs, spec, n) for spec in SPECTRAL]
     fd = ctx.search(specs, FINITE_DIFFERENCE, n, details=lambda: {"step": FD_STEP})
     if contracts:
         ctx.note(f"{describe_models(ctx, n, 'drawn symmetric SN models per check')}; worst rate "

@@ -91,8 +91,8 @@ def run(ctx) -> None:
     models = ctx.models(contractive_models())
     drawn = cases(models)
 
-    local, wide, damped = (ctx.search(drawn, spec, n, details=lambda d=details: d)
-                           for spec, details in zip(SEARCHES, SEARCH_DETAILS))
+    local, wide, damped = [ctx.search(drawn, spec, n, details=lambda d=details: d)
+                           for spec, details in zip(SEARCHES, SEARCH_DETAILS)]
     excluded: dict = {}
     # The rate presupposes that plain iteration returns to h* (as in track 5): a user's model
     # has to pass the premise first, else the rate search is not run.

@@ -88,10 +88,11 @@ def run(ctx) -> None:
     n = ctx.examples(30, 300)
     cases = symmetric_cases(ctx.models(symmetric_models()))
     measured = MeasuredOnce(descent_metrics)  # the four searches share one trajectory per case
-    worst = {metric: ctx.search(cases, Search(name, measured.metric(metric), bound), n,
-                                details=lambda m=metric: search_details(m, measured.values())
-                                ).worst
-             for metric, bound, name in SEARCHES}
+    worst = {}
+    for metric, bound, name in SEARCHES:
+        spec = Search(name, measured.metric(metric), bound)
+        worst[metric] = ctx.search(cases, spec, n, details=lambda m=metric: search_details(
+            m, measured.values())).worst
     drawn = (f"{n} drawn symmetric SN models" if ctx.model is None
              else f"{ctx.model!r} x {len(measured.seen)} drawn start batches")
     ctx.note(f"{drawn} x {BATCH} starts x {STEPS} steps: worst relative "
