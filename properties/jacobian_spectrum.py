@@ -6,6 +6,8 @@ models (mean φ′(a*) ≤ 0.1) on which the wrong Jacobian J = W_eff mispredict
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from .contraction_rate import (
     MIN_RHO,
     RATE_TOLERANCE,
     Equilibrium,
+    RateFit,
     convergence_rate,
     equilibrium_of,
 )
@@ -79,3 +82,18 @@ def wrong_jacobian_falsified(case: tuple[ModelSpec, int]) -> bool:
         return False
     fit = convergence_rate(eq, gaussian_start(spec, seed))
     return fit is not None and abs(fit.rate - eq.rho_weight) > RATE_TOLERANCE * eq.rho_weight
+
+
+def wrong_jacobian_rates(spec: ModelSpec, seed: int) -> tuple[Equilibrium, RateFit, dict]:
+    """The control's case (one that `wrong_jacobian_falsified`): its equilibrium, the measured
+    rate from the Gaussian start, and what is recorded — ρ(J*), ρ(W_eff), the rate's deviation
+    from each, and the slopes φ′(a*)."""
+    eq = equilibrium_of(spec)
+    # not None: the case passed wrong_jacobian_falsified, which needs this same fit
+    fit = cast(RateFit, convergence_rate(eq, gaussian_start(spec, seed)))
+    return eq, fit, dict(
+        model=repr(spec), start_seed=seed, rho_J_star=eq.rho, rho_W_eff=eq.rho_weight,
+        measured_rate=fit.rate, deviation_from_rho_J_star=abs(fit.rate - eq.rho) / eq.rho,
+        deviation_from_rho_W=abs(fit.rate - eq.rho_weight) / eq.rho_weight,
+        mean_phi_prime=float(eq.slopes.mean()), max_phi_prime=float(eq.slopes.max()),
+    )

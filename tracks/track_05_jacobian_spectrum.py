@@ -36,8 +36,6 @@ The control stays on the suite's models.
 
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
 
 from properties import Search, at_most_bound, contractive_models, find_example, holds
@@ -50,9 +48,6 @@ from properties.contraction_rate import (
     RATE_TOLERANCE,
     RENORMALIZED_STEPS,
     SOLVE_TOL,
-    RateFit,
-    convergence_rate,
-    equilibrium_of,
     rate_deviation,
     rate_search,
 )
@@ -60,12 +55,12 @@ from properties.jacobian_spectrum import (
     FD_STEP,
     driven_models,
     finite_difference_gap,
-    gaussian_start,
     models_and_starts,
     norm_over_certificate,
     radius_over_norm,
     reference_disagreement,
     wrong_jacobian_falsified,
+    wrong_jacobian_rates,
 )
 from properties.system_checks import (
     Amplified,
@@ -143,17 +138,9 @@ def run(ctx) -> None:
                              note="no strongly driven model found: the control did not run")
         return
     spec, seed = found
-    eq = equilibrium_of(spec)
-    # not None: `found` passed wrong_jacobian_falsified, which needs this same fit
-    fit = cast(RateFit, convergence_rate(eq, gaussian_start(spec, seed)))
-    ctx.negative_control(
-        RATE_MATCH.check("measured rate matches rho(W_eff) (wrong Jacobian J = W_eff)",
-                         fit.rate, eq.rho_weight),
-        model=repr(spec), start_seed=seed, rho_J_star=eq.rho, rho_W_eff=eq.rho_weight,
-        measured_rate=fit.rate, deviation_from_rho_J_star=abs(fit.rate - eq.rho) / eq.rho,
-        deviation_from_rho_W=abs(fit.rate - eq.rho_weight) / eq.rho_weight,
-        mean_phi_prime=float(eq.slopes.mean()), max_phi_prime=float(eq.slopes.max()),
-    )
+    eq, fit, details = wrong_jacobian_rates(spec, seed)
+    ctx.negative_control(RATE_MATCH.check("measured rate matches rho(W_eff) (wrong Jacobian J = "
+                                          "W_eff)", fit.rate, eq.rho_weight), **details)
     ctx.note(f"control ({spec.n_hidden} units, drive x{spec.drive_scale:g}, mean phi' "
              f"{eq.slopes.mean():.3f}): measured rate {fit.rate:.4f}, rho(J*) {eq.rho:.4f}, "
              f"wrong rho(W_eff) {eq.rho_weight:.4f}")
