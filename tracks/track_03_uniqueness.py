@@ -14,88 +14,41 @@ points, each verified by the Newton witness, so "unique" must fail.
 
 from __future__ import annotations
 
-import itertools
-from typing import cast
-
-import numpy as np
-import torch
-from hypothesis import strategies as st
-
-import theory
 from properties import (
     MeasuredOnce,
-    ModelSpec,
-    as_numpy,
-    at_least,
-    at_most,
+    Search,
+    at_least_bound,
+    at_most_bound,
     contractive_models,
-    initial_states,
-    worst_case,
+)
+from properties.fixed_point_uniqueness import (
+    model_and_starts,
+    two_identity_fixed_points,
+    uniqueness_metrics,
 )
 from properties.system_checks import Amplified, Witnessed, amplifying_factor, uniqueness
 
 from .premises import contraction_premise, describe_models, system_premises
 from .registry import on_system, track
 
-TOL = 1e-12
+ALL_CONVERGED = at_most_bound(0.0, "every solve converged: the claims are about converged h*")
+AGREEMENT = at_most_bound(1e-9, "each solve's certified error is <= L/(1 - L)·1e-12 <= 1e-10, "
+                                "so any two h* (starts, solvers, Newton) lie within 1e-9")
+UNIQUE = at_most_bound(1, "uniqueness: one fixed point")
+THREE_ROOTS = at_least_bound(3, "tanh(2h) = h has the three roots h in {-0.9575, 0, +0.9575}")
+WITHIN_RESIDUAL_BOUND = at_most_bound(1.0, "each solve's distance to the witness's h* within "
+                                           "the first-order bound of its residual: a ratio > 1 "
+                                           "is a second fixed point or a failed solve")
 
 
-@st.composite
-def model_and_starts(draw: st.DrawFn, models: st.SearchStrategy
-                     ) -> tuple[ModelSpec, np.ndarray, float]:
-    spec = draw(models)
-    starts = np.concatenate([draw(initial_states(spec.n_hidden, batch=2)) for _ in range(3)])
-    x_scale = draw(st.sampled_from([0.0, 1.0, 10.0]))
-    return spec, starts, x_scale
-
-
-def solve_from(spec: ModelSpec, starts: np.ndarray, x_scale: float, solver: str):
-    """h* from each start for one input x (replicated); returns (h (S, n), stats)."""
-    model = spec.build()
-    x = spec.inputs(1, x_scale).expand(len(starts), -1)
-    return model.equilibrium(x, torch.as_tensor(starts), solver=solver, tol=TOL, max_steps=5000)
-
-
-def _metrics(case) -> dict[str, float]:
-    spec, starts, x_scale = case
-    h_and, st_and = solve_from(spec, starts, x_scale, "anderson")
-    h_fp, st_fp = solve_from(spec, starts, x_scale, "fixed_point")
-    h = h_and.numpy()
-    problem = as_numpy(spec.build())
-    drive = problem.drive(spec.inputs(1, x_scale))[0]
-    witness = theory.find_fixed_point(problem.weight, drive, spec.activation, h0=starts[0])
-    return {
-        "unconverged": float((~st_and.converged).sum() + (~st_fp.converged).sum()),
-        "spread": cast(float,  # np.float64 norms: floats
-                       max(np.linalg.norm(a - b) for a, b in itertools.combinations(h, 2))),
-        "solvers": float(np.abs(h_fp.numpy() - h).max()),
-        "witness": float(np.abs(witness.h - h).max()) if witness.converged else float("inf"),
-    }
-
-
-measure = MeasuredOnce(_metrics)  # the four metric searches share one solve per case
-
-
-def distinct_fixed_points(weight: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
-    """Fixed points of h = tanh(Wh) reached by the model's solvers and by Newton, clustered."""
-    from eqprop_core import LoopedMLP
-
-    n = weight.shape[0]
-    model = LoopedMLP(1, n, 1, spectral_norm=False, dtype=torch.float64)
-    with torch.no_grad():
-        model.W.copy_(torch.as_tensor(weight))
-        model.U.zero_()
-        model.b.zero_()
-    x = torch.zeros(len(starts), 1, dtype=torch.float64)
-    found = []
-    for solver in ("fixed_point", "anderson"):
-        h, stats = model.equilibrium(x, torch.as_tensor(starts), solver=solver, tol=TOL)
-        found += [row for row, ok in zip(h.numpy(), stats.converged.numpy()) if ok]
-    for start in starts:
-        root = theory.find_fixed_point(weight, np.zeros(n), "tanh", h0=start)
-        if root.converged:
-            found.append(root.h)
-    return sorted(theory.distinct_points(found, 1e-6), key=lambda v: tuple(v))
+measure = MeasuredOnce(uniqueness_metrics)  # the four metric searches share one solve per case
+SEARCHES = (
+    Search("unconverged solves (anderson + fixed_point)", measure.metric("unconverged"),
+           ALL_CONVERGED),
+    Search("max spread of h* over starts", measure.metric("spread"), AGREEMENT),
+    Search("max |h*_anderson - h*_fixed_point|", measure.metric("solvers"), AGREEMENT),
+    Search("max |h*_anderson - h*_newton (theory)|", measure.metric("witness"), AGREEMENT),
+)
 
 
 @track(3, "Fixed-point uniqueness", "A",
@@ -106,42 +59,24 @@ def run(ctx) -> None:
     models = ctx.models(contractive_models(max_hidden=10))
     contraction_premise(ctx, models, n)
     cases = model_and_starts(models)
-    labels = {
-        "unconverged": ("unconverged solves (anderson + fixed_point)", 0.0),
-        "spread": ("max spread of h* over starts", 1e-9),
-        "solvers": ("max |h*_anderson - h*_fixed_point|", 1e-9),
-        "witness": ("max |h*_anderson - h*_newton (theory)|", 1e-9),
-    }
-    for metric, (name, bound) in labels.items():
-        out = worst_case(cases, measure.metric(metric), bound=bound,
-                         max_examples=n, seed=ctx.seed)
-        ctx.check(at_most(name, out.worst, bound, **out.details()))
+    for spec in SEARCHES:
+        ctx.search(cases, spec, n)
     ctx.note(f"{describe_models(ctx, n)} x 6 starts each (zeros, Gaussian, "
              "1e6-norm, corners), float64, tol 1e-12")
 
-    grid = np.array([-2.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 2.0])
-    fixed_points = {}
-    for dim in (1, 2):
-        starts = np.array(list(itertools.product(grid, repeat=dim)))
-        fixed_points[dim] = distinct_fixed_points(2.0 * np.eye(dim), starts)
-    stable = {
-        dim: [theory.spectral_radius(theory.jacobian_at_equilibrium(p, 2 * np.eye(dim),
-                                                                     np.zeros(dim), "tanh"))
-              for p in pts]
-        for dim, pts in fixed_points.items()
-    }
-    counts = {dim: len(pts) for dim, pts in fixed_points.items()}
+    control = two_identity_fixed_points()
+    fixed_points, stable, counts = control.fixed_points, control.stable, control.counts
     ctx.note("control W = 2I, x = 0: distinct fixed points found: "
              + ", ".join(f"n={d}: {c}" for d, c in counts.items())
              + f"; n=1: {[round(float(p[0]), 6) for p in fixed_points[1]]}")
-    control = at_most("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1], 1)
     ctx.negative_control(
-        control,
+        UNIQUE.check("number of distinct fixed points (W = 2I, x = 0, n = 1)", counts[1]),
         fixed_points={f"n={d}": [p.tolist() for p in pts] for d, pts in fixed_points.items()},
         spectral_radius_at_each={f"n={d}": r for d, r in stable.items()},
         counts={f"n={d}": c for d, c in counts.items()},
     )
-    ctx.check(at_least("control finds all 3 fixed points of tanh(2h) = h in 1-D", counts[1], 3))
+    ctx.check(THREE_ROOTS.check("control finds all 3 fixed points of tanh(2h) = h in 1-D",
+                                counts[1]))
 
 
 @on_system(3, requires=())
@@ -155,14 +90,17 @@ def certify_system(ctx) -> None:
         return
     count, steps = ctx.examples(8, 40), ctx.examples(3000, 20000)
     out = uniqueness(ctx.system, w, count, max_steps=steps)
-    ctx.check(at_most("Newton from every start reaches h*: max distance / its residual bound",
-                      out["newton_ratio"], 1.0, spread=out["spread"], starts=count))
-    ctx.check(at_most("plain iteration from every start reaches h*: max distance / bound",
-                      out["iteration_ratio"], 1.0, max_steps=out["max_iteration_steps"]))
+    ctx.check(WITHIN_RESIDUAL_BOUND.check(
+        "Newton from every start reaches h*: max distance / its residual bound",
+        out["newton_ratio"], spread=out["spread"], starts=count))
+    ctx.check(WITHIN_RESIDUAL_BOUND.check(
+        "plain iteration from every start reaches h*: max distance / bound",
+        out["iteration_ratio"], max_steps=out["max_iteration_steps"]))
     ctx.note(f"{ctx.system!r}: {count} starts x {w.x.shape[0]} samples reach one h* (spread "
              f"{out['spread']:.3g}); plain iteration took up to {out['max_iteration_steps']} "
              "steps")
     a = amplifying_factor(w)
     bad = uniqueness(Amplified(ctx.system, a), w, 2, max_steps=200, newton=False)
-    ctx.negative_control(at_most("over-relaxed map: plain iteration reaches h*",
-                                 bad["iteration_ratio"], 1.0), over_relaxation=a)
+    ctx.negative_control(WITHIN_RESIDUAL_BOUND.check("over-relaxed map: plain iteration "
+                                                     "reaches h*", bad["iteration_ratio"]),
+                         over_relaxation=a)

@@ -36,36 +36,32 @@ The control stays on the suite's models.
 
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
-import torch
-from hypothesis import strategies as st
 
-from properties import (
-    at_most,
-    contractive_models,
-    find_example,
-    holds,
-    initial_states,
-    within,
-    worst_case,
-)
+from properties import Search, at_most_bound, contractive_models, find_example, holds
 from properties.contraction_rate import (
     FIT_STEPS,
     LINEAR_REGIME,
     MIN_RHO,
+    RATE,
+    RATE_MATCH,
     RATE_TOLERANCE,
     RENORMALIZED_STEPS,
     SOLVE_TOL,
-    Equilibrium,
-    RateFit,
-    convergence_rate,
-    equilibrium_of,
     rate_deviation,
     rate_search,
 )
-from properties.strategies import ModelSpec
+from properties.jacobian_spectrum import (
+    FD_STEP,
+    driven_models,
+    finite_difference_gap,
+    models_and_starts,
+    norm_over_certificate,
+    radius_over_norm,
+    reference_disagreement,
+    wrong_jacobian_falsified,
+    wrong_jacobian_rates,
+)
 from properties.system_checks import (
     Amplified,
     Witnessed,
@@ -74,95 +70,30 @@ from properties.system_checks import (
     renormalized_rate,
 )
 
-from .plots import plt, save_figure
 from .premises import contraction_premise, describe_models, system_premises
+from .procedures.jacobian_spectrum import rate_figure
 from .registry import on_system, track
 
-STRONG_DRIVE = 0.1  # the control's model: mean φ′(a*) ≤ 0.1
-NEWTON_AGREEMENT = 1e-12  # max |h*_torch − h*_scipy| accepted for the reference h*
-FD_STEP = 1e-5
-FD_TOLERANCE = 1e-7  # central differences: O(ε²) truncation ≈ 1e-10, O(eps/ε) round-off ≈ 1e-11
-ROUNDING = 1e-12  # relative allowance for comparing two float64 spectral quantities
+NEWTON_AGREEMENT = at_most_bound(1e-12, "the largest |h*_torch - h*_scipy| accepted for the "
+                                        "reference h* (the Anderson solve is at tol 1e-14)")
+RADIUS = at_most_bound(1.0 + 1e-12, "rho(J*) <= ||J*||_2, with a relative 1e-12 for comparing "
+                                    "two float64 spectral quantities")
+NORM = at_most_bound(1.0, "||J*||_2 <= L, the model's Lipschitz certificate")
+FD_AGREEMENT = at_most_bound(1e-7, "central differences at step 1e-5: O(eps^2) truncation "
+                                   "~1e-10, O(eps_mach/eps) round-off ~1e-11")
+SYSTEM_FD = at_most_bound(1e-6, "autograd J* equals the central difference of the step (step "
+                                "1e-6, error O(s^2) + eps/s); the figure is not derived")
+SYSTEM_NORM = at_most_bound(1 + 1e-9, "rho(J*) <= ||J*||_2 <= the claimed L, up to 1e-9 "
+                                      "(not derived)")
+CONTRACTION = at_most_bound(1 - 1e-12, "a contraction: rho(J') < 1")
 
 
-# -- hypothesis cases -------------------------------------------------------------------------
-def models_and_starts(models: st.SearchStrategy) -> st.SearchStrategy:
-    """(model, start) pairs: each drawn model with hypothesis-drawn starts of its width."""
-    return models.flatmap(lambda spec: st.tuples(st.just(spec), initial_states(spec.n_hidden)))
-
-
-def reference_disagreement(spec: ModelSpec) -> float:
-    """max |h*_torch − h*_scipy|."""
-    return equilibrium_of(spec).newton_gap
-
-
-def radius_over_norm(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return eq.rho / eq.norm if eq.norm > 0 else 0.0
-
-
-def norm_over_certificate(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return eq.norm / eq.lipschitz
-
-
-@torch.no_grad()
-def finite_difference_jacobian(eq: Equilibrium, eps: float = FD_STEP) -> np.ndarray:
-    """[T(h* + εe_j) − T(h* − εe_j)] / 2ε for every unit vector e_j, by `model.step`: (n, n)."""
-    n = eq.h_star.shape[0]
-    h_star = torch.as_tensor(eq.h_star, dtype=eq.weight.dtype)
-    shifts = eps * torch.eye(n, dtype=eq.weight.dtype)
-    columns = (eq.step(h_star + shifts) - eq.step(h_star - shifts)) / (2 * eps)
-    return columns.numpy().T  # row j of `columns` is ∂T/∂h_j: column j of J
-
-
-def finite_difference_gap(spec: ModelSpec) -> float:
-    eq = equilibrium_of(spec)
-    return float(np.max(np.abs(finite_difference_jacobian(eq) - eq.jacobian)))
-
-
-# -- negative control -------------------------------------------------------------------------
-driven_models = st.tuples(
-    contractive_models(gamma=0.99), st.sampled_from([2.0, 3.0, 5.0]), st.integers(0, 2**16),
-).map(lambda t: (t[0].with_(drive_scale=t[1]), t[2]))
-
-
-def gaussian_start(spec: ModelSpec, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(spec.n_hidden)
-
-
-def wrong_jacobian_falsified(case: tuple[ModelSpec, int]) -> bool:
-    """Strongly driven (mean φ′(a*) ≤ 0.1), and the rate is off ρ(W_eff) by more than 5%."""
-    spec, seed = case
-    eq = equilibrium_of(spec)
-    if eq.slopes.mean() > STRONG_DRIVE or eq.rho < MIN_RHO:
-        return False
-    fit = convergence_rate(eq, gaussian_start(spec, seed))
-    return fit is not None and abs(fit.rate - eq.rho_weight) > RATE_TOLERANCE * eq.rho_weight
-
-
-def plot_rate(path, panels) -> None:
-    """log ‖h_k − h*‖ vs k with the slopes ρ(J*)^k (and the wrong ρ(W_eff)^k) through the fit."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (title, eq, fit) in zip(axes[0], panels):
-        log10 = fit.log_errors / np.log(10)
-        k = np.arange(len(log10))
-        ax.plot(k[:fit.switch_step + 1], log10[:fit.switch_step + 1], "k.", ms=3,
-                label=r"plain iteration $\log_{10}\|h_k - h^*\|$")
-        ax.plot(k[fit.switch_step:], log10[fit.switch_step:], "k-", lw=1,
-                label="continued, renormalized (stitched)")
-        anchor = log10[fit.first_step]
-        for rate, style, label in ((eq.rho, "C0--", rf"$\rho(J^*)^k$, $\rho$ = {eq.rho:.4f}"),
-                                   (eq.rho_weight, "C3:",
-                                    rf"wrong $\rho(W)^k$, $\rho$ = {eq.rho_weight:.4f}")):
-            ax.plot(k, anchor + (k - fit.first_step) * np.log10(rate), style, label=label)
-        ax.axvspan(fit.first_step, fit.last_step, color="0.9", label="fit")
-        ax.set_ylim(log10.min() - 5, log10.max() + 5)
-        ax.set_xlabel("k")
-        ax.set_ylabel(r"$\log_{10}$ error")
-        ax.set_title(f"{title}: fitted rate {fit.rate:.4f}", fontsize=9)
-        ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=120)
+REFERENCE = Search("reference h*: max |h*_anderson - h*_scipy_newton|", reference_disagreement,
+                   NEWTON_AGREEMENT)
+SPECTRAL = (Search("max rho(J*) / ||J*||_2", radius_over_norm, RADIUS),
+            Search("max ||J*||_2 / L (model's certificate)", norm_over_certificate, NORM))
+FINITE_DIFFERENCE = Search("max |J*_scipy - J_finite_difference(model.step)|",
+                           finite_difference_gap, FD_AGREEMENT)
 
 
 @track(5, "Jacobian spectrum", "A",
@@ -172,10 +103,7 @@ def run(ctx) -> None:
     n = ctx.examples(30, 300)
     specs = ctx.models(contractive_models())
 
-    agree = worst_case(specs, reference_disagreement, bound=NEWTON_AGREEMENT, max_examples=n,
-                       seed=ctx.seed)
-    ctx.check(at_most("reference h*: max |h*_anderson - h*_scipy_newton|", agree.worst,
-                      NEWTON_AGREEMENT, solver_tol=SOLVE_TOL, **agree.details()))
+    ctx.search(specs, REFERENCE, n, details=lambda: {"solver_tol": SOLVE_TOL})
 
     excluded: dict = {}
     # A user's model has to earn the premise that plain iteration reaches h* from every start;
@@ -184,23 +112,13 @@ def run(ctx) -> None:
     if contracts:
         rate = rate_search(models_and_starts(specs), lambda c: rate_deviation(c, excluded), n,
                            ctx.seed)
-        ctx.check(at_most("max |measured rate - rho(J*)| / rho(J*)", rate.worst, RATE_TOLERANCE,
-                          linear_regime=LINEAR_REGIME, renormalized_steps=RENORMALIZED_STEPS,
-                          fit_steps=FIT_STEPS, min_rho=MIN_RHO, excluded_draws=excluded,
-                          **rate.details()))
+        ctx.check(RATE.check("max |measured rate - rho(J*)| / rho(J*)", rate.worst,
+                             linear_regime=LINEAR_REGIME, renormalized_steps=RENORMALIZED_STEPS,
+                             fit_steps=FIT_STEPS, min_rho=MIN_RHO, excluded_draws=excluded,
+                             **rate.details()))
 
-    radius = worst_case(specs, radius_over_norm, bound=1.0 + ROUNDING, max_examples=n,
-                        seed=ctx.seed)
-    ctx.check(at_most("max rho(J*) / ||J*||_2", radius.worst, 1.0 + ROUNDING,
-                      **radius.details()))
-    norm = worst_case(specs, norm_over_certificate, bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("max ||J*||_2 / L (model's certificate)", norm.worst, 1.0,
-                      **norm.details()))
-
-    fd = worst_case(specs, finite_difference_gap, bound=FD_TOLERANCE, max_examples=n,
-                    seed=ctx.seed)
-    ctx.check(at_most("max |J*_scipy - J_finite_difference(model.step)|", fd.worst,
-                      FD_TOLERANCE, step=FD_STEP, **fd.details()))
+    radius, norm = [ctx.search(specs, spec, n) for spec in SPECTRAL]
+    fd = ctx.search(specs, FINITE_DIFFERENCE, n, details=lambda: {"step": FD_STEP})
     if contracts:
         ctx.note(f"{describe_models(ctx, n, 'drawn symmetric SN models per check')}; worst rate "
                  f"deviation {rate.worst:.3e} (tolerance {RATE_TOLERANCE}); worst rho/||J*|| "
@@ -220,29 +138,16 @@ def run(ctx) -> None:
                              note="no strongly driven model found: the control did not run")
         return
     spec, seed = found
-    eq = equilibrium_of(spec)
-    # not None: `found` passed wrong_jacobian_falsified, which needs this same fit
-    fit = cast(RateFit, convergence_rate(eq, gaussian_start(spec, seed)))
-    ctx.negative_control(
-        within("measured rate matches rho(W_eff) (wrong Jacobian J = W_eff)", fit.rate,
-               eq.rho_weight, RATE_TOLERANCE),
-        model=repr(spec), start_seed=seed, rho_J_star=eq.rho, rho_W_eff=eq.rho_weight,
-        measured_rate=fit.rate, deviation_from_rho_J_star=abs(fit.rate - eq.rho) / eq.rho,
-        deviation_from_rho_W=abs(fit.rate - eq.rho_weight) / eq.rho_weight,
-        mean_phi_prime=float(eq.slopes.mean()), max_phi_prime=float(eq.slopes.max()),
-    )
+    eq, fit, details = wrong_jacobian_rates(spec, seed)
+    ctx.negative_control(RATE_MATCH.check("measured rate matches rho(W_eff) (wrong Jacobian J = "
+                                          "W_eff)", fit.rate, eq.rho_weight), **details)
     ctx.note(f"control ({spec.n_hidden} units, drive x{spec.drive_scale:g}, mean phi' "
              f"{eq.slopes.mean():.3f}): measured rate {fit.rate:.4f}, rho(J*) {eq.rho:.4f}, "
              f"wrong rho(W_eff) {eq.rho_weight:.4f}")
 
     path = ctx.artifact_path("rate.png")
     if path is not None:
-        example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
-                            seed=ctx.seed, gamma=0.95, drive_scale=1.0)
-        typical = equilibrium_of(example)
-        plot_rate(path, [("SN model (gaussian W, 10 units)", typical,
-                          convergence_rate(typical, gaussian_start(example, ctx.seed))),
-                         ("control: strongly driven", eq, fit)])
+        rate_figure(path, ctx.seed, eq, fit)
 
 
 @on_system(5, requires=())
@@ -255,20 +160,20 @@ def certify_system(ctx) -> None:
     if not system_premises(ctx, w):
         return
     fd = jacobian_fd_error(ctx.system, w)
-    ctx.check(at_most("autograd J* vs central FD of step: max |diff| / max |J*|", fd, 1e-6))
+    ctx.check(SYSTEM_FD.check("autograd J* vs central FD of step: max |diff| / max |J*|", fd))
     if ctx.system.has("lipschitz"):
         L = ctx.system.claimed_lipschitz()
-        ctx.check(at_most("rho(J*) <= ||J*||_2 <= claimed L: max ||J*||_2 / L",
-                          float(w.norm.max()) / L, 1 + 1e-9, claimed=L))
-    measurable = w.rho >= 1e-3
+        ctx.check(SYSTEM_NORM.check("rho(J*) <= ||J*||_2 <= claimed L: max ||J*||_2 / L",
+                                    float(w.norm.max()) / L, claimed=L))
+    measurable = w.rho >= MIN_RHO
     rate = renormalized_rate(ctx.system, w)
     dev = np.abs(rate / np.where(measurable, w.rho, 1.0) - 1)[measurable]
-    ctx.check(at_most("measured asymptotic rate vs rho(J*): max |rate/rho - 1|",
-                      float(dev.max()) if dev.size else 0.0, RATE_TOLERANCE,
-                      rho=w.rho.tolist(), rate=rate.tolist(), samples=int(measurable.sum())))
+    ctx.check(RATE.check("measured asymptotic rate vs rho(J*): max |rate/rho - 1|",
+                         float(dev.max()) if dev.size else 0.0,
+                         rho=w.rho.tolist(), rate=rate.tolist(), samples=int(measurable.sum())))
     ctx.note(f"{ctx.system!r}: rho(J*) in [{w.rho.min():.4g}, {w.rho.max():.4g}], ||J*||_2 <= "
              f"{w.norm.max():.4g}; measured rates {np.round(rate, 4).tolist()}")
     a = amplifying_factor(w)
     bad = Witnessed(Amplified(ctx.system, a), ctx.seed)
-    ctx.negative_control(at_most("over-relaxed map: rho(J') < 1", float(bad.rho.max()),
-                                 1 - 1e-12), over_relaxation=a)
+    ctx.negative_control(CONTRACTION.check("over-relaxed map: rho(J') < 1",
+                                           float(bad.rho.max())), over_relaxation=a)

@@ -34,152 +34,53 @@ plain iteration returns to h*: it runs only after the premise "certified L < 1"
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
-import scipy.linalg
-from hypothesis import assume
-from hypothesis import strategies as st
 
-from properties import at_most, contractive_models, worst_case
-from properties.contraction_rate import (
-    MIN_RHO,
-    RATE_TOLERANCE,
-    Equilibrium,
-    equilibrium_of,
-    iteration_errors,
-    rate_deviation,
-    rate_search,
+from properties import Search, at_most_bound, contractive_models
+from properties.contraction_rate import MIN_RHO, RATE, rate_search
+from properties.noise_damping import (
+    DIRECTIONS,
+    FLOOR,
+    LOCAL_SIZE,
+    LOCAL_SLACK,
+    ROUNDOFF,
+    SIZES,
+    amplification,
+    amplified_perturbation,
+    cases,
+    damping_ratio,
+    decay_rate_deviation,
+    global_ratio,
+    local_ratio,
 )
-from properties.strategies import ModelSpec
 from properties.system_checks import Amplified, Witnessed, amplifying_factor, damping
 
-from .plots import plt, save_figure
 from .premises import contraction_premise, describe_models, system_premises
+from .procedures.noise_damping import damping_figure
 from .registry import on_system, track
 
-LOCAL_SIZE = 1e-6  # ‖δ₀‖ for the first-order bound
-LOCAL_SLACK = 1e-3  # ‖δ_k‖ ≤ (1 + LOCAL_SLACK)·‖J*‖₂^k‖δ₀‖: room for second-order terms
-SIZES = (LOCAL_SIZE, 1e-2, 1.0, 1e12)  # ‖δ₀‖ for the global bound (1e12: tanh saturates)
-DIRECTIONS = 2  # per size: the top right singular vector of J*, then a random unit vector
-ROUNDOFF = 1e-12  # absolute allowance on ‖δ_k‖ for float64 round-off in h_k and h*
-FLOOR = 1e-9  # bounds below this are not tested (ROUNDOFF would exceed 0.1% of them)
-MAX_STEPS = 1500  # bounds are tested for k ≤ 1500 (or down to FLOOR, whichever comes first)
+LOCAL = at_most_bound(1.0 + LOCAL_SLACK,
+                      "||d_k|| <= ||J*||_2^k ||d_0|| to first order; for tanh the second-order "
+                      "factors multiply to <= exp(||d_0||/(1 - L)) ~ 1 + 1e-4 for ||d_0|| = 1e-6 "
+                      "and L <= 0.99, so the slack 1 + 1e-3 suffices")
+GLOBAL = at_most_bound(1.0, "exact: T is L-Lipschitz, so ||d_k|| <= L^k ||d_0|| for every d_0")
+DAMPED = at_most_bound(1.0, "damping: ||d_k|| <= ||d_0|| for all k >= 1")
+LINEARIZED = at_most_bound(1e-3, "the perturbation evolves as its linearization J*^k d (to "
+                                 "1e-3, as certify_system's docstring states it)")
 
 
-@dataclass
-class Perturbations:
-    """‖δ_k‖ for a batch of perturbations of h*: errors (K + 1, B), sizes (B,) = ‖δ₀‖."""
-
-    eq: Equilibrium
-    sizes: np.ndarray
-    errors: np.ndarray
-
-    def ratios(self, rate: float, rows: np.ndarray) -> np.ndarray:
-        """(‖δ_k‖ − ROUNDOFF) / (rate^k ‖δ₀‖) for k ≥ 1 where that bound is ≥ FLOOR."""
-        k = np.arange(1, self.errors.shape[0])[:, None]
-        bound = np.power(rate, k) * self.errors[0, rows]
-        tested = bound >= FLOOR
-        return ((self.errors[1:, rows] - ROUNDOFF) / np.where(tested, bound, 1.0))[tested]
-
-
-def perturbation_directions(eq: Equilibrium, seed: int) -> np.ndarray:
-    """(DIRECTIONS, n) unit rows: J*'s top right singular vector (scipy), then random ones."""
-    top = scipy.linalg.svd(eq.jacobian)[2][:1]
-    rest = np.random.default_rng(seed).standard_normal((DIRECTIONS - 1, eq.h_star.shape[0]))
-    rows = np.vstack([top, rest])
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-@lru_cache(maxsize=512)
-def perturbations_of(spec: ModelSpec, seed: int) -> Perturbations:
-    """Iterate `model.step` from h* + δ₀, every size × direction, until L^k·1e12 < FLOOR (at
-    most MAX_STEPS steps)."""
-    eq = equilibrium_of(spec)
-    deltas = np.concatenate([size * perturbation_directions(eq, seed) for size in SIZES])
-    L = eq.lipschitz_scipy
-    steps = MAX_STEPS if L >= 1 else min(
-        MAX_STEPS, max(1, math.ceil(math.log(FLOOR / max(SIZES)) / math.log(max(L, 1e-300)))))
-    errors = iteration_errors(eq, eq.h_star + deltas, steps)
-    return Perturbations(eq, np.repeat(SIZES, DIRECTIONS), errors)
-
-
-def cases(models: st.SearchStrategy) -> st.SearchStrategy:
-    """(model, direction seed) pairs: the seed draws the random perturbation directions."""
-    return st.tuples(models, st.integers(0, 2**16))
-
-
-def local_ratio(case: tuple[ModelSpec, int]) -> float:
-    """max_k ‖δ_k‖ / (‖J*‖₂^k‖δ₀‖) for ‖δ₀‖ = 1e-6; cases with no bound above FLOOR skipped."""
-    p = perturbations_of(*case)
-    ratios = p.ratios(p.eq.norm, np.flatnonzero(p.sizes == LOCAL_SIZE))
-    assume(ratios.size > 0)  # ‖J*‖₂·1e-6 < 1e-9: J* ≈ 0, nothing above round-off to test
-    return float(ratios.max())
-
-
-def global_ratio(case: tuple[ModelSpec, int]) -> float:
-    """max_k ‖δ_k‖ / (L^k‖δ₀‖) over every size 1e-6 … 1e12 and direction."""
-    p = perturbations_of(*case)
-    return float(p.ratios(p.eq.lipschitz_scipy, np.arange(p.sizes.size)).max())
-
-
-def amplification(errors: np.ndarray) -> float:
-    """max_{k ≥ 1} ‖δ_k‖ / ‖δ₀‖ per the damping property (≤ 1 iff every step is damped)."""
-    return float(np.max(errors[1:] / errors[0]))
-
-
-def damping_ratio(case: tuple[ModelSpec, int]) -> float:
-    return amplification(perturbations_of(*case).errors)
-
-
-def decay_rate_deviation(case: tuple[ModelSpec, int], excluded: dict) -> float:
-    """Track 5's |measured rate − ρ(J*)|/ρ(J*), started at h* + δ₀ with a random ‖δ₀‖ = 1."""
-    spec, seed = case
-    eq = equilibrium_of(spec)
-    direction = perturbation_directions(eq, seed)[-1]
-    return rate_deviation((spec, eq.h_star + direction), excluded)
-
-
-def amplifying_model(seed: int) -> ModelSpec:
-    """No SN, symmetric W with ‖W‖₂ = 1.5, zero drive (U = 0, b = 0): h* = 0, J* = W."""
-    return ModelSpec(n_in=1, n_hidden=8, weight_scale=1.5, structure="gaussian", seed=seed,
-                     spectral_norm=False, drive_scale=0.0)
-
-
-def plot_damping(path, decaying: Perturbations, amplifying: Equilibrium,
-                 amplified: np.ndarray) -> None:
-    """‖δ_k‖ vs k: the SN model's δ₀ = 1e-6 along J*'s top direction, and the no-SN model's."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    eq = decaying.eq
-    errors = decaying.errors[:, 0]
-    # up to where even the loosest bound, L^k‖δ₀‖, reaches float64 round-off
-    shown = min(errors.size, 2 + int(np.log(1e-16 / errors[0]) / np.log(eq.lipschitz_scipy)))
-    k = np.arange(shown)
-    ax = axes[0]
-    ax.semilogy(k, errors[:shown], "k.", ms=3, label=r"measured $\|\delta_k\|$")
-    ax.semilogy(k, errors[0] * eq.lipschitz_scipy ** k, "C3--", label=f"$L^k$, L = "
-                f"{eq.lipschitz_scipy:.3f}")
-    ax.semilogy(k, errors[0] * eq.norm ** k, "C1-", label=rf"$\|J^*\|_2^k$ = {eq.norm:.3f}$^k$")
-    ax.semilogy(k, errors[0] * eq.rho ** k, "C0:", label=rf"$\rho(J^*)^k$ = {eq.rho:.3f}$^k$")
-    ax.axhline(FLOOR, color="0.6", lw=0.8, label="lowest bound tested")
-    ax.set_ylim(1e-18, errors[0] * 10)
-    ax.set_title("SN model: a 1e-6 perturbation is damped", fontsize=9)
-    ax.set_xlabel("k")
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    k = np.arange(amplified.size)
-    ax.semilogy(k, amplified, "k.", ms=3, label=r"measured $\|\delta_k\|$")
-    ax.semilogy(k, amplified[0] * amplifying.rho ** k, "C3--",
-                label=rf"$\rho(J^*)^k$ = {amplifying.rho:.2f}$^k$")
-    ax.axhline(amplified[0], color="0.6", lw=0.8, label=r"$\|\delta_0\|$ (damping bound)")
-    ax.set_ylim(amplified[0] / 10, amplified.max() * 10)
-    ax.set_title("control, no SN: the same perturbation is amplified until tanh saturates",
-                 fontsize=9)
-    ax.set_xlabel("k")
-    ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=120)
+SEARCHES = (
+    Search("local: max ||d_k|| / (||J*||_2^k ||d_0||), ||d_0|| = 1e-6", local_ratio, LOCAL),
+    Search("global: max ||d_k|| / (L^k ||d_0||), ||d_0|| = 1e-6 ... 1e12", global_ratio, GLOBAL),
+    Search("damping (SN): max_k ||d_k|| / ||d_0||", damping_ratio, DAMPED),
+)
+SEARCH_DETAILS: tuple[dict[str, Any], ...] = (
+    {"second_order_slack": LOCAL_SLACK, "roundoff": ROUNDOFF, "lowest_bound_tested": FLOOR},
+    {"sizes": list(SIZES), "roundoff": ROUNDOFF, "lowest_bound_tested": FLOOR},
+    {},
+)
 
 
 @track(6, "Noise damping", "A",
@@ -190,25 +91,15 @@ def run(ctx) -> None:
     models = ctx.models(contractive_models())
     drawn = cases(models)
 
-    local = worst_case(drawn, local_ratio, bound=1.0 + LOCAL_SLACK, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("local: max ||d_k|| / (||J*||_2^k ||d_0||), ||d_0|| = 1e-6",
-                      local.worst, 1.0 + LOCAL_SLACK, second_order_slack=LOCAL_SLACK,
-                      roundoff=ROUNDOFF, lowest_bound_tested=FLOOR, **local.details()))
-    wide = worst_case(drawn, global_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("global: max ||d_k|| / (L^k ||d_0||), ||d_0|| = 1e-6 ... 1e12",
-                      wide.worst, 1.0, sizes=list(SIZES), roundoff=ROUNDOFF,
-                      lowest_bound_tested=FLOOR, **wide.details()))
-    damped = worst_case(drawn, damping_ratio, bound=1.0, max_examples=n, seed=ctx.seed)
-    ctx.check(at_most("damping (SN): max_k ||d_k|| / ||d_0||", damped.worst, 1.0,
-                      **damped.details()))
+    local, wide, damped = [ctx.search(drawn, spec, n, details=lambda d=details: d)
+                           for spec, details in zip(SEARCHES, SEARCH_DETAILS)]
     excluded: dict = {}
     # The rate presupposes that plain iteration returns to h* (as in track 5): a user's model
     # has to pass the premise first, else the rate search is not run.
     if ctx.model is None or contraction_premise(ctx, models, n):
         rate = rate_search(drawn, lambda c: decay_rate_deviation(c, excluded), n, ctx.seed)
-        ctx.check(at_most("max |decay rate - rho(J*)| / rho(J*), ||d_0|| = 1", rate.worst,
-                          RATE_TOLERANCE, min_rho=MIN_RHO, excluded_draws=excluded,
-                          **rate.details()))
+        ctx.check(RATE.check("max |decay rate - rho(J*)| / rho(J*), ||d_0|| = 1", rate.worst,
+                             min_rho=MIN_RHO, excluded_draws=excluded, **rate.details()))
         decay = f"worst decay-rate deviation {rate.worst:.3e}"
     else:
         decay = "decay rate not measured (not a certified contraction)"
@@ -219,15 +110,11 @@ def run(ctx) -> None:
              f"{decay}")
 
     # The damping property on a model without SN whose J* = W has ρ = 1.5.
-    spec = amplifying_model(ctx.seed)
-    eq = equilibrium_of(spec)
-    direction = np.random.default_rng(ctx.seed).standard_normal(spec.n_hidden)
-    delta = LOCAL_SIZE * direction / np.linalg.norm(direction)
-    amplified = iteration_errors(eq, eq.h_star + delta, 80)[:, 0]
+    spec, eq, amplified = amplified_perturbation(ctx.seed)
     factor = amplification(amplified)
     ctx.negative_control(
-        at_most(f"damping (no SN, rho(J*) = {eq.rho:.3g}): max_k ||d_k|| / ||d_0||", factor,
-                1.0),
+        DAMPED.check(f"damping (no SN, rho(J*) = {eq.rho:.3g}): max_k ||d_k|| / ||d_0||",
+                     factor),
         model=repr(spec), h_star_norm=float(np.linalg.norm(eq.h_star)), rho_J_star=eq.rho,
         norm_W=eq.lipschitz_scipy, delta0=LOCAL_SIZE, amplification=factor,
         first_amplified_step=int(np.argmax(amplified[1:] > amplified[0])) + 1,
@@ -239,9 +126,7 @@ def run(ctx) -> None:
 
     path = ctx.artifact_path("damping.png")
     if path is not None:
-        example = ModelSpec(n_in=3, n_hidden=10, weight_scale=1.0, structure="gaussian",
-                            seed=ctx.seed, gamma=0.95, drive_scale=1.0)
-        plot_damping(path, perturbations_of(example, ctx.seed), eq, amplified)
+        damping_figure(path, ctx.seed, eq, amplified)
 
 
 @on_system(6, requires=())
@@ -254,12 +139,11 @@ def certify_system(ctx) -> None:
         return
     steps = ctx.examples(200, 500)
     out = damping(ctx.system, w, steps)
-    ctx.check(at_most("||delta_k - J*^k delta|| / ||J*^k delta|| (linear regime)",
-                      out["linear_deviation"], 1e-3, steps=steps))
-    ctx.check(at_most("max ||delta_k|| / (||J*||_2^k ||delta||)", out["norm_ratio"],
-                      1 + 1e-3))
-    ctx.check(at_most("damped: ||delta_K|| / ||delta_0||", out["final_ratio"], 1.0))
+    ctx.check(LINEARIZED.check("||delta_k - J*^k delta|| / ||J*^k delta|| (linear regime)",
+                               out["linear_deviation"], steps=steps))
+    ctx.check(LOCAL.check("max ||delta_k|| / (||J*||_2^k ||delta||)", out["norm_ratio"]))
+    ctx.check(DAMPED.check("damped: ||delta_K|| / ||delta_0||", out["final_ratio"]))
     a = amplifying_factor(w)
     bad = damping(Amplified(ctx.system, a), w, 20)
-    ctx.negative_control(at_most("over-relaxed map: ||delta_K|| / ||delta_0|| <= 1",
-                                 bad["final_ratio"], 1.0), over_relaxation=a)
+    ctx.negative_control(DAMPED.check("over-relaxed map: ||delta_K|| / ||delta_0|| <= 1",
+                                      bad["final_ratio"]), over_relaxation=a)
