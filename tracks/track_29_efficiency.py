@@ -41,7 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import measure
-from properties import at_least, at_most
+from properties import at_least_bound, at_most_bound
 from properties.evidence import Evidence
 from tracks.context import TrackContext
 from tracks.plots import line_plot
@@ -50,10 +50,18 @@ from tracks.registry import track
 SETUP = {"n_in": 784, "hidden": 256, "batch": 64}
 STEPS = {"quick": [30, 100, 300], "full": [30, 100, 300, 1000]}
 REPEATS = {"quick": (8, 2), "full": (20, 3)}  # (repeats, warm-up rounds) of the timing
-FLAT = 0.10          # EP: T_max within 10% of T = 30 (issue 7)
-MIN_SLOPE = 0.5      # BPTT: ≥ half the one state per step theory requires
-MIN_R2 = 0.99
-MIN_COSINE = 0.999
+FLAT = at_most_bound(
+    0.10, "issue 7's target: EP's peak live bytes at T_max within 10% of T = 30 (one extra state "
+          "per step would add far more than 10%)")
+MIN_SLOPE = at_least_bound(
+    0.5, "BPTT: >= half the one state per step theory requires for tanh's saved outputs (a flat "
+         "method gives 0)")
+MIN_R2 = at_least_bound(0.99, "BPTT's peak bytes grow linearly in T: R^2 of the fit >= 0.99")
+MIN_COSINE = at_least_bound(
+    0.999, "check (3): measured ~0.9999 on three seeds (symmetric EP's bias is O(beta^2)); EP "
+           "truncated to 3 + 2x1 updates gives ~0.90 and a random direction ~0")
+STEP_RATIO = at_most_bound(0.5, "issue 7's target: EP training step <= 0.5 x BPTT training step "
+                                "at T = 30 (a claim on wall times, never decided by one run)")
 TIMED = 30
 
 
@@ -74,28 +82,27 @@ def run(ctx: TrackContext) -> None:
     peaks = {m: measure.memory_by_steps(m, steps, **sizes) for m in measure.METHODS}
     leaky = measure.memory_by_steps("EP", steps, step=measure.leaky_ep_step, **sizes)
 
-    ctx.check(at_most(f"EP: peak live tensor bytes at T={steps[-1]} / at T={steps[0]} - 1",
-                      growth(peaks["EP"]), FLAT, peak_bytes=peaks["EP"], state_bytes=state))
+    ctx.check(FLAT.check(f"EP: peak live tensor bytes at T={steps[-1]} / at T={steps[0]} - 1",
+                         growth(peaks["EP"]), peak_bytes=peaks["EP"], state_bytes=state))
     fit = measure.linear_fit(list(peaks["BPTT"]), list(peaks["BPTT"].values()))
-    ctx.check(at_least("BPTT: fitted growth of peak live tensor bytes (states per step)",
-                       fit.slope / state, MIN_SLOPE, peak_bytes=peaks["BPTT"],
-                       r_squared=fit.r_squared, growth=growth(peaks["BPTT"])))
-    ctx.check(at_least("BPTT: R^2 of the linear fit of peak bytes vs T", fit.r_squared,
-                       MIN_R2))
+    ctx.check(MIN_SLOPE.check("BPTT: fitted growth of peak live tensor bytes (states per step)",
+                              fit.slope / state, peak_bytes=peaks["BPTT"],
+                              r_squared=fit.r_squared, growth=growth(peaks["BPTT"])))
+    ctx.check(MIN_R2.check("BPTT: R^2 of the linear fit of peak bytes vs T", fit.r_squared))
 
     model, x, y = measure.build_problem(SETUP["n_in"], SETUP["hidden"], SETUP["batch"],
                                         seed=ctx.seed)
     ep = measure.rule_for("EP", TIMED).gradients(model, x, y).grads
     bptt = measure.rule_for("BPTT", TIMED).gradients(model, x, y).grads
     cosines = {name: measure.cosine(ep[name], bptt[name]) for name in ep}
-    ctx.check(at_least(f"EP (T={TIMED} + 2x{measure.nudged_steps(TIMED)}, beta "
-                       f"{measure.BETA}) vs BPTT ({TIMED} steps): min cosine over W, U, b",
-                       min(cosines[k] for k in "WUb"), MIN_COSINE,
-                       cosines={k: round(v, 6) for k, v in cosines.items()}))
+    ctx.check(MIN_COSINE.check(f"EP (T={TIMED} + 2x{measure.nudged_steps(TIMED)}, beta "
+                               f"{measure.BETA}) vs BPTT ({TIMED} steps): min cosine over W, U, b",
+                               min(cosines[k] for k in "WUb"),
+                               cosines={k: round(v, 6) for k, v in cosines.items()}))
 
-    ctx.negative_control(at_most(
+    ctx.negative_control(FLAT.check(
         f"leaky EP (autograd through the phases): peak bytes at T={steps[-1]} / at "
-        f"T={steps[0]} - 1", growth(leaky), FLAT, peak_bytes=leaky))
+        f"T={steps[0]} - 1", growth(leaky), peak_bytes=leaky))
 
     repeats, warmup = REPEATS[profile]
     calls = {}
@@ -110,7 +117,7 @@ def run(ctx: TrackContext) -> None:
     # the canonical JSON (tracks.context.is_timing) drops them: same seed, same JSON.
     ctx.claim(Evidence(
         f"EP training step / BPTT training step at T={TIMED} (median of {repeats} "
-        "interleaved repeats)", "timed: details.ep_over_bptt_s", "<= 0.5", False,
+        "interleaved repeats)", "timed: details.ep_over_bptt_s", STEP_RATIO.text, False,
         {"ep_median_s": ep_s, "bptt_median_s": bptt_s, "ep_over_bptt_s": ep_s / bptt_s,
          "fixed_cost_s": fixed,
          "without_fixed_cost_s": (ep_s - fixed) / (bptt_s - fixed) if bptt_s > fixed else 0.0,
