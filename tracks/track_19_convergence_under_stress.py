@@ -29,30 +29,27 @@ above — so the control is the deliberately broken model, not a trained arm.)
 
 from __future__ import annotations
 
-import statistics
-from typing import cast
-
-import torch
-
 from eqprop_core.data import load_dataset
-from eqprop_core.train import TrainingRun, train
-from eqprop_core.variants import build
 from properties import at_least_bound, at_most_bound, holds
 from properties.learning import banach_convergence
 from properties.statistics import paired_difference
 from tracks.context import TrackContext
-from tracks.plots import line_plot
+from tracks.procedures.convergence_under_stress import (
+    GAMMA,
+    GRID,
+    TOL,
+    account,
+    broken_model,
+    converged_share_figure,
+    train_grid,
+)
 from tracks.registry import track
 
-GAMMA = 0.95
-TOL = 1e-5
-HIDDEN = 128
 CERTIFIED = at_most_bound(GAMMA, "check (1): SN on the recurrent weight with gamma = 0.95 "
                                  "certifies L = sigma_max(W_dyn) sup|phi'| <= gamma")
 EVERY_SAMPLE = at_least_bound(
     1.0, "check (2), the certificate's promise: from h = 0 plain iteration meets the tolerance on "
          "every test sample within the Banach step count k*, so the share is 1")
-GRID = {"quick": ((1e-3, 3e-3, 1e-2), 2, 6), "full": ((3e-4, 1e-3, 3e-3, 1e-2, 3e-2), 3, 15)}
 
 
 @track(19, "Convergence under stress", "C",
@@ -61,17 +58,7 @@ GRID = {"quick": ((1e-3, 3e-3, 1e-2), 2, 6), "full": ((3e-4, 1e-3, 3e-3, 1e-2, 3
 def run(ctx: TrackContext) -> None:
     data = load_dataset("digits", seed=0)
     rates, n_seeds, epochs = GRID[ctx.profile]
-    runs: dict[tuple[str, float, int], TrainingRun] = {}
-    models = {}
-    for lr in rates:
-        for seed in range(ctx.seed, ctx.seed + n_seeds):
-            for sn in ("off", "recurrent"):
-                model, rule = build("standard", data.n_features, HIDDEN, data.n_classes, sn=sn,
-                                    seed=seed, gamma=GAMMA)
-                runs[sn, lr, seed] = train(model, rule, data, epochs=epochs, lr=lr, seed=seed,
-                                           tol=TOL, progress=False)
-                ctx.export_run(f"SN {sn} lr {lr:g}", runs[sn, lr, seed])
-                models[sn, lr, seed] = model
+    runs, models = train_grid(ctx, data, rates, n_seeds, epochs)
 
     promises = {key: banach_convergence(models[key], data.x_test, TOL)
                 for key in runs if key[0] == "recurrent"}
@@ -103,39 +90,12 @@ def run(ctx: TrackContext) -> None:
                         cells=[f"lr={lr:g} seed={s}" for lr, s in cells]),
                   "write-up: without SN the Lipschitz constant disrupts equilibrium convergence; "
                   "SN fixes the instability")
-    for lr in rates:
-        for sn in ("recurrent", "off"):
-            share = statistics.mean(final[sn, lr, s].converged_share for s in seeds)
-            acc = statistics.mean(final[sn, lr, s].test_accuracy for s in seeds)
-            sigma = statistics.mean(cast(float, final[sn, lr, s].sigma_eff) for s in seeds)
-            ctx.note(f"lr {lr:g}, SN {sn}: converged {100 * share:.1f}% in 30 steps, "
-                     f"test accuracy {100 * acc:.2f}%, ‖W_eff‖₂ {sigma:.2f}")
-    for metric, (mean, low, high) in table.items():
-        verdict = "changed" if low > 0 or high < 0 else "did not measurably change"
-        ctx.note(f"verdict: on digits SN {verdict} the {metric.replace('_', ' ')}: SN − no SN = "
-                 f"{100 * mean:+.1f} points (95% CI {100 * low:+.1f} to {100 * high:+.1f})")
-
-    series = {}
-    for sn in ("recurrent", "off"):
-        for lr in rates:
-            history = [runs[sn, lr, s].history for s in seeds]
-            epochs_seen = min(len(h) for h in history)
-            series[f"SN {sn}, lr {lr:g}"] = (
-                list(range(epochs_seen)),
-                [statistics.mean(h[e].converged_share for h in history)
-                 for e in range(epochs_seen)])
-    line_plot(ctx.artifact_path("converged_share.svg"), series, logy=False,
-              title="Track 19: share of test samples converged in 30 steps (mean over seeds)",
-              xlabel="epoch", ylabel="share with ‖T(h) − h‖ ≤ 1e-5",
-              styles={k: ("-o" if "recurrent" in k else "--x") for k in series})
+    account(ctx, final, rates, seeds, table)
+    converged_share_figure(ctx, runs, rates, seeds)
 
     # Control: no SN, W_dyn scaled to norm 3, held to the step count an L = γ certificate gives.
-    broken, _ = build("standard", data.n_features, HIDDEN, data.n_classes, sn="off",
-                      seed=ctx.seed, gamma=GAMMA)
-    with torch.no_grad():
-        broken.W.mul_(3.0 / float(torch.linalg.matrix_norm(broken.recurrent_weight().double(),
-                                                           ord=2)))
-    promise = banach_convergence(broken, data.x_test, TOL, lipschitz=GAMMA)
+    promise = banach_convergence(broken_model(data, ctx.seed), data.x_test, TOL,
+                                 lipschitz=GAMMA)
     ctx.negative_control(EVERY_SAMPLE.check(
         "‖W‖₂ = 3 without SN: share within tol after the step count of a claimed L = γ",
         promise["share"]), steps=promise["steps"],
