@@ -38,8 +38,7 @@ stay on the suite's models.
 
 from __future__ import annotations
 
-import numpy as np
-from hypothesis import strategies as st
+from collections.abc import Callable
 
 from properties import (
     MeasuredOnce,
@@ -52,16 +51,21 @@ from properties import (
     holds,
 )
 from properties import system_witness as witness
-from properties.bptt_truncation import TRUNCATION, UnrolledProblem
-from properties.system_checks import (
-    Witnessed,
-    bptt_steps,
-    relative_errors,
+from properties.bptt_truncation import (
+    TRUNCATION,
+    UnrolledProblem,
+    banach_ranges,
+    bptt_vs_implicit,
+    ep_vs_bptt,
+    ep_vs_bptt_cosine_gap,
+    truncated_cases,
+    truncated_error,
 )
+from properties.system_checks import Witnessed, bptt_steps, relative_errors
 from properties.tolerances import AGREEMENT_TOL, COSINE_TOL, SMALL_BETA
 
-from .plots import line_plot
 from .premises import describe_models, record_estimator_agreement, refuses_model, system_premises
+from .procedures.ep_vs_bptt import truncation_figure
 from .registry import on_system, track
 
 BPTT_AGREEMENT = at_most_bound(
@@ -78,56 +82,31 @@ EP_COSINE = at_most_bound(
 SYSTEM_BPTT_AGREEMENT = at_most_bound(
     1e-7, "the System entry's figure for two converged references (BPTT until state and "
           "adjoint converge, the witness's implicit gradient); the source states no derivation")
-SHORT_STEPS = (2, 5)  # the control's truncation range
-
-
-@st.composite
-def truncated_cases(draw: st.DrawFn) -> tuple[ModelSpec, int]:
-    return draw(gradient_models()), draw(st.integers(*SHORT_STEPS))
-
-
-def searches(problems: MeasuredOnce) -> tuple[Search, Search, Search]:
-    """Checks (1)-(3) as searches over this run's solved problems."""
-
-    def bptt_vs_implicit(spec: ModelSpec) -> float:
-        p = problems(spec)
-        return agreement(p.bptt(), p.implicit).worst_relative_error
-
-    def ep_vs_bptt(spec: ModelSpec) -> float:
-        p = problems(spec)
-        return agreement(p.ep(SMALL_BETA), p.bptt()).worst_relative_error
-
-    def ep_vs_bptt_cosine_gap(spec: ModelSpec) -> float:
-        p = problems(spec)
-        return 1.0 - agreement(p.ep(SMALL_BETA), p.bptt()).worst_cosine
-
-    return (
-        Search(f"BPTT (T from the Banach bound, eps={TRUNCATION:g}) vs implicit: worst "
-               "per-parameter relative error", bptt_vs_implicit, BPTT_AGREEMENT),
-        Search(f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter relative "
-               "error", ep_vs_bptt, EP_AGREEMENT),
-        Search(f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter "
-               "1 - cosine", ep_vs_bptt_cosine_gap, EP_COSINE),
-    )
-
-
-def banach_ranges(seen: list) -> dict:
-    """The Banach T and certified L over the problems seen."""
-    steps = [p.steps for p in seen]
-    return {"steps_range": [min(steps), max(steps)],
-            "lipschitz_range": [min(p.lipschitz for p in seen), max(p.lipschitz for p in seen)]}
+SEARCHES = (  # checks (1)-(3): (name, measure of an UnrolledProblem, bound)
+    (f"BPTT (T from the Banach bound, eps={TRUNCATION:g}) vs implicit: worst per-parameter "
+     "relative error", bptt_vs_implicit, BPTT_AGREEMENT),
+    (f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter relative error",
+     ep_vs_bptt, EP_AGREEMENT),
+    (f"symmetric EP at beta={SMALL_BETA:g} vs BPTT: worst per-parameter 1 - cosine",
+     ep_vs_bptt_cosine_gap, EP_COSINE),
+)
 
 
 def certify(ctx, strategy, problems: MeasuredOnce, n: int) -> None:
-    """Checks (1)-(3) over `strategy`'s models (the suite's, or the user's under --model)."""
-    bptt, ep, cosine = searches(problems)
-    out = ctx.search(strategy, bptt, n, details=lambda: banach_ranges(problems.values()))
+    """Checks (1)-(3) over `strategy`'s models (the suite's, or the user's under --model), each
+    measure taken on this run's solved problems."""
+    def solved(measure: Callable[[UnrolledProblem], float]) -> Callable[[ModelSpec], float]:
+        return lambda spec: measure(problems(spec))
+
+    (name, measure, bound), *rest = SEARCHES
+    out = ctx.search(strategy, Search(name, solved(measure), bound), n,
+                     details=lambda: banach_ranges(problems.values()))
     seen = problems.values()  # the models of check (1), for the note
-    steps = [p.steps for p in seen]
-    ep_out = ctx.search(strategy, ep, n)
-    ctx.search(strategy, cosine, n)
+    ep_out, _ = [ctx.search(strategy, Search(name, solved(measure), bound), n)
+                 for name, measure, bound in rest]
     drawn = describe_models(ctx, len(seen), "drawn models")
-    ctx.note(f"{drawn}, T = {min(steps)}..{max(steps)} unrolled steps: BPTT "
+    ranges = banach_ranges(seen)["steps_range"]
+    ctx.note(f"{drawn}, T = {ranges[0]}..{ranges[1]} unrolled steps: BPTT "
              f"matches the scipy implicit gradient to {out.worst:.1e} and symmetric EP at beta "
              f"= {SMALL_BETA:g} matches BPTT to {ep_out.worst:.1e} (worst parameter, relative)")
 
@@ -150,18 +129,14 @@ def run(ctx) -> None:
             certify(ctx, strategy, problems, n)
 
     # Control: BPTT truncated after 2..5 steps is not the gradient at equilibrium.
-    def truncated_error(case: tuple[ModelSpec, int]) -> float:
-        spec, steps = case
-        p = problems(spec)
-        return agreement(p.bptt(steps), p.implicit).worst_relative_error
-
-    found = find_example(truncated_cases(), lambda c: truncated_error(c) > BPTT_AGREEMENT.limit,
+    found = find_example(truncated_cases(),
+                         lambda c: truncated_error(problems(c[0]), c[1]) > BPTT_AGREEMENT.limit,
                          max_examples=ctx.examples(20, 100), seed=ctx.seed)
     error, details = 0.0, {}
     if found is not None:
         spec, steps = found
         p = problems(spec)
-        error = truncated_error(found)
+        error = truncated_error(p, steps)
         details = {"model": repr(spec), "steps": steps, "lipschitz": p.lipschitz,
                    "L_to_the_T": p.lipschitz**steps, "banach_steps": p.steps,
                    "relative_error": agreement(p.bptt(steps), p.implicit).relative_error}
@@ -171,22 +146,7 @@ def run(ctx) -> None:
     ctx.negative_control(
         BPTT_AGREEMENT.check("BPTT truncated to 2..5 steps vs implicit: worst per-parameter "
                              "relative error (shrunk example)", error, **details))
-
-    typical = UnrolledProblem(ModelSpec(n_in=3, n_hidden=8, weight_scale=1.0,
-                                        structure="gaussian", seed=ctx.seed, gamma=0.95,
-                                        drive_scale=1.0))
-    horizon = sorted({*np.unique(np.geomspace(1, typical.steps, 14).astype(int)).tolist(),
-                      typical.steps})
-    errors = [agreement(typical.bptt(t), typical.implicit).worst_relative_error
-              for t in horizon]
-    floor = np.finfo(np.float64).eps
-    line_plot(ctx.artifact_path("bptt-truncation.png"),
-              {"BPTT(T) vs implicit, worst parameter": (horizon, np.maximum(errors, floor)),
-               f"L^T (L = {typical.lipschitz:.3g})":
-                   (horizon, np.maximum(typical.lipschitz ** np.asarray(horizon, float), floor))},
-              title="BPTT truncation: error vs unrolled steps (typical SN model)",
-              xlabel="unrolled steps T", ylabel="relative error",
-              styles={"BPTT(T) vs implicit, worst parameter": "o-"})
+    truncation_figure(ctx)
 
 
 @on_system(10, requires=("ep_gradient",))

@@ -44,38 +44,24 @@ suite's symmetric SN models, hunting the one where ignoring SN comes closest.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
-import torch
-from hypothesis import strategies as st
 
-import theory
-from eqprop_core import LoopedMLP, ep_gradients
-from properties import (
-    GradientProblem,
-    MeasuredOnce,
-    ModelSpec,
-    Search,
-    as_numpy,
-    at_most_bound,
-    gradient_models,
-    worst_case,
+from properties import MeasuredOnce, Search, at_most_bound, worst_case
+from properties.sn_raw_gradient import (
+    FD_RELATIVE_STEP,
+    SNProblem,
+    dropped_by_ignoring_sn,
+    invariance_error,
+    sn_models,
 )
-from properties.gradients import flat, relative_error
-from properties.sn_pullback import vector_jacobian_product, without_sn
 from properties.tolerances import AGREEMENT_TOL, SMALL_BETA
 
 from .registry import track
 
-SCALES = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3)  # raw ‖S‖₂ before SN
-INVARIANCE_SCALES = (1e-3, 1e3)
-PULLBACK_BETA = 1e-3  # checks (1), (4): β-independent, and 1/β amplifies ulp-level differences
 PULLBACK = at_most_bound(
     1e-9, "check (1): only the two pull-backs differ, plus the phases' ulp-level differences "
           "that EP's 1/beta and the projection's cancellation amplify; at beta = 1e-3 that stays "
           "<= 1e-11 (measured worst 4e-12 over 200 draws)")
-FD_RELATIVE_STEP = 1e-5  # ε = 1e-5·‖W‖_F
 FINITE_DIFFERENCE = at_most_bound(
     1e-6, "check (2), relative to ||VJP(G)||: the truncation (eps/||W||)^2 curvature is ~1e-10 "
           "unless the top singular values nearly coincide, the round-off 1e-16/1e-5 = 1e-11")
@@ -88,59 +74,6 @@ INVARIANCE = at_most_bound(
 CONTROL_HUNT = IMPLICIT.scaled(
     -1, "the control's own search (under --model) hunts the suite model where ignoring SN "
         "comes closest, against check (3)'s bound")
-
-
-@st.composite
-def sn_models(draw: st.DrawFn, symmetric: bool | None = None) -> ModelSpec:
-    """SN gradient_models with the raw weight at any scale in 1e-3..1e3."""
-    sym = draw(st.booleans()) if symmetric is None else symmetric
-    spec = draw(gradient_models(symmetric=sym, spectral_norm=True))
-    return spec.with_(weight_scale=draw(st.sampled_from(SCALES)))
-
-
-class SNProblem(GradientProblem):
-    """A drawn SN model with its no-SN clone and random probes for the pull-back."""
-
-    @cached_property
-    def clone(self) -> LoopedMLP:
-        return without_sn(self.model)
-
-    def clone_gradient(self, beta: float = SMALL_BETA) -> np.ndarray:
-        """EP's W_eff gradient: symmetric EP at β on the clone without SN."""
-        grads = ep_gradients(self.clone, self.x, self.y, beta=beta, tol=self.tol)
-        return flat(grads["W"]).reshape(self.model.W.shape)
-
-    def pullback_error(self) -> float:
-        """(1) EP's raw-W gradient vs theory.pull_back_to_raw(EP's W_eff gradient)."""
-        hand = theory.pull_back_to_raw(as_numpy(self.model), self.clone_gradient(PULLBACK_BETA))
-        return relative_error(self.ep(PULLBACK_BETA)["W"], hand)
-
-    def finite_difference_error(self) -> float:
-        """(2) |⟨G, central FD of W_eff along D⟩ − ⟨VJP(G), D⟩| / ‖VJP(G)‖."""
-        rng = np.random.default_rng(self.spec.seed + 5)
-        n = self.model.n_hidden
-        G = torch.as_tensor(rng.standard_normal((n, n)), dtype=self.model.dtype)
-        D = torch.as_tensor(rng.standard_normal((n, n)), dtype=self.model.dtype)
-        D = D / torch.linalg.norm(D)
-        W = self.model.W.detach()
-        step = FD_RELATIVE_STEP * float(torch.linalg.norm(W))
-        with torch.no_grad():
-            change = (self.model.effective_weight(W + step * D)
-                      - self.model.effective_weight(W - step * D)) / (2 * step)
-        vjp = vector_jacobian_product(self.model, G)
-        return abs(float((G * change).sum() - (vjp * D).sum())) / float(torch.linalg.norm(vjp))
-
-    def implicit_error(self) -> float:
-        """(3) EP raw-W gradient vs the implicit raw-W gradient."""
-        return relative_error(self.ep(SMALL_BETA)["W"], self.implicit["W"])
-
-    def naive_error(self) -> float:
-        """Control: the clone's gradient (SN ignored) vs the implicit raw-W gradient."""
-        return relative_error(self.naive, self.implicit["W"])
-
-    @cached_property
-    def naive(self) -> np.ndarray:
-        return self.clone_gradient(SMALL_BETA)
 
 
 @track(16, "EP through SN", "B",
@@ -172,14 +105,9 @@ def run(ctx) -> None:
         ctx.note(f"{ctx.model!r} is asymmetric: check (3), EP vs the implicit gradient, applies "
                  "to symmetric models only (directed EP is biased: track 15)")
 
-    def invariance(spec: ModelSpec) -> float:
-        base = problems(spec).ep(PULLBACK_BETA)["W"]
-        return max(relative_error(s * problems(spec.with_(weight_scale=spec.weight_scale * s))
-                            .ep(PULLBACK_BETA)["W"], base) for s in INVARIANCE_SCALES)
-
     inv = ctx.search(models, Search(
-        "SN invariance: ||s * EP_W(sW) - EP_W(W)|| / ||EP_W(W)||, s = 1e-3, 1e3", invariance,
-        INVARIANCE), n)
+        "SN invariance: ||s * EP_W(sW) - EP_W(W)|| / ||EP_W(W)||, s = 1e-3, 1e3",
+        lambda spec: invariance_error(problems, spec), INVARIANCE), n)
     where = "SN models at raw scales 1e-3..1e3" if ctx.model is None else repr(ctx.model)
     ctx.note(f"{where}: EP's pull-back equals scipy's hand-derived "
              f"chain rule to {out.worst:.1e} and finite differences to {fd.worst:.1e}; "
@@ -197,18 +125,14 @@ def run(ctx) -> None:
         drawn = suite.values()
     errors = [p.naive_error() for p in drawn]
     closest = drawn[int(np.argmin(errors))]
-    net = as_numpy(closest.model)
-    G = closest.naive
-    sigma = np.linalg.svd(net.weight, compute_uv=False)[0]
-    projected = abs(np.sum(G * net.weight)) / sigma  # ‖(⟨G, W_eff⟩/σ) u vᵀ‖_F
-    r = sigma / np.linalg.svd(0.5 * (net.W + net.W.T), compute_uv=False)[0]
+    r, share = dropped_by_ignoring_sn(closest)
     ctx.negative_control(
         IMPLICIT.check("W_eff gradient used as the raw-W gradient (SN ignored) vs implicit: "
                        "relative error on the drawn model where it comes closest", min(errors),
                        model=repr(closest.spec), drawn=len(drawn),
-                       median_error=float(np.median(errors)), r_gamma_over_sigma=float(r),
-                       projection_share_of_G=float(projected / np.linalg.norm(G))))
+                       median_error=float(np.median(errors)), r_gamma_over_sigma=r,
+                       projection_share_of_G=share))
     ctx.note(f"control: ignoring SN's chain rule misses the implicit raw-W gradient on all "
              f"{len(drawn)} drawn symmetric models, by {min(errors):.3g} at least (there r = "
              f"gamma/sigma = {r:.3g} and the projection carries "
-             f"{100 * projected / np.linalg.norm(G):.0f}% of ||G||)")
+             f"{100 * share:.0f}% of ||G||)")
