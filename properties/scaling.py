@@ -94,3 +94,49 @@ class ScalingProblem(GradientProblem):
         t = np.concatenate([flat(tighter[k]) for k in ENERGY_PARAMETERS])
         r = np.concatenate([flat(self.implicit[k]) for k in ENERGY_PARAMETERS])
         return float(np.linalg.norm(a - t) / np.linalg.norm(a - r))
+
+
+# Track 11's statistics over the drawn models.
+def deviation(slope: float, estimator: str) -> float:
+    return abs(slope - ORDERS[estimator])
+
+
+def value_range(values: np.ndarray, mask: np.ndarray) -> list[float] | None:
+    """[min, max] of the masked values (None when the mask selects nothing)."""
+    return [float(values[mask].min()), float(values[mask].max())] if mask.any() else None
+
+
+def window_ranges(seen: list[ScalingProblem], estimator: str) -> dict[str, list[float]]:
+    """The window slopes, window tops, bias coefficients and scales kappa over the models seen."""
+    slopes = [p.window_slope(estimator) for p in seen]
+    tops = [float(p.window(estimator)[-1]) for p in seen]
+    coefficients = [p.coefficient(estimator) for p in seen]
+    return {"slope_range": [min(slopes), max(slopes)], "window_top_range": [min(tops), max(tops)],
+            "bias_coefficient_range": [min(coefficients), max(coefficients)],
+            "kappa_range": [min(p.radius(estimator) for p in seen),
+                            max(p.radius(estimator) for p in seen)]}
+
+
+def mislabeled_slope(p: ScalingProblem) -> float:
+    """The control's statistic: the one-sided estimator's slope on the symmetric window."""
+    return p.slope(p.window("symmetric"), "one_sided")
+
+
+def stated_details(seen: list[ScalingProblem], estimator: str, slopes: np.ndarray,
+                   meets: np.ndarray) -> dict:
+    """The stated figure's account over the drawn models: the share meeting it, the range of
+    slopes, the worst model (its slope, per-parameter slopes, window top), and the relative
+    error at β = 0.3 and the scale κ of the models meeting vs failing it."""
+    worst = seen[int(np.argmax(np.abs(slopes - ORDERS[estimator])))]
+    at_top = np.array([energy_error(p, STATED_BETAS[-1], estimator) for p in seen])
+    kappa = np.array([p.radius(estimator) for p in seen])
+    return dict(share_meeting=float(meets.mean()),
+                draws=len(slopes), slope_range=[float(slopes.min()), float(slopes.max())],
+                worst_model=repr(worst.spec), worst_model_slope=worst.slope(STATED_BETAS,
+                                                                            estimator),
+                worst_model_parameter_slopes=worst.parameter_slopes(STATED_BETAS, estimator),
+                worst_model_window_top=float(worst.window(estimator)[-1]),
+                relative_error_at_beta_0_3={"meeting": value_range(at_top, meets),
+                                            "failing": value_range(at_top, ~meets)},
+                kappa={"meeting": value_range(kappa, meets),
+                       "failing": value_range(kappa, ~meets)})

@@ -67,7 +67,16 @@ from properties import (
     gradient_models,
     worst_case,
 )
-from properties.scaling import ORDERS, REGIME, STATED_BETAS, ScalingProblem, energy_error
+from properties.scaling import (
+    ORDERS,
+    REGIME,
+    STATED_BETAS,
+    ScalingProblem,
+    deviation,
+    mislabeled_slope,
+    stated_details,
+    window_ranges,
+)
 from properties.system_checks import (
     BIAS_ORDERS,
     Witnessed,
@@ -76,8 +85,8 @@ from properties.system_checks import (
     sweep_betas,
 )
 
-from .plots import line_plot
 from .premises import describe_models, refuses_model, system_premises
+from .procedures.beta_scaling import scaling_figure
 from .registry import on_system, track
 
 ONE_SIDED_SLOPE = at_most_bound(
@@ -98,31 +107,6 @@ SYSTEM_SLOPE = {e: RelativeBound(tol / order, f"the System's {e} slope: {order:g
                                  "(issue 3's tolerances, properties.system_checks.BIAS_ORDERS), "
                                  "relative to the order")
                 for e, (order, tol) in BIAS_ORDERS.items()}
-
-
-def deviation(slope: float, estimator: str) -> float:
-    return abs(slope - ORDERS[estimator])
-
-
-def value_range(values: np.ndarray, mask: np.ndarray) -> list[float] | None:
-    """[min, max] of the masked values (None when the mask selects nothing)."""
-    return [float(values[mask].min()), float(values[mask].max())] if mask.any() else None
-
-
-def window_ranges(seen: list[ScalingProblem], estimator: str) -> dict[str, list[float]]:
-    """The window slopes, window tops, bias coefficients and scales kappa over the models seen."""
-    slopes = [p.window_slope(estimator) for p in seen]
-    tops = [float(p.window(estimator)[-1]) for p in seen]
-    coefficients = [p.coefficient(estimator) for p in seen]
-    return {"slope_range": [min(slopes), max(slopes)], "window_top_range": [min(tops), max(tops)],
-            "bias_coefficient_range": [min(coefficients), max(coefficients)],
-            "kappa_range": [min(p.radius(estimator) for p in seen),
-                            max(p.radius(estimator) for p in seen)]}
-
-
-def mislabeled_slope(p: ScalingProblem) -> float:
-    """The control's statistic: the one-sided estimator's slope on the symmetric window."""
-    return p.slope(p.window("symmetric"), "one_sided")
 
 
 def mislabeled_control(ctx, seen: list[ScalingProblem], n: int) -> None:
@@ -187,49 +171,16 @@ def run(ctx) -> None:
     worst_model = {}
     for estimator, slopes in stated.items():
         dev = np.abs(slopes - ORDERS[estimator])
-        worst = seen[int(np.argmax(dev))]
-        worst_model[estimator] = worst
-        meets = dev <= SLOPE[estimator].limit
-        at_top = np.array([energy_error(p, STATED_BETAS[-1], estimator) for p in seen])
-        kappa = np.array([p.radius(estimator) for p in seen])
-
+        worst_model[estimator] = seen[int(np.argmax(dev))]
         ctx.claim(SLOPE[estimator].check(f"{estimator} EP: |fitted slope - {ORDERS[estimator]:g}| "
                                          "over beta in [1e-3, 0.3] (8 points)", float(dev.max())),
-                  source="issue 3 acceptance", share_meeting=float(meets.mean()),
-                  draws=len(slopes), slope_range=[float(slopes.min()), float(slopes.max())],
-                  worst_model=repr(worst.spec), worst_model_slope=worst.slope(STATED_BETAS,
-                                                                              estimator),
-                  worst_model_parameter_slopes=worst.parameter_slopes(STATED_BETAS, estimator),
-                  worst_model_window_top=float(worst.window(estimator)[-1]),
-                  relative_error_at_beta_0_3={"meeting": value_range(at_top, meets),
-                                              "failing": value_range(at_top, ~meets)},
-                  kappa={"meeting": value_range(kappa, meets),
-                         "failing": value_range(kappa, ~meets)})
+                  source="issue 3 acceptance",
+                  **stated_details(seen, estimator, slopes, dev <= SLOPE[estimator].limit))
 
     mislabeled_control(ctx, seen, n)
 
-    typical = ScalingProblem(ModelSpec(n_in=3, n_hidden=8, weight_scale=1.0, structure="gaussian",
-                                       seed=ctx.seed, gamma=0.95, drive_scale=1.0))
-    series, styles = {}, {}
-    worst_label = "worst drawn" if ctx.model is None else "your model"
-    for label, p in (("typical", typical), (worst_label, worst_model["symmetric"])):
-        for estimator, mark in (("one_sided", "o"), ("symmetric", "s")):
-            name = (f"{label}, {estimator.replace('_', '-')} "
-                    f"(slope {p.slope(STATED_BETAS, estimator):.2f})")
-            series[name] = (STATED_BETAS, p.errors(STATED_BETAS, estimator))
-            styles[name] = mark + ("-" if label == "typical" else "--")
-    line_plot(ctx.artifact_path("beta-scaling.png"), series,
-              title="EP relative error (W, U, b) vs beta", xlabel="beta",
-              ylabel="||g_EP - g*|| / ||g*||", logx=True, styles=styles)
-    shares = {e: 100 * np.mean(np.abs(stated[e] - ORDERS[e]) <= SLOPE[e].limit) for e in ORDERS}
-    if ctx.model is None:
-        ctx.note(f"over [1e-3, 0.3]: {shares['one_sided']:.0f}% of drawn models have one-sided "
-                 f"slope 1 +- 0.1, {shares['symmetric']:.0f}% symmetric 2 +- 0.15")
-    else:
-        ctx.note(f"over [1e-3, 0.3]: {ctx.model!r} has one-sided slope "
-                 f"{stated['one_sided'][0]:.3f} (stated 1 +- 0.1), symmetric "
-                 f"{stated['symmetric'][0]:.3f} (stated 2 +- 0.15)")
-
+    scaling_figure(ctx, worst_model["symmetric"], stated,
+                   {e: bound.limit for e, bound in SLOPE.items()})
 
 @on_system(11, requires=("ep_gradient",))
 def certify_system(ctx) -> None:
