@@ -61,33 +61,30 @@ import math
 from typing import cast
 
 import numpy as np
-import scipy.stats
 from hypothesis import strategies as st
 
-import theory
-from eqprop_core import ep_gradients
 from properties import (
     MeasuredOnce,
     ModelSpec,
     Search,
-    as_numpy,
     at_most_bound,
-    fitted_slope,
-    gradient_models,
     holds,
     worst_case,
 )
-from properties.directed import BATCH, TOL, beta_slope, bias, directed_model, measure_one
-from properties.scaling import ScalingProblem
+from properties.directed import (
+    ASYMMETRIES,
+    NOT_VANISHING,
+    STATED,
+    TOL,
+    base_models,
+    directed_cases,
+    measure,
+    measure_one,
+)
 
-from .plots import line_plot, plt, save_figure
+from .procedures.directed import account, plots
 from .registry import track
 
-ASYMMETRIES = (0.0, 1e-4, 2e-4, 4e-4, 1e-3, 1e-2, 0.1, 0.3, 0.5, 1.0, 1.5)
-FIRST_ORDER = (1e-4, 2e-4, 4e-4)  # where b(a) = c·a is fitted
-NOT_VANISHING = 0.1  # check (2) applies from this asymmetry on
-STATED = 0.3  # issue 3: "asymmetric W (a ≥ 0.3)"
-SYMMETRIC_ORDER, LINEAR_ORDER = 2.0, 1.0  # a = 0: bias O(β²); b(a) = c·a + O(a²)
 SYMMETRIC_SLOPE = at_most_bound(
     0.15, "a = 0: the bias falls as beta^2, fitted slope 2 +- 0.15 (the issue's symmetric "
           "tolerance) in the model's own asymptotic window")
@@ -110,96 +107,6 @@ CONTROL_HUNT = UNBIASED.scaled(
     -1, "the control's own search (under --model) hunts the least-biased suite draw, against "
         "the control's bound")
 MONOTONE = 1.0 - 1e-12  # Spearman rho = 1, up to its float round-off
-PLOT_BETAS = tuple(float(b) for b in np.geomspace(1e-4, 0.3, 8))
-PLOT_ASYMMETRIES = (0.0, 0.1, 0.3, 1.0)
-
-
-def base_models() -> st.SearchStrategy[ModelSpec]:
-    """The suite's symmetric SN models, the S of the directed models."""
-    return gradient_models(spectral_norm=True)
-
-
-@st.composite
-def directed_cases(draw: st.DrawFn, models: st.SearchStrategy) -> tuple[ModelSpec, int]:
-    """A symmetric SN model (S = its symmetrized raw W) and the seed of the skew direction A."""
-    return draw(models), draw(st.integers(0, 2**16))
-
-
-def window_slope_at_zero(spec: ModelSpec, skew_seed: int) -> float:
-    """Check (1)'s statistic: the fitted slope of the a = 0 model's bias vs β over track 11's
-    asymptotic window for this model (the a = 0 model is the symmetric S, run as vector-field
-    EP; the window's location comes from S's energy-form bias coefficients, the same law)."""
-    model = directed_model(spec, skew_seed, 0.0)
-    x, y = spec.inputs(BATCH), spec.labels(BATCH)
-    reference = theory.implicit_gradients(as_numpy(model), x, y)
-    window = ScalingProblem(spec, batch=BATCH, tol=TOL).window("symmetric")
-    errors = [bias(ep_gradients(model, x, y, beta=float(b), tol=TOL), reference) for b in window]
-    return fitted_slope(window, errors)
-
-
-def measure(case: tuple[ModelSpec, int]) -> dict:
-    spec, skew_seed = case
-    rows = [measure_one(spec, skew_seed, a) for a in ASYMMETRIES]
-    at = {row["a"]: row for row in rows}
-    positive = [row for row in rows if row["a"] > 0]
-    spearman = scipy.stats.spearmanr([r["a"] for r in rows], [r["bias_limit"] for r in rows])
-    return {
-        "rows": rows,
-        "symmetric_slope_deviation": abs(window_slope_at_zero(spec, skew_seed)
-                                         - SYMMETRIC_ORDER),
-        "flat_slope": max(abs(beta_slope(r)) for r in rows if r["a"] >= NOT_VANISHING),
-        "linear_slope_deviation": abs(fitted_slope(
-            FIRST_ORDER, [at[a]["bias_limit"] for a in FIRST_ORDER]) - LINEAR_ORDER),
-        "L_over_gamma": max(r["L"] / r["gamma"] for r in rows),
-        "L": max(r["L"] for r in rows),
-        "solver_residual": max(r["solver_residual"] for r in rows),
-        "theory_residual": max(r["theory_residual"] for r in rows),
-        "spearman": float(spearman.statistic),
-        "spearman_U_b": float(scipy.stats.spearmanr(
-            [r["a"] for r in rows], [r["bias_limit_U_b"] for r in rows]).statistic),
-        "stated_biases": [r["bias_limit"] for r in positive if r["a"] >= STATED],
-    }
-
-
-def plots(ctx, seen: list[dict], typical: tuple[ModelSpec, int]) -> dict[float, float]:
-    """Bias vs a for every draw; bias vs β for a few a on one model (returns its slopes)."""
-    path = ctx.artifact_path("bias_vs_asymmetry.png")
-    if path is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        positive = [a for a in ASYMMETRIES if a > 0]
-        for m in seen:
-            ax.plot(positive, [r["bias_limit"] for r in m["rows"] if r["a"] > 0], "-",
-                    color="tab:blue", alpha=0.3, lw=0.8)
-        median = [np.median([r["bias_limit"] for m in seen for r in m["rows"] if r["a"] == a])
-                  for a in positive]
-        ax.plot(positive, median, "o-", color="tab:blue", lw=2,
-                label=f"median of {len(seen)} draws (thin: each draw)")
-        ax.plot(positive, positive, "k:", label="first order: bias = a (slope 1)")
-        ax.axhline(UNBIASED.limit, color="tab:red", ls="--",
-                   label=f"symmetric EP tolerance {UNBIASED.limit:g} (control)")
-        ax.set(xscale="log", yscale="log", xlabel="a = ||W - W^T|| / ||W + W^T||",
-               ylabel="relative bias at beta -> 0 (worst of W, U, b)",
-               title="directed EP: bias at beta -> 0 vs asymmetry (SN models)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        save_figure(fig, path)
-
-    spec, skew_seed = typical
-    x, y = spec.inputs(BATCH), spec.labels(BATCH)
-    series, styles, slopes = {}, {}, {}
-    for a in PLOT_ASYMMETRIES:
-        model = directed_model(spec, skew_seed, a)
-        reference = theory.implicit_gradients(as_numpy(model), x, y)
-        errors = [bias(ep_gradients(model, x, y, beta=b, tol=TOL), reference)
-                  for b in PLOT_BETAS]
-        small = [b for b in PLOT_BETAS if b <= 1e-2]
-        slopes[a] = fitted_slope(small, errors[:len(small)])
-        label = f"a = {a:g} (slope {slopes[a]:.2f} for beta <= 1e-2)"
-        series[label], styles[label] = (PLOT_BETAS, errors), "o-"
-    line_plot(ctx.artifact_path("bias_vs_beta.png"), series, styles=styles,
-              title=f"symmetric EP vs implicit gradient, directed model n_hidden={spec.n_hidden}",
-              xlabel="beta", ylabel="relative error (worst of W, U, b)", logx=True)
-    return slopes
 
 
 @track(15, "Directed / asymmetric EP", "B",
@@ -267,20 +174,6 @@ def run(ctx) -> None:
 
     typical = (ModelSpec(n_in=3, n_hidden=8, weight_scale=1.0, structure="gaussian",
                          seed=ctx.seed, gamma=0.95, drive_scale=1.0), ctx.seed)
-    slopes = plots(ctx, seen, typical)
+    slopes = plots(ctx, seen, typical, UNBIASED.limit)
 
-    per_a = {a: [r["bias_limit"] for m in seen for r in m["rows"] if r["a"] == a]
-             for a in ASYMMETRIES}
-    drawn = (f"{len(seen)} drawn SN models" if ctx.model is None
-             else f"{ctx.model!r} made asymmetric along {len(seen)} drawn skew directions")
-    ctx.note(f"{drawn}, bias at beta -> 0 (median over draws) by asymmetry: "
-             + ", ".join(f"a={a:g}: {np.median(v):.1e}" for a, v in per_a.items()))
-    ctx.note(f"a >= {STATED:g}: bias at beta -> 0 between {min(stated):.2e} and {max(stated):.2e} "
-             f"(median {np.median(stated):.2e}); bias(1e-4)/bias(1e-3) >= {min(ratios):.4f} for "
-             f"a >= {NOT_VANISHING:g}, while for a = 0 it falls 100x (beta^2)")
-    rhos_u_b = ", ".join(f"{m['spearman_U_b']:.2f}" for m in seen)
-    ctx.note(f"grows with a: Spearman rho per draw {', '.join(f'{r:.2f}' for r in rhos)} (U, b "
-             f"only: {rhos_u_b}); "
-             f"certified L <= {max(m['L'] for m in seen):.3f} on every model")
-    ctx.note("plotted model, slope of bias vs beta (beta <= 1e-2): " + ", ".join(
-        f"a={a:g}: {s:.2f}" for a, s in slopes.items()))
+    account(ctx, seen, stated, ratios, rhos, slopes)
