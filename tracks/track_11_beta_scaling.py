@@ -143,7 +143,6 @@ def run(ctx) -> None:
         mislabeled_control(ctx, [], n)
         return
 
-    slopes: list[float] | np.ndarray  # per estimator: window slopes, then stated slopes
     for estimator in ORDERS:
         def window_deviation(spec: ModelSpec, estimator: str = estimator) -> float:
             return deviation(problems(spec).window_slope(estimator), estimator)
@@ -181,6 +180,7 @@ def run(ctx) -> None:
 
     scaling_figure(ctx, worst_model["symmetric"], stated,
                    {e: bound.limit for e, bound in SLOPE.items()})
+
 
 @on_system(11, requires=("ep_gradient",))
 def certify_system(ctx) -> None:

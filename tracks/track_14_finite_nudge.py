@@ -73,30 +73,32 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from properties import (
     MeasuredOnce,
-    ModelSpec,
     Search,
-    as_numpy,
     at_most_bound,
-    fitted_slope,
     gradient_models,
     worst_case,
 )
 from properties import system_witness as witness
 from properties.finite_nudge import (
-    BATCH,
     BETA,
     CANCELLATION_BETA,
     ESTIMATORS,
     FD_TOL,
+    cancellation,
+    fd_gap,
+    free_unroll_error,
     in_premise,
+    max_relative_to_inner,
     measure,
     measure_control,
-    surrogate_value,
+    one_sided_gap,
+    one_sided_slope_error,
+    unroll_details,
+    unrolled_total,
 )
 from properties.system_checks import (
     NUDGES,
@@ -109,10 +111,9 @@ from properties.system_checks import (
     planted,
     split_note,
 )
-from theory.gradients import loss as true_loss
 
-from .plots import line_plot
 from .premises import refuses_model, system_premises
+from .procedures.finite_nudge import surrogate_account
 from .registry import on_system, track
 
 SURROGATE = at_most_bound(
@@ -130,13 +131,22 @@ BPTT = at_most_bound(
 LOWER_BOUND = at_most_bound(
     1e-12, "one-sided L_beta - L <= round-off: f(beta) = min_h F(h, beta) is concave with "
            "f'(0) = L, so L_beta <= L for every beta > 0")
-ONE_SIDED_ORDER = 1.0
 ONE_SIDED_SLOPE = at_most_bound(
     0.1, "one-sided |L_beta - L| falls as beta^1 (slope 1 +- 0.1): f''(0) is a sum of negative "
          "per-sample terms, so it never cancels")
 CANCELLATION = at_most_bound(
     0.05, "|L_beta^sym - L| / |L_beta^one-sided - L| ~ |f'''/f''| beta/3 at beta = 1e-3 (<= 5e-3 "
           "measured over 92 models)")
+ONCE_PER_DRAW = (  # checks (3)-(5): (name, statistic of a drawn case's measurement, bound)
+    ("the unroll carries dh/dtheta: K-step BPTT from h_0 vs implicit gradient",
+     free_unroll_error, BPTT),
+    (f"one-sided L_beta - L at beta = {BETA:g} (concavity: L_beta <= L)", one_sided_gap,
+     LOWER_BOUND),
+    ("one-sided: |fitted slope of |L_beta - L| vs beta (1e-3..8e-3) - 1|", one_sided_slope_error,
+     ONE_SIDED_SLOPE),
+    (f"symmetric cancels the O(beta) term: |L_beta^sym - L| / |L_beta^one-sided - L| at "
+     f"beta = {CANCELLATION_BETA:g}", cancellation, CANCELLATION),
+)
 CONTROL_HUNT = SURROGATE.scaled(
     -1, "the control's own search (under --model) hunts the draw closest to the true gradient, "
         "against check (1)'s bound")
@@ -146,25 +156,6 @@ SYSTEM_STATIONARITY = at_most_bound(
 SYSTEM_SURROGATE = at_most_bound(
     1e-6, "the System entry's figure: |D_v L_beta - <g, v>| <= 1e-6 ||g|| ||v|| with D_v a "
           "Richardson tableau of central differences of the re-solved surrogate")
-PLOT_BETAS = tuple(float(b) for b in np.geomspace(1e-3, 0.5, 10))
-
-
-def outside_premise(seen: list[dict], estimator: str) -> list[str]:
-    return [m[estimator]["outside_premise"] for m in seen if not in_premise(m, estimator)]
-
-
-def worst_over(seen: list[dict], estimator: str, key: str) -> float:
-    return max((m[estimator][key] for m in seen if in_premise(m, estimator)), default=0.0)
-
-
-def unroll_details(seen: list[dict], estimator: str) -> dict:
-    """Check (1)'s account: the unroll lengths K, the draws with rho >= 1 or outside the
-    premise, and the partial derivative's error beside the total one."""
-    scored = [m for m in seen if in_premise(m, estimator)]
-    return {"unroll_K": [m[estimator]["unroll"] for m in scored if m[estimator]["unroll"]],
-            "draws_with_rho_at_least_1": sum(1 for m in scored if not m[estimator]["unroll"]),
-            "draws_outside_premise": outside_premise(seen, estimator),
-            "max_partial_derivative_error": worst_over(seen, estimator, "partial")}
 
 
 def true_loss_control(ctx, seen: list[dict], n: int) -> float:
@@ -209,60 +200,16 @@ def run(ctx) -> None:
         # A draw whose phase map has ρ ≥ 1 has no converging unroll: counted, not checked here.
         search(f"{estimator}: autograd of L_beta (total derivative, unroll K) vs EP update at "
                f"beta = {BETA:g}, worst relative error of W, U, b",
-               lambda m, e=estimator: m[e]["total"] if in_premise(m, e) and m[e]["unroll"]
-               else 0.0, SURROGATE,
+               lambda m, e=estimator: unrolled_total(m, e), SURROGATE,
                details=lambda e=estimator: unroll_details(measured.values(), e))
         search(f"{estimator}: |central FD of L_beta along v - <EP update, v>| / (||g|| ||v||), "
-               "equilibria re-solved",
-               lambda m, e=estimator: m[e]["fd"]["gap"] if in_premise(m, e) else 0.0,
-               FINITE_DIFFERENCE, details=lambda e=estimator: {"max_relative_to_inner": max(
-                   (m[e]["fd"]["relative_to_inner"] for m in measured.values()
-                    if in_premise(m, e)), default=0.0)})
-
-    search("the unroll carries dh/dtheta: K-step BPTT from h_0 vs implicit gradient",
-           lambda m: m["bptt"] if m["free_unroll"] else 0.0, BPTT)
-    search(f"one-sided L_beta - L at beta = {BETA:g} (concavity: L_beta <= L)",
-           lambda m: m["one_sided"]["gap_at_beta"] if in_premise(m, "one_sided") else 0.0,
-           LOWER_BOUND)
-    search("one-sided: |fitted slope of |L_beta - L| vs beta (1e-3..8e-3) - 1|",
-           lambda m: abs(m["one_sided"]["slope"] - ONE_SIDED_ORDER)
-           if in_premise(m, "one_sided") else 0.0, ONE_SIDED_SLOPE)
-    search(f"symmetric cancels the O(beta) term: |L_beta^sym - L| / |L_beta^one-sided - L| at "
-           f"beta = {CANCELLATION_BETA:g}", lambda m: m["cancellation"], CANCELLATION)
+               "equilibria re-solved", lambda m, e=estimator: fd_gap(m, e), FINITE_DIFFERENCE,
+               details=lambda e=estimator: max_relative_to_inner(measured.values(), e))
+    for name, metric, bound in ONCE_PER_DRAW:
+        search(name, metric, bound)
     seen = measured.values()
-
     closest = true_loss_control(ctx, seen, n)
-
-    typical = ModelSpec(n_in=3, n_hidden=8, weight_scale=1.0, structure="gaussian",
-                        seed=ctx.seed, gamma=0.95, drive_scale=1.0)
-    model, x, y = typical.build(), typical.inputs(BATCH), typical.labels(BATCH)
-    L = true_loss(as_numpy(model), x, y)
-    series = {}
-    for estimator in ESTIMATORS:
-        gaps = [abs(surrogate_value(model, x, y, estimator, b) - L) for b in PLOT_BETAS]
-        small = [b for b in PLOT_BETAS if b <= 1e-2]
-        slope = fitted_slope(small, gaps[:len(small)])
-        series[f"{estimator} (slope {slope:.2f} for beta <= 1e-2)"] = (PLOT_BETAS, gaps)
-    line_plot(ctx.artifact_path("surrogate_gap.png"), series,
-              title="|L_beta - L|: the finite-nudge surrogate vs the loss",
-              xlabel="beta", ylabel="|L_beta - L|", logx=True,
-              styles={k: "o-" for k in series})
-
-    for estimator in ESTIMATORS:
-        scored = [m for m in seen if in_premise(m, estimator)]
-        gaps = [m[estimator]["gap_at_beta"] for m in scored]
-        readout = [max(m[estimator]["readout_difference"].values()) for m in scored]
-        drawn = f"over {len(seen)} draws" if ctx.model is None else f"on {ctx.model!r}"
-        ctx.note(f"{estimator}: L_beta - L at beta = {BETA:g} {drawn} "
-                 f"{min(gaps):+.3e}..{max(gaps):+.3e} (median {np.median(gaps):+.3e}); "
-                 f"slope of |L_beta - L| vs beta "
-                 f"{min(m[estimator]['slope'] for m in scored):.2f}.."
-                 f"{max(m[estimator]['slope'] for m in scored):.2f}; readout V, c: surrogate "
-                 f"gradient (at h_beta) differs from EP's (at h_0) by {np.median(readout):.2e} "
-                 "relative (median) -- reported, not checked")
-    where = "" if ctx.model is None else " of the suite's models"
-    ctx.note(f"EP at beta = {BETA:g} vs the true gradient: relative error "
-             f"{closest:.3f} at the closest draw{where} -- finite-beta EP descends L_beta, not L")
+    surrogate_account(ctx, seen, closest)
 
 
 @on_system(14, requires=("energy", "ep_gradient"))
