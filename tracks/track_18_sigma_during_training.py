@@ -29,23 +29,18 @@ Lipschitz constant — held to check (1): it must disagree with the matrix the d
 
 from __future__ import annotations
 
-from typing import Any
-
 from eqprop_core.data import DataUnavailable, load_dataset
 from eqprop_core.variants import SN_MODES
 from properties import at_most_bound, holds
 from tracks.context import TrackContext
 from tracks.procedures.sigma_during_training import (
-    arm_note,
-    fold_worst,
+    SETUPS,
     plot_arms,
-    relative,
-    train_arm,
+    raw_sigma_error,
+    train_arms,
 )
 from tracks.registry import track
 
-SETUPS: dict[str, dict[str, Any]] = {"digits": {"hidden": 128, "lr": 2e-3, "quick": 10, "full": 30},
-          "mnist10k": {"hidden": 256, "lr": 1e-3, "quick": None, "full": 10}}
 FLOAT32_AGREEMENT = at_most_bound(
     1e-5, "checks (1), (3): the trainer's torch sigma and rho (on the float32 W_eff) vs scipy's "
           "(on W_dyn measured in float64), relative: the float32 rounding of W_eff")
@@ -71,12 +66,7 @@ def run(ctx: TrackContext) -> None:
         except DataUnavailable as missing:
             ctx.note(f"{name} not measured: {missing}")
             continue
-        runs = {sn: train_arm(data, sn, hidden=setup["hidden"], lr=setup["lr"], epochs=epochs,
-                              seed=ctx.seed) for sn in SN_MODES}
-        for sn, run in runs.items():
-            ctx.export_run(f"{name} SN {sn}", run)
-            fold_worst(worst, sn, run)
-            arm_note(ctx, data, sn, run)
+        runs = train_arms(ctx, name, data, setup, epochs, SN_MODES, worst)
         final_no_sn[name] = runs["off"].history[-1].extra["sigma_scipy"]
         plot_arms(ctx, name, runs)
         low, high = STATED_GROWTH
@@ -85,9 +75,7 @@ def run(ctx: TrackContext) -> None:
                         final_no_sn[name],
                         epochs=epochs, initial=runs["off"].history[0].extra["sigma_scipy"]),
                   "write-up: without SN the recurrent Lipschitz constant grows to 5–6")
-        sn_run = runs["recurrent"]
-        control = max(relative(r.extra["sigma_raw"], r.extra["sigma_scipy"])
-                      for r in sn_run.history)
+        control = raw_sigma_error(runs["recurrent"])
     ctx.check(FLOAT32_AGREEMENT.check("reported σ_eff vs scipy σ_max(W_dyn), worst relative "
                                       "difference", worst["report"]))
     ctx.check(SN_CONTRACTION.check("SN arms: max σ_max(W_dyn)/γ over epochs", worst["sn"]))

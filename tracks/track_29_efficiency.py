@@ -38,17 +38,14 @@ the cost of the learning rule of group C (real EqProp training steps), so it is 
 
 from __future__ import annotations
 
-from typing import Any
-
 from benchmarks import measure
 from properties import at_least_bound, at_most_bound
 from tracks.context import TrackContext
 from tracks.procedures.efficiency import (
-    SETUP,
-    STEPS,
     TIMED,
     growth,
     memory_account,
+    memory_measurements,
     step_time_claim,
     timed_setting_cosines,
 )
@@ -73,11 +70,7 @@ STEP_RATIO = at_most_bound(0.5, "issue 7's target: EP training step <= 0.5 x BPT
        "(live tensor bytes, measured); time per training step EP vs BPTT recorded")
 def run(ctx: TrackContext) -> None:
     profile = "quick" if ctx.quick else "full"
-    steps = STEPS[profile]
-    state = SETUP["batch"] * SETUP["hidden"] * 4
-    sizes: dict[str, Any] = dict(SETUP, seed=ctx.seed)
-    peaks = {m: measure.memory_by_steps(m, steps, **sizes) for m in measure.METHODS}
-    leaky = measure.memory_by_steps("EP", steps, step=measure.leaky_ep_step, **sizes)
+    steps, state, peaks, leaky = memory_measurements(profile, ctx.seed)
 
     ctx.check(FLAT.check(f"EP: peak live tensor bytes at T={steps[-1]} / at T={steps[0]} - 1",
                          growth(peaks["EP"]), peak_bytes=peaks["EP"], state_bytes=state))

@@ -88,3 +88,15 @@ def timed_setting_cosines(seed: int) -> tuple[Any, dict[str, float]]:
     ep = measure.rule_for("EP", TIMED).gradients(model, x, y).grads
     bptt = measure.rule_for("BPTT", TIMED).gradients(model, x, y).grads
     return model, {name: measure.cosine(ep[name], bptt[name]) for name in ep}
+
+
+def memory_measurements(profile: str, seed: int
+                        ) -> tuple[list[int], int, dict[str, dict[int, int]], dict[int, int]]:
+    """Peak live tensor bytes of one training step per T (`STEPS[profile]`) for EP and BPTT
+    and for the leaky EP of the control, with the bytes of one state (B·n·4, float32)."""
+    steps = STEPS[profile]
+    state = SETUP["batch"] * SETUP["hidden"] * 4
+    sizes: dict[str, Any] = dict(SETUP, seed=seed)
+    peaks = {m: measure.memory_by_steps(m, steps, **sizes) for m in measure.METHODS}
+    leaky = measure.memory_by_steps("EP", steps, step=measure.leaky_ep_step, **sizes)
+    return steps, state, peaks, leaky

@@ -97,3 +97,25 @@ def arm_note(ctx: TrackContext, data: Dataset, sn: str, run: TrainingRun) -> Non
              f"ρ(J) {last.extra['rho_scipy']:.3f}, median residual "
              f"{last.median_residual:.2e}, converged {100 * last.converged_share:.1f}%, "
              f"test accuracy {100 * last.test_accuracy:.2f}%, {run.outcome}")
+
+
+SETUPS: dict[str, dict[str, Any]] = {"digits": {"hidden": 128, "lr": 2e-3, "quick": 10, "full": 30},
+          "mnist10k": {"hidden": 256, "lr": 1e-3, "quick": None, "full": 10}}
+
+
+def train_arms(ctx: TrackContext, name: str, data: Dataset, setup: dict[str, Any], epochs: int,
+               sn_modes: tuple[str, ...], worst: dict[str, float]) -> dict[str, TrainingRun]:
+    """One arm per SN mode on `data`, each exported, folded into `worst` and noted."""
+    runs = {sn: train_arm(data, sn, hidden=setup["hidden"], lr=setup["lr"], epochs=epochs,
+                          seed=ctx.seed) for sn in sn_modes}
+    for sn, run in runs.items():
+        ctx.export_run(f"{name} SN {sn}", run)
+        fold_worst(worst, sn, run)
+        arm_note(ctx, data, sn, run)
+    return runs
+
+
+def raw_sigma_error(run: TrainingRun) -> float:
+    """The control's statistic: the raw parameter's σ_max vs σ_max(W_dyn), worst relative
+    difference over the epochs of an SN arm."""
+    return max(relative(r.extra["sigma_raw"], r.extra["sigma_scipy"]) for r in run.history)
