@@ -68,9 +68,11 @@ from properties import (
     worst_case,
 )
 from properties.scaling import (
+    ONE_SIDED_SLOPE,
     ORDERS,
     REGIME,
     STATED_BETAS,
+    SYMMETRIC_SLOPE,
     ScalingProblem,
     deviation,
     mislabeled_slope,
@@ -89,12 +91,6 @@ from .premises import describe_models, refuses_model, system_premises
 from .procedures.beta_scaling import scaling_figure
 from .registry import on_system, track
 
-ONE_SIDED_SLOPE = at_most_bound(
-    0.1, "issue 3 acceptance: one-sided EP's fitted slope within 1 +- 0.1 (measured over ~900 "
-         "drawn and hunted models: within 0.004 of the order in the model's asymptotic window)")
-SYMMETRIC_SLOPE = at_most_bound(
-    0.15, "issue 3 acceptance: symmetric EP's fitted slope within 2 +- 0.15 (measured over ~900 "
-          "drawn and hunted models: within 0.004 of the order in the model's asymptotic window)")
 SLOPE = {"one_sided": ONE_SIDED_SLOPE, "symmetric": SYMMETRIC_SLOPE}
 FLOOR_RATIO = at_most_bound(
     0.1, "||g(tol) - g(tol/10)|| / fitted error at the window's smallest beta: a relative change "

@@ -81,13 +81,11 @@ from properties.directed import (
     measure,
     measure_one,
 )
+from properties.scaling import SYMMETRIC_SLOPE  # a = 0: the bias falls as beta^2
 
 from .procedures.directed import account, plots
 from .registry import track
 
-SYMMETRIC_SLOPE = at_most_bound(
-    0.15, "a = 0: the bias falls as beta^2, fitted slope 2 +- 0.15 (the issue's symmetric "
-          "tolerance) in the model's own asymptotic window")
 FLAT_SLOPE = at_most_bound(
     0.25, "a >= 0.1: a vanishing bias would have slope >= 1; the beta^2 part of the error is "
           "<= 1e-3 of the bias, so the measured slopes are <= 4e-4")
