@@ -32,17 +32,9 @@ from __future__ import annotations
 from eqprop_core.data import load_dataset
 from properties import at_least_bound, at_most_bound, holds
 from properties.learning import banach_convergence
-from properties.statistics import paired_difference
 from tracks.context import TrackContext
-from tracks.procedures.convergence_under_stress import (
-    GAMMA,
-    GRID,
-    TOL,
-    account,
-    broken_model,
-    converged_share_figure,
-    train_grid,
-)
+from tracks.procedures import convergence_under_stress as stress
+from tracks.procedures.convergence_under_stress import GAMMA, GRID, TOL
 from tracks.registry import track
 
 CERTIFIED = at_most_bound(GAMMA, "check (1): SN on the recurrent weight with gamma = 0.95 "
@@ -58,18 +50,16 @@ EVERY_SAMPLE = at_least_bound(
 def run(ctx: TrackContext) -> None:
     data = load_dataset("digits", seed=0)
     rates, n_seeds, epochs = GRID[ctx.profile]
-    runs, models = train_grid(ctx, data, rates, n_seeds, epochs)
+    runs, models = stress.train_grid(ctx, data, rates, n_seeds, epochs)
 
-    promises = {key: banach_convergence(models[key], data.x_test, TOL)
-                for key in runs if key[0] == "recurrent"}
+    promises = stress.sn_promises(runs, models, data)
     ctx.check(CERTIFIED.check("SN arms: max certified L (scipy) over final models",
                               max(p["measured_lipschitz"] for p in promises.values())))
     worst = min(promises.values(), key=lambda p: p["share"])
     ctx.check(EVERY_SAMPLE.check("SN arms: share of test samples within tol after the Banach step "
                                  "count", worst["share"], steps=worst["steps"],
                                  lipschitz=worst["lipschitz"], max_residual=worst["max_residual"]))
-    diverged = {f"{sn} lr={lr:g} seed={seed}": r.divergence for (sn, lr, seed), r in runs.items()
-                if r.outcome != "completed"}
+    diverged = stress.divergences(runs)
     ctx.check(holds("every run completed (no divergence)", not diverged, "no divergence",
                     len(diverged), diverged=diverged))
 
@@ -77,12 +67,8 @@ def run(ctx: TrackContext) -> None:
     seeds = range(ctx.seed, ctx.seed + n_seeds)
     cells = [(lr, seed) for lr in rates for seed in seeds]
     table = {}
-    for metric, label in (("converged_share", "converged share in T = 30 steps"),
-                          ("test_accuracy", "test accuracy")):
-        with_sn = [getattr(final["recurrent", lr, s], metric) for lr, s in cells]
-        without = [getattr(final["off", lr, s], metric) for lr, s in cells]
-        difference = paired_difference(with_sn, without)
-        mean, low, high = difference.mean, difference.low, difference.high
+    for metric, (label, with_sn, without, d) in stress.paired_comparisons(final, cells).items():
+        mean, low, high = d.mean, d.low, d.high
         table[metric] = (mean, low, high)
         ctx.claim(holds(f"SN improves {label} (final epoch, paired over lr × seed)", low > 0,
                         "95% CI of SN − no SN above 0", mean, ci=[low, high],
@@ -90,11 +76,11 @@ def run(ctx: TrackContext) -> None:
                         cells=[f"lr={lr:g} seed={s}" for lr, s in cells]),
                   "write-up: without SN the Lipschitz constant disrupts equilibrium convergence; "
                   "SN fixes the instability")
-    account(ctx, final, rates, seeds, table)
-    converged_share_figure(ctx, runs, rates, seeds)
+    stress.account(ctx, final, rates, seeds, table)
+    stress.converged_share_figure(ctx, runs, rates, seeds)
 
     # Control: no SN, W_dyn scaled to norm 3, held to the step count an L = γ certificate gives.
-    promise = banach_convergence(broken_model(data, ctx.seed), data.x_test, TOL,
+    promise = banach_convergence(stress.broken_model(data, ctx.seed), data.x_test, TOL,
                                  lipschitz=GAMMA)
     ctx.negative_control(EVERY_SAMPLE.check(
         "‖W‖₂ = 3 without SN: share within tol after the step count of a claimed L = γ",

@@ -12,6 +12,8 @@ import torch
 from eqprop_core.data import Dataset
 from eqprop_core.train import TrainingRun, train
 from eqprop_core.variants import build
+from properties.learning import banach_convergence
+from properties.statistics import paired_difference
 from tracks.context import TrackContext
 from tracks.plots import line_plot
 
@@ -81,3 +83,31 @@ def broken_model(data: Dataset, seed: int):
         broken.W.mul_(3.0 / float(torch.linalg.matrix_norm(broken.recurrent_weight().double(),
                                                            ord=2)))
     return broken
+
+
+COMPARED = (("converged_share", "converged share in T = 30 steps"),
+            ("test_accuracy", "test accuracy"))  # (final-epoch metric, how the claim names it)
+
+
+def paired_comparisons(final: dict, cells: list[tuple[float, int]]) -> dict[str, tuple]:
+    """Per compared metric: (label, SN values, no-SN values, paired difference with its 95% CI)
+    over the (lr, seed) cells, final epoch."""
+    out = {}
+    for metric, label in COMPARED:
+        with_sn = [getattr(final["recurrent", lr, s], metric) for lr, s in cells]
+        without = [getattr(final["off", lr, s], metric) for lr, s in cells]
+        out[metric] = (label, with_sn, without, paired_difference(with_sn, without))
+    return out
+
+
+def divergences(runs: dict[Key, TrainingRun]) -> dict[str, object]:
+    """The runs that did not complete, by cell, with their divergence record."""
+    return {f"{sn} lr={lr:g} seed={seed}": r.divergence for (sn, lr, seed), r in runs.items()
+            if r.outcome != "completed"}
+
+
+def sn_promises(runs: dict[Key, TrainingRun], models: dict, data: Dataset) -> dict[Key, dict]:
+    """The certificate's promise (`properties.learning.banach_convergence`, on the test set) for
+    every SN arm's final model."""
+    return {key: banach_convergence(models[key], data.x_test, TOL)
+            for key in runs if key[0] == "recurrent"}
