@@ -17,13 +17,15 @@ import math
 from functools import cached_property
 
 import torch
+from hypothesis import strategies as st
 
 from eqprop_core import bptt_gradients
 from theory.banach import steps_to_tolerance
 
 from .evidence import MeasurementFailed
-from .gradients import GradientProblem
+from .gradients import GradientProblem, agreement, gradient_models
 from .strategies import ModelSpec
+from .tolerances import SMALL_BETA
 
 TRUNCATION = 1e-12  # ε: L^T·√n/(1 − L) ≤ ε picks T
 
@@ -57,3 +59,39 @@ class UnrolledProblem(GradientProblem):
         if steps not in self._unrolled:
             self._unrolled[steps] = bptt_gradients(self.model, self.x, self.y, steps=steps)
         return self._unrolled[steps]
+
+
+SHORT_STEPS = (2, 5)  # track 10's control: BPTT truncated to this range of steps
+
+
+@st.composite
+def truncated_cases(draw: st.DrawFn) -> tuple[ModelSpec, int]:
+    """A drawn model and a truncation T in SHORT_STEPS, too short for the Banach bound."""
+    return draw(gradient_models()), draw(st.integers(*SHORT_STEPS))
+
+
+def bptt_vs_implicit(p: UnrolledProblem) -> float:
+    """BPTT through the Banach T vs the scipy implicit gradient: worst relative error."""
+    return agreement(p.bptt(), p.implicit).worst_relative_error
+
+
+def ep_vs_bptt(p: UnrolledProblem) -> float:
+    """Symmetric EP at SMALL_BETA vs BPTT(T): worst per-parameter relative error."""
+    return agreement(p.ep(SMALL_BETA), p.bptt()).worst_relative_error
+
+
+def ep_vs_bptt_cosine_gap(p: UnrolledProblem) -> float:
+    """Symmetric EP at SMALL_BETA vs BPTT(T): worst per-parameter 1 − cosine."""
+    return 1.0 - agreement(p.ep(SMALL_BETA), p.bptt()).worst_cosine
+
+
+def truncated_error(p: UnrolledProblem, steps: int) -> float:
+    """BPTT through only `steps` updates vs the implicit gradient: worst relative error."""
+    return agreement(p.bptt(steps), p.implicit).worst_relative_error
+
+
+def banach_ranges(seen: list[UnrolledProblem]) -> dict[str, list]:
+    """The Banach T and certified L over the problems seen."""
+    steps = [p.steps for p in seen]
+    return {"steps_range": [min(steps), max(steps)],
+            "lipschitz_range": [min(p.lipschitz for p in seen), max(p.lipschitz for p in seen)]}

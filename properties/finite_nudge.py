@@ -197,3 +197,64 @@ def measure_control(spec: ModelSpec) -> dict:
     return {e: {"vs_true_gradient": true_gradient_gap(
         ep_gradients(model, x, y, beta=BETA, estimator=e, tol=TOL), reference)}
         for e in ESTIMATORS}
+
+
+# Track 14's account of the drawn models, per estimator.
+def outside_premise(seen: list[dict], estimator: str) -> list[str]:
+    return [m[estimator]["outside_premise"] for m in seen if not in_premise(m, estimator)]
+
+
+def worst_over(seen: list[dict], estimator: str, key: str) -> float:
+    return max((m[estimator][key] for m in seen if in_premise(m, estimator)), default=0.0)
+
+
+def unroll_details(seen: list[dict], estimator: str) -> dict:
+    """Check (1)'s account: the unroll lengths K, the draws with rho >= 1 or outside the
+    premise, and the partial derivative's error beside the total one."""
+    scored = [m for m in seen if in_premise(m, estimator)]
+    return {"unroll_K": [m[estimator]["unroll"] for m in scored if m[estimator]["unroll"]],
+            "draws_with_rho_at_least_1": sum(1 for m in scored if not m[estimator]["unroll"]),
+            "draws_outside_premise": outside_premise(seen, estimator),
+            "max_partial_derivative_error": worst_over(seen, estimator, "partial")}
+
+
+ONE_SIDED_ORDER = 1.0  # one-sided |L_β − L| = β|f″(0)|/2 + O(β²)
+
+
+# The statistics of track 14's searches, each a function of `measure`'s dict (0 where the
+# estimator's premise fails: those draws are counted by `unroll_details`, not scored).
+def unrolled_total(m: dict, estimator: str) -> float:
+    """Check (1): autograd of L_β (total derivative, unroll K) vs the EP update."""
+    return m[estimator]["total"] if in_premise(m, estimator) and m[estimator]["unroll"] else 0.0
+
+
+def fd_gap(m: dict, estimator: str) -> float:
+    """Check (2): |central FD of L_β along v − ⟨EP update, v⟩| / (‖g‖‖v‖)."""
+    return m[estimator]["fd"]["gap"] if in_premise(m, estimator) else 0.0
+
+
+def free_unroll_error(m: dict) -> float:
+    """Check (3): K-step BPTT from h_0 vs the implicit gradient."""
+    return m["bptt"] if m["free_unroll"] else 0.0
+
+
+def one_sided_gap(m: dict) -> float:
+    """Check (4): one-sided L_β − L at β = BETA."""
+    return m["one_sided"]["gap_at_beta"] if in_premise(m, "one_sided") else 0.0
+
+
+def one_sided_slope_error(m: dict) -> float:
+    """Check (5): |fitted slope of |L_β − L| vs β − 1|, one-sided."""
+    return abs(m["one_sided"]["slope"] - ONE_SIDED_ORDER) if in_premise(m, "one_sided") else 0.0
+
+
+def cancellation(m: dict) -> float:
+    """Check (5), symmetric: |L_β^sym − L| / |L_β^one-sided − L| at CANCELLATION_BETA."""
+    return m["cancellation"]
+
+
+def max_relative_to_inner(seen: list[dict], estimator: str) -> dict[str, float]:
+    """Check (2)'s account: the FD gap relative to |⟨g, v⟩|, worst over the scored draws."""
+    return {"max_relative_to_inner": max((m[estimator]["fd"]["relative_to_inner"]
+                                          for m in seen if in_premise(m, estimator)),
+                                         default=0.0)}

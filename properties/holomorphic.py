@@ -31,6 +31,7 @@ from eqprop_core import LoopedMLP, PhaseNotConverged, ep_gradients
 
 from .extract import as_numpy
 from .gradients import ENERGY_PARAMETERS, agreement, fitted_slope
+from .search import MeasuredOnce
 from .strategies import ModelSpec
 
 BATCH = 4  # samples per model
@@ -150,3 +151,59 @@ def error_laws(problem: HolomorphicProblem, orders: tuple[int, ...]) -> dict[int
                                  lambda r, n=n: problem.holomorphic_error(r, n)), start)
         start = laws[n].bottom
     return laws
+
+
+# Track 13's measurements per drawn model.
+ORDERS = (1, 2, 3, 4)  # the issue's slopes, checked on every draw
+REDUCTION_BETA = 0.1
+CLAIM_BETA, CLAIM_POINTS = 0.2, 8
+CONTROL_ORDER = 4
+
+
+def measure(spec: ModelSpec) -> dict:
+    problem = HolomorphicProblem(spec)
+    laws = error_laws(problem, ORDERS)
+    slopes = {n: law.slope for n, law in laws.items()}
+    deviations = [abs(s - n) if math.isfinite(s) else math.inf for n, s in slopes.items()]
+    reduce_to = {1: "one_sided", 2: "symmetric"}
+    reduction = 0.0
+    for n, estimator in reduce_to.items():
+        complex_ = ep_gradients(problem.model, problem.x, problem.y, beta=REDUCTION_BETA,
+                                estimator="holomorphic", n_points=n, tol=TOL)
+        real = ep_gradients(problem.model, problem.x, problem.y, beta=REDUCTION_BETA,
+                            estimator=estimator, tol=TOL)
+        reduction = max(reduction, agreement(complex_, real).worst_relative_error)
+    control = control_law(problem, laws)
+    return {
+        "slope_deviation": max(deviations),
+        "slopes": slopes,
+        "windows": {n: window_range(law) for n, law in laws.items()},
+        "reduction": reduction,
+        "claim_error": problem.holomorphic_error(CLAIM_BETA, CLAIM_POINTS),
+        "control_slope": control.slope,
+        "control_window": window_range(control),
+    }
+
+
+def control_law(problem: HolomorphicProblem, laws: dict[int, ErrorLaw]) -> ErrorLaw:
+    """The control's window and slope: the real cos-modulated nudges at N = CONTROL_ORDER,
+    scanned from the N = 2 window's bottom (`laws` holds N = 1, 2 at least)."""
+    return error_law(lambda r: problem.real_circle_error(r, CONTROL_ORDER), laws[2].bottom)
+
+
+def measure_control(spec: ModelSpec) -> dict:
+    """`measure`'s control entries alone (the N = 1, 2 scans it starts from, then the control):
+    the control on the suite's models when the checks run on a user's model."""
+    problem = HolomorphicProblem(spec)
+    control = control_law(problem, error_laws(problem, ORDERS[:2]))
+    return {"control_slope": control.slope, "control_window": window_range(control)}
+
+
+def claim_error(measured: MeasuredOnce) -> Callable[[ModelSpec], float]:
+    """N = 8 at |β| = 0.2: the value `measure` already took for a drawn model, else (models the
+    shrinker tries) one estimate, without the slope scans."""
+    def error(spec: ModelSpec) -> float:
+        if repr(spec) in measured.seen:
+            return measured.seen[repr(spec)]["claim_error"]
+        return HolomorphicProblem(spec).holomorphic_error(CLAIM_BETA, CLAIM_POINTS)
+    return error

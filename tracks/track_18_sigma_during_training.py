@@ -29,76 +29,26 @@ Lipschitz constant — held to check (1): it must disagree with the matrix the d
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import matplotlib.pyplot as plt
-from torch import Tensor
-
-from eqprop_core.data import Dataset, DataUnavailable, load_dataset
-from eqprop_core.train import TrainingRun, train
-from eqprop_core.variants import SN_MODES, build
-from properties import at_most, holds
-from properties.learning import dynamics_matrix, jacobian_radius, spectrum_monitor
+from eqprop_core.data import DataUnavailable, load_dataset
+from eqprop_core.variants import SN_MODES
+from properties import at_most_bound, holds
 from tracks.context import TrackContext
-from tracks.plots import save_figure
+from tracks.procedures.sigma_during_training import (
+    SETUPS,
+    plot_arms,
+    raw_sigma_error,
+    train_arms,
+)
 from tracks.registry import track
 
-GAMMA = 0.95
-SETUPS: dict[str, dict[str, Any]] = {"digits": {"hidden": 128, "lr": 2e-3, "quick": 10, "full": 30},
-          "mnist10k": {"hidden": 256, "lr": 1e-3, "quick": None, "full": 10}}
-PROBE = 16
-
-
-def _relative(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(b), 1e-300)
-
-
-def train_arm(data: Dataset, sn: str, *, hidden: int, lr: float, epochs: int,
-              seed: int) -> TrainingRun:
-    """Standard EqProp with SN mode `sn`, scipy's spectra of W_dyn recorded every epoch."""
-    model, rule = build("standard", data.n_features, hidden, data.n_classes, sn=sn, seed=seed,
-                        gamma=GAMMA)
-    probe = data.x_train[:PROBE].flatten(1)
-
-    def monitor(m: Any) -> dict[str, Any]:
-        weight = dynamics_matrix(m)
-        record = spectrum_monitor(m, weight)
-        record["rho_scipy"] = jacobian_radius(m, weight, probe,
-                                              cast(Tensor, rule.infer(m, probe).state))
-        return record
-
-    return train(model, rule, data, epochs=epochs, lr=lr, seed=seed, monitors=[monitor],
-                 probe=PROBE, progress=False)
-
-
-def _plot(ctx: TrackContext, name: str, runs: dict[str, TrainingRun]) -> None:
-    path = ctx.artifact_path(f"{name}-sigma.svg")
-    if path is None:
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for sn, run in runs.items():
-        epochs = run.series("epoch")
-        line = axes[0].plot(epochs, run.series("sigma_scipy"), "-o", ms=3,
-                            label=f"SN {sn}: σ_max(W_dyn)")[0]
-        if sn != "off":
-            axes[0].plot(epochs, run.series("sigma_raw"), "--", color=line.get_color(),
-                         label=f"SN {sn}: raw W (not used by the dynamics)")
-        axes[1].plot(epochs, run.series("rho_scipy"), "-o", ms=3, label=f"SN {sn}")
-        axes[2].plot(epochs, run.series("median_residual"), "-o", ms=3,
-                     color=line.get_color(), label=f"SN {sn}: median")
-        axes[2].plot(epochs, run.series("max_residual"), ":", color=line.get_color(),
-                     label=f"SN {sn}: max")
-    axes[0].axhline(GAMMA, color="k", lw=0.8, ls=":", label=f"γ = {GAMMA}")
-    axes[0].set_title("‖W‖₂ of the matrix the dynamics use (scipy)")
-    axes[1].set_title("ρ(J) at the free state, probe batch (scipy)")
-    axes[2].set_title("free-phase residual after 30 updates (test)")
-    axes[2].set_yscale("log")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Track 18: {name}, EqProp standard variant, SN arms from one initialization")
-    save_figure(fig, path)
+FLOAT32_AGREEMENT = at_most_bound(
+    1e-5, "checks (1), (3): the trainer's torch sigma and rho (on the float32 W_eff) vs scipy's "
+          "(on W_dyn measured in float64), relative: the float32 rounding of W_eff")
+SN_CONTRACTION = at_most_bound(
+    1.0, "check (2), sigma_max(W_dyn)/gamma: SN arms keep L <= gamma < 1, a certified contraction")
+RHO_BELOW_L = at_most_bound(1.0, "check (3), rho(J)/L: rho(DW) <= ||D|| ||W||; a wrong rho or L "
+                                 "breaks it")
+STATED_GROWTH = (5.0, 6.0)  # the write-up: without SN the Lipschitz constant grows to 5–6
 
 
 @track(18, "σ and residual during training", "C",
@@ -116,42 +66,22 @@ def run(ctx: TrackContext) -> None:
         except DataUnavailable as missing:
             ctx.note(f"{name} not measured: {missing}")
             continue
-        runs = {sn: train_arm(data, sn, hidden=setup["hidden"], lr=setup["lr"], epochs=epochs,
-                              seed=ctx.seed) for sn in SN_MODES}
-        for sn, run in runs.items():
-            ctx.export_run(f"{name} SN {sn}", run)
-            for record in run.history:
-                extra = record.extra
-                worst["report"] = max(worst["report"],
-                                      _relative(cast(float, record.sigma_eff),
-                                                extra["sigma_scipy"]))
-                worst["rho"] = max(worst["rho"], _relative(cast(float, record.rho),
-                                                           extra["rho_scipy"]))
-                worst["rho_vs_L"] = max(worst["rho_vs_L"],
-                                        extra["rho_scipy"] / extra["lipschitz_scipy"])
-                if sn != "off":
-                    worst["sn"] = max(worst["sn"], extra["sigma_scipy"] / GAMMA)
-            last = run.history[-1]
-            first = run.history[0].extra["sigma_scipy"]
-            ctx.note(f"{data.title}, SN {sn}: σ_max(W_dyn) {first:.3f} → "
-                     f"{last.extra['sigma_scipy']:.3f} (raw W {last.extra['sigma_raw']:.3f}), "
-                     f"ρ(J) {last.extra['rho_scipy']:.3f}, median residual "
-                     f"{last.median_residual:.2e}, converged {100 * last.converged_share:.1f}%, "
-                     f"test accuracy {100 * last.test_accuracy:.2f}%, {run.outcome}")
+        runs = train_arms(ctx, name, data, setup, epochs, SN_MODES, worst)
         final_no_sn[name] = runs["off"].history[-1].extra["sigma_scipy"]
-        _plot(ctx, name, runs)
+        plot_arms(ctx, name, runs)
+        low, high = STATED_GROWTH
         ctx.claim(holds(f"{name}: without SN, σ_max(W_dyn) grows to 5–6",
-                        5 <= final_no_sn[name] <= 6, "in [5, 6]", final_no_sn[name],
+                        low <= final_no_sn[name] <= high, f"in [{low:g}, {high:g}]",
+                        final_no_sn[name],
                         epochs=epochs, initial=runs["off"].history[0].extra["sigma_scipy"]),
                   "write-up: without SN the recurrent Lipschitz constant grows to 5–6")
-        sn_run = runs["recurrent"]
-        control = max(_relative(r.extra["sigma_raw"], r.extra["sigma_scipy"])
-                      for r in sn_run.history)
-    ctx.check(at_most("reported σ_eff vs scipy σ_max(W_dyn), worst relative difference",
-                      worst["report"], 1e-5))
-    ctx.check(at_most("SN arms: max σ_max(W_dyn)/γ over epochs", worst["sn"], 1.0))
-    ctx.check(at_most("max ρ(J)/L over epochs and arms", worst["rho_vs_L"], 1.0))
-    ctx.check(at_most("trainer ρ(J) vs scipy, worst relative difference", worst["rho"], 1e-5))
-    ctx.negative_control(at_most(
+        control = raw_sigma_error(runs["recurrent"])
+    ctx.check(FLOAT32_AGREEMENT.check("reported σ_eff vs scipy σ_max(W_dyn), worst relative "
+                                      "difference", worst["report"]))
+    ctx.check(SN_CONTRACTION.check("SN arms: max σ_max(W_dyn)/γ over epochs", worst["sn"]))
+    ctx.check(RHO_BELOW_L.check("max ρ(J)/L over epochs and arms", worst["rho_vs_L"]))
+    ctx.check(FLOAT32_AGREEMENT.check("trainer ρ(J) vs scipy, worst relative difference",
+                                      worst["rho"]))
+    ctx.negative_control(FLOAT32_AGREEMENT.check(
         "raw-parameter σ reported as the SN arm's Lipschitz, vs σ_max(W_dyn) (relative)",
-        control, 1e-5))
+        control))

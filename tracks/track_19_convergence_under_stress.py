@@ -29,25 +29,19 @@ above — so the control is the deliberately broken model, not a trained arm.)
 
 from __future__ import annotations
 
-import statistics
-from typing import cast
-
-import torch
-
 from eqprop_core.data import load_dataset
-from eqprop_core.train import TrainingRun, train
-from eqprop_core.variants import build
-from properties import at_least, at_most, holds
+from properties import at_least_bound, at_most_bound, holds
 from properties.learning import banach_convergence
-from properties.statistics import paired_difference
 from tracks.context import TrackContext
-from tracks.plots import line_plot
+from tracks.procedures import convergence_under_stress as stress
+from tracks.procedures.convergence_under_stress import GAMMA, GRID, TOL
 from tracks.registry import track
 
-GAMMA = 0.95
-TOL = 1e-5
-HIDDEN = 128
-GRID = {"quick": ((1e-3, 3e-3, 1e-2), 2, 6), "full": ((3e-4, 1e-3, 3e-3, 1e-2, 3e-2), 3, 15)}
+CERTIFIED = at_most_bound(GAMMA, "check (1): SN on the recurrent weight with gamma = 0.95 "
+                                 "certifies L = sigma_max(W_dyn) sup|phi'| <= gamma")
+EVERY_SAMPLE = at_least_bound(
+    1.0, "check (2), the certificate's promise: from h = 0 plain iteration meets the tolerance on "
+         "every test sample within the Banach step count k*, so the share is 1")
 
 
 @track(19, "Convergence under stress", "C",
@@ -56,28 +50,16 @@ GRID = {"quick": ((1e-3, 3e-3, 1e-2), 2, 6), "full": ((3e-4, 1e-3, 3e-3, 1e-2, 3
 def run(ctx: TrackContext) -> None:
     data = load_dataset("digits", seed=0)
     rates, n_seeds, epochs = GRID[ctx.profile]
-    runs: dict[tuple[str, float, int], TrainingRun] = {}
-    models = {}
-    for lr in rates:
-        for seed in range(ctx.seed, ctx.seed + n_seeds):
-            for sn in ("off", "recurrent"):
-                model, rule = build("standard", data.n_features, HIDDEN, data.n_classes, sn=sn,
-                                    seed=seed, gamma=GAMMA)
-                runs[sn, lr, seed] = train(model, rule, data, epochs=epochs, lr=lr, seed=seed,
-                                           tol=TOL, progress=False)
-                ctx.export_run(f"SN {sn} lr {lr:g}", runs[sn, lr, seed])
-                models[sn, lr, seed] = model
+    runs, models = stress.train_grid(ctx, data, rates, n_seeds, epochs)
 
-    promises = {key: banach_convergence(models[key], data.x_test, TOL)
-                for key in runs if key[0] == "recurrent"}
-    ctx.check(at_most("SN arms: max certified L (scipy) over final models",
-                      max(p["measured_lipschitz"] for p in promises.values()), GAMMA))
+    promises = stress.sn_promises(runs, models, data)
+    ctx.check(CERTIFIED.check("SN arms: max certified L (scipy) over final models",
+                              max(p["measured_lipschitz"] for p in promises.values())))
     worst = min(promises.values(), key=lambda p: p["share"])
-    ctx.check(at_least("SN arms: share of test samples within tol after the Banach step count",
-                       worst["share"], 1.0, steps=worst["steps"], lipschitz=worst["lipschitz"],
-                       max_residual=worst["max_residual"]))
-    diverged = {f"{sn} lr={lr:g} seed={seed}": r.divergence for (sn, lr, seed), r in runs.items()
-                if r.outcome != "completed"}
+    ctx.check(EVERY_SAMPLE.check("SN arms: share of test samples within tol after the Banach step "
+                                 "count", worst["share"], steps=worst["steps"],
+                                 lipschitz=worst["lipschitz"], max_residual=worst["max_residual"]))
+    diverged = stress.divergences(runs)
     ctx.check(holds("every run completed (no divergence)", not diverged, "no divergence",
                     len(diverged), diverged=diverged))
 
@@ -85,12 +67,8 @@ def run(ctx: TrackContext) -> None:
     seeds = range(ctx.seed, ctx.seed + n_seeds)
     cells = [(lr, seed) for lr in rates for seed in seeds]
     table = {}
-    for metric, label in (("converged_share", "converged share in T = 30 steps"),
-                          ("test_accuracy", "test accuracy")):
-        with_sn = [getattr(final["recurrent", lr, s], metric) for lr, s in cells]
-        without = [getattr(final["off", lr, s], metric) for lr, s in cells]
-        difference = paired_difference(with_sn, without)
-        mean, low, high = difference.mean, difference.low, difference.high
+    for metric, (label, with_sn, without, d) in stress.paired_comparisons(final, cells).items():
+        mean, low, high = d.mean, d.low, d.high
         table[metric] = (mean, low, high)
         ctx.claim(holds(f"SN improves {label} (final epoch, paired over lr × seed)", low > 0,
                         "95% CI of SN − no SN above 0", mean, ci=[low, high],
@@ -98,40 +76,13 @@ def run(ctx: TrackContext) -> None:
                         cells=[f"lr={lr:g} seed={s}" for lr, s in cells]),
                   "write-up: without SN the Lipschitz constant disrupts equilibrium convergence; "
                   "SN fixes the instability")
-    for lr in rates:
-        for sn in ("recurrent", "off"):
-            share = statistics.mean(final[sn, lr, s].converged_share for s in seeds)
-            acc = statistics.mean(final[sn, lr, s].test_accuracy for s in seeds)
-            sigma = statistics.mean(cast(float, final[sn, lr, s].sigma_eff) for s in seeds)
-            ctx.note(f"lr {lr:g}, SN {sn}: converged {100 * share:.1f}% in 30 steps, "
-                     f"test accuracy {100 * acc:.2f}%, ‖W_eff‖₂ {sigma:.2f}")
-    for metric, (mean, low, high) in table.items():
-        verdict = "changed" if low > 0 or high < 0 else "did not measurably change"
-        ctx.note(f"verdict: on digits SN {verdict} the {metric.replace('_', ' ')}: SN − no SN = "
-                 f"{100 * mean:+.1f} points (95% CI {100 * low:+.1f} to {100 * high:+.1f})")
-
-    series = {}
-    for sn in ("recurrent", "off"):
-        for lr in rates:
-            history = [runs[sn, lr, s].history for s in seeds]
-            epochs_seen = min(len(h) for h in history)
-            series[f"SN {sn}, lr {lr:g}"] = (
-                list(range(epochs_seen)),
-                [statistics.mean(h[e].converged_share for h in history)
-                 for e in range(epochs_seen)])
-    line_plot(ctx.artifact_path("converged_share.svg"), series, logy=False,
-              title="Track 19: share of test samples converged in 30 steps (mean over seeds)",
-              xlabel="epoch", ylabel="share with ‖T(h) − h‖ ≤ 1e-5",
-              styles={k: ("-o" if "recurrent" in k else "--x") for k in series})
+    stress.account(ctx, final, rates, seeds, table)
+    stress.converged_share_figure(ctx, runs, rates, seeds)
 
     # Control: no SN, W_dyn scaled to norm 3, held to the step count an L = γ certificate gives.
-    broken, _ = build("standard", data.n_features, HIDDEN, data.n_classes, sn="off",
-                      seed=ctx.seed, gamma=GAMMA)
-    with torch.no_grad():
-        broken.W.mul_(3.0 / float(torch.linalg.matrix_norm(broken.recurrent_weight().double(),
-                                                           ord=2)))
-    promise = banach_convergence(broken, data.x_test, TOL, lipschitz=GAMMA)
-    ctx.negative_control(at_least(
+    promise = banach_convergence(stress.broken_model(data, ctx.seed), data.x_test, TOL,
+                                 lipschitz=GAMMA)
+    ctx.negative_control(EVERY_SAMPLE.check(
         "‖W‖₂ = 3 without SN: share within tol after the step count of a claimed L = γ",
-        promise["share"], 1.0), steps=promise["steps"],
+        promise["share"]), steps=promise["steps"],
         measured_lipschitz=promise["measured_lipschitz"], max_residual=promise["max_residual"])
