@@ -109,7 +109,10 @@ def _cell(text: str) -> str:
 
 
 def _bound_text(bound: Bound | RelativeBound) -> str:
-    return bound.text if isinstance(bound, Bound) else f"within {bound.rel:.3g} (relative)"
+    """The bound at full precision (a record rounds it to 6 digits: 1 - 1e-12 shows as 1)."""
+    if isinstance(bound, Bound):
+        return f"{bound.comparator} {bound.limit!r}"
+    return f"within {bound.rel!r} (relative)"
 
 
 def section(track: Track, entry: SystemEntry | None) -> str:
@@ -128,7 +131,8 @@ def section(track: Track, entry: SystemEntry | None) -> str:
         model = f"not taken: {track.model_reason}"
     else:
         model = ("any `LoopedMLP`" if not track.model_requires
-                 else "a model that is " + ", ".join(track.model_requires))
+                 else "a `LoopedMLP` with " + ", ".join(f"`{r}`" for r in track.model_requires)
+                 + " (`properties.fixed_model.REQUIREMENTS`)")
     lines.append(f"**Your model (`--model`):** {model}.")
     if entry is None:
         lines.append("**Your code (`--system`):** not taken (the track studies the suite's own "

@@ -76,7 +76,8 @@ STOCK = Search("torch stock spectral_norm keeps sigma_max <= 0.95", stock_sigma,
 
 @track(1, "SN spectral bound", "A",
        "sigma_max(W_eff) <= gamma by scipy for any raw weights, train/eval/state_dict",
-       model_requires=("spectral_norm",))
+       model_requires=("spectral_norm",),
+       reference="scipy's `svdvals` of the matrix the dynamics use, in float64")
 def run(ctx) -> None:
     models = mixed_precision_models()
     cases = st.tuples(models, updates)  # the suite's own: the control's draws

@@ -57,7 +57,8 @@ AGREEMENT = Search("|model certificate / scipy certificate - 1|",
 
 @track(2, "Lipschitz certificate", "A",
        "||T(a) - T(b)|| <= L ||a - b|| with L = ||W_eff||_2 sup|phi'| (scipy) < 1, tight to 0.9",
-       model_requires=())
+       model_requires=(),
+       reference="scipy's ‖W_eff‖₂·sup|φ′| against ratios measured on the model's own update map")
 def run(ctx) -> None:
     n = ctx.examples(150, 1500)
     models = ctx.models(contractive_models(symmetric=None))

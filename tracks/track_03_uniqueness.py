@@ -53,7 +53,9 @@ SEARCHES = (
 
 @track(3, "Fixed-point uniqueness", "A",
        "with L < 1 all starts (huge norms, corners) reach one h*; solvers and Newton agree",
-       model_requires=())
+       model_requires=(),
+       reference=("the NumPy/SciPy Newton solver in `theory`, a different algorithm, and the spread"
+                  " over starts"))
 def run(ctx) -> None:
     n = ctx.examples(25, 250)
     models = ctx.models(contractive_models(max_hidden=10))

@@ -62,7 +62,9 @@ WRONG_RATE = Search("a priori bound with the wrong rate 0.9 rho(J*)",
 
 @track(4, "Banach rate", "A",
        "||h_k - h*|| <= L^k ||h_0 - h*|| and <= L/(1-L) ||h_k - h_{k-1}|| along trajectories",
-       model_requires=())
+       model_requires=(),
+       reference=("h* by the Newton witness (`theory.certified_fixed_point`, with its certified "
+                  "error) and L by scipy"))
 def run(ctx) -> None:
     n = ctx.examples(40, 400)
     models = ctx.models(contractive_models(max_hidden=10))

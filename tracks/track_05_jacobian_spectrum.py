@@ -98,7 +98,9 @@ FINITE_DIFFERENCE = Search("max |J*_scipy - J_finite_difference(model.step)|",
 
 @track(5, "Jacobian spectrum", "A",
        "measured asymptotic rate of plain iteration matches rho(J*), J* = diag(phi'(a*)) W "
-       "(within 5%)", model_requires=())
+       "(within 5%)", model_requires=(),
+       reference=("J* = diag(φ′(a*))W_eff and its spectrum by scipy (`theory`), the FD Jacobian, "
+                  "against the rate fitted to the model's iterates"))
 def run(ctx) -> None:
     n = ctx.examples(30, 300)
     specs = ctx.models(contractive_models())

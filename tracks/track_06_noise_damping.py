@@ -85,7 +85,9 @@ SEARCH_DETAILS: tuple[dict[str, Any], ...] = (
 
 @track(6, "Noise damping", "A",
        "perturbations of h* decay: ||d_k|| <= ||J*||^k ||d_0|| locally, <= L^k ||d_0|| globally; "
-       "decay rate rho(J*)", model_requires=())
+       "decay rate rho(J*)", model_requires=(),
+       reference=("‖J*‖₂ and L by scipy (`theory`) at the Newton h*, against perturbations followed"
+                  " along the model's own iterates"))
 def run(ctx) -> None:
     n = ctx.examples(30, 300)
     models = ctx.models(contractive_models())

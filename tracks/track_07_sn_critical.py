@@ -89,7 +89,9 @@ SUBCRITICAL_SEARCH = Search(
        "lies at or beyond L = 1 for every family",
        model_reason="it maps where uniqueness and convergence fail across families of weight "
        "scales, a study of the suite's own model families rather than a property of one "
-       "model (tracks 2-6 certify a given model's contraction and its consequences)")
+       "model (tracks 2-6 certify a given model's contraction and its consequences)",
+       reference=("scipy's certificates and the Newton witness's fixed points and cycles, swept "
+                  "across the certified boundary"))
 def run(ctx) -> None:
     s_cert = S_CERT
     fine = 0.1 if ctx.quick else 0.05  # step through the frontier region; coarser past s = 2

@@ -80,7 +80,9 @@ SEARCHES = (  # (metric of descent_metrics, bound, check); one trajectory per ca
 
 @track(8, "Energy descent", "A",
        "synchronous updates with symmetric W and lambda_min(W) > -1/s descend E by at least "
-       "1/2 D^T(W + I/s)D per step; grad E(h*) = 0", model_requires=("symmetric",))
+       "1/2 D^T(W + I/s)D per step; grad E(h*) = 0", model_requires=("symmetric",),
+       reference=("`theory.energy` (an independent NumPy energy) and its gradient at the model's "
+                  "equilibrium"))
 def run(ctx) -> None:
     if ctx.model is not None and ctx.model.activation != "tanh":
         ctx.skip(f"{ctx.model!r} uses {ctx.model.activation!r}: track 8's starts (tanh(z)), "

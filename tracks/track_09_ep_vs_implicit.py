@@ -158,7 +158,9 @@ def asymmetric_control(ctx, problems: MeasuredOnce) -> None:
 @track(9, "EP vs implicit gradient", "B",
        "symmetric-nudge EP converges to the scipy implicit gradient (bias O(beta^2)); the "
        "readout gradient is exact; a finite-difference directional derivative of model(x) agrees",
-       model_requires=("symmetric", "standard_parametrization"))
+       model_requires=("symmetric", "standard_parametrization"),
+       reference=("the scipy implicit gradient (`theory.implicit_gradients`: Newton equilibria, (I "
+                  "− J*)ᵀλ = ∂ℓ/∂h) and finite differences of the re-solved loss"))
 def run(ctx) -> None:
     n = ctx.examples(20, 300)
     strategy = ctx.models(symmetric_problems())

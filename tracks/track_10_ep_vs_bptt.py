@@ -114,7 +114,9 @@ def certify(ctx, strategy, problems: MeasuredOnce, n: int) -> None:
 @track(10, "EP vs BPTT", "B",
        "BPTT through T >= log(eps(1-L)/sqrt n)/log L unrolled steps equals the scipy implicit "
        "gradient to 1e-9, and symmetric EP at beta = 1e-4 agrees with it as with the implicit one",
-       model_requires=("symmetric", "standard_parametrization"))
+       model_requires=("symmetric", "standard_parametrization"),
+       reference=("BPTT by autograd through a trajectory long enough for its truncation to be ≤ "
+                  "1e-12, itself checked against the scipy implicit gradient"))
 def run(ctx) -> None:
     n = ctx.examples(20, 300)
     strategy = ctx.models(gradient_models())

@@ -129,7 +129,9 @@ def mislabeled_control(ctx, seen: list[ScalingProblem], n: int) -> None:
 @track(11, "beta scaling law", "B",
        "the relative error of one-sided EP falls as beta^1 and of symmetric EP as beta^2 where the "
        "bias is small (asymptotic regime), clear of the solver's round-off floor",
-       model_requires=("symmetric", "standard_parametrization"))
+       model_requires=("symmetric", "standard_parametrization"),
+       reference=("the scipy implicit gradient, against which the fitted slope of log error vs log "
+                  "β is read"))
 def run(ctx) -> None:
     n = ctx.examples(10, 100)
     strategy = ctx.models(gradient_models())

@@ -115,7 +115,8 @@ ENERGY_SEARCHES = (
        "EP's per-step nudged-phase updates equal BPTT's per-step gradients at the mirrored "
        "steps: exactly for primitive-function dynamics; for the tanh energy model exactly for "
        "the weights, and up to D = diag phi'(a*) for the neurons",
-       model_requires=("symmetric",))
+       model_requires=("symmetric",),
+       reference="BPTT by autograd through K free steps from h_*, at the mirrored time steps")
 def run(ctx) -> None:
     n = ctx.examples(12, 200)
     account.what_is_compared(ctx)

@@ -121,7 +121,9 @@ def real_nudge_control(ctx, seen: list[dict], n: int, plotted_slope: float | Non
 
 @track(13, "True holomorphic EP", "B",
        "complex nudges |beta| e^{2 pi i k/N}: the N-point estimator's error falls as |beta|^N",
-       model_requires=("symmetric", "standard_parametrization"))
+       model_requires=("symmetric", "standard_parametrization"),
+       reference=("the scipy implicit gradient, against which the error of the N-point Cauchy "
+                  "estimator is fitted in |β|"))
 def run(ctx) -> None:
     n = ctx.examples(4, 40)
     cases = ctx.models(gradient_models())

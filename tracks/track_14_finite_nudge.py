@@ -182,7 +182,9 @@ def true_loss_control(ctx, seen: list[dict], n: int) -> float:
 @track(14, "Finite nudge (beta = 0.5)", "B",
        "the finite-beta EP update of W, U, b is exactly the gradient of the surrogate "
        "L_beta = [F(h_beta, beta) - F(h_0, 0)]/beta (symmetric: [F_beta - F_-beta]/2 beta)",
-       model_requires=("symmetric", "standard_parametrization"))
+       model_requires=("symmetric", "standard_parametrization"),
+       reference=("finite differences of the surrogate [F(h_β) − F(h_0)]/β re-solved by Newton, and"
+                  " the scipy implicit gradient of the true loss"))
 def run(ctx) -> None:
     n = ctx.examples(10, 40)
     cases = ctx.models(gradient_models())

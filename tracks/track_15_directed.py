@@ -110,7 +110,9 @@ MONOTONE = 1.0 - 1e-12  # Spearman rho = 1, up to its float round-off
 @track(15, "Directed / asymmetric EP", "B",
        "with W != W^T the EP bias does not vanish as beta -> 0, grows with the asymmetry, and SN "
        "still certifies convergence",
-       model_requires=("symmetric", "spectral_norm", "standard_parametrization"))
+       model_requires=("symmetric", "spectral_norm", "standard_parametrization"),
+       reference=("the scipy implicit gradient (through Wᵀ), against EP's vector-field estimate "
+                  "(through W)"))
 def run(ctx) -> None:
     # A fixed model is swept along fewer skew directions (each costs 11 asymmetries x 4 solves).
     n = ctx.examples(8, 40) if ctx.model is None else ctx.examples(3, 40)

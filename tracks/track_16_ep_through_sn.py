@@ -80,7 +80,9 @@ CONTROL_HUNT = IMPLICIT.scaled(
        "EP's raw-W gradient through W_eff = gamma*S/sigma(S) equals the implicit raw-W gradient; "
        "the pull-back matches scipy's hand-derived chain rule and finite differences, and scales "
        "as 1/s with the raw weight",
-       model_requires=("spectral_norm", "standard_parametrization"))
+       model_requires=("spectral_norm", "standard_parametrization"),
+       reference=("`theory.pull_back_to_raw` (the hand-derived SN chain rule, scipy) and the "
+                  "implicit gradient for the raw W"))
 def run(ctx) -> None:
     n = ctx.examples(15, 200)
     problems = MeasuredOnce(SNProblem)

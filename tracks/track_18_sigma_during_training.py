@@ -53,7 +53,9 @@ STATED_GROWTH = (5.0, 6.0)  # the write-up: without SN the Lipschitz constant gr
 
 @track(18, "σ and residual during training", "C",
        "per epoch, ‖W‖₂ of the matrix the dynamics use (scipy), L, ρ(J) and the residual, "
-       "SN vs no SN")
+       "SN vs no SN",
+       reference=("σ_max by `scipy.linalg.svdvals` of the matrix measured from one update of the "
+                  "dynamics, never a raw parameter"))
 def run(ctx: TrackContext) -> None:
     worst = {"report": 0.0, "sn": 0.0, "rho_vs_L": 0.0, "rho": 0.0}
     final_no_sn: dict[str, float] = {}

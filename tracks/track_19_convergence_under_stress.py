@@ -46,7 +46,9 @@ EVERY_SAMPLE = at_least_bound(
 
 @track(19, "Convergence under stress", "C",
        "share of samples reaching tolerance in T steps across epochs and learning rates, "
-       "SN vs no SN (both outcomes reported)")
+       "SN vs no SN (both outcomes reported)",
+       reference=("the free phase's residual measured at every epoch against its tolerance, SN and "
+                  "no SN from one shared initialization"))
 def run(ctx: TrackContext) -> None:
     data = load_dataset("digits", seed=0)
     rates, n_seeds, epochs = GRID[ctx.profile]

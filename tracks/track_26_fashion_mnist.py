@@ -18,6 +18,8 @@ from tracks.registry import track
 
 @track(26, "Fashion-MNIST benchmark", "D",
        "4 variants × {no SN, SN recurrent, SN all}, real EqProp, ≥ 3 seeds: SN vs no SN with "
-       "95% CIs and Welch's t-test")
+       "95% CIs and Welch's t-test",
+       reference=("scipy's certificates of every final model, a logistic-regression baseline "
+                  "(scikit-learn), and Welch's t-test over seeds"))
 def run(ctx: TrackContext) -> None:
     run_benchmark(ctx, FASHION_MNIST)

@@ -35,6 +35,8 @@ from tracks.registry import track
 
 @track(27, "SVHN benchmark (headline table)", "D",
        "the write-up's SVHN table (SN vs no SN per variant) re-run with real EqProp, ≥ 3 seeds, "
-       "a confirmed / refuted / inconclusive verdict per row")
+       "a confirmed / refuted / inconclusive verdict per row",
+       reference=("scipy's certificates of every final model, a logistic-regression baseline "
+                  "(scikit-learn), and Welch's t-test over seeds"))
 def run(ctx: TrackContext) -> None:
     run_benchmark(ctx, SVHN)

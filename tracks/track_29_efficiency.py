@@ -67,7 +67,8 @@ STEP_RATIO = at_most_bound(0.5, "issue 7's target: EP training step <= 0.5 x BPT
 
 @track(29, "Efficiency", "C",
        "peak memory of an EP training step is flat in T while BPTT's grows linearly "
-       "(live tensor bytes, measured); time per training step EP vs BPTT recorded")
+       "(live tensor bytes, measured); time per training step EP vs BPTT recorded",
+       reference="BPTT's memory and time for the same step, measured side by side in one process")
 def run(ctx: TrackContext) -> None:
     profile = "quick" if ctx.quick else "full"
     steps, state, peaks, leaky = memory_measurements(profile, ctx.seed)
