@@ -68,15 +68,14 @@ from eqprop_core.event_driven import EventStats, event_driven_equilibrium
 from properties import (
     MeasuredOnce,
     ModelSpec,
+    Search,
     as_numpy,
-    at_least,
-    at_most,
     contractive_models,
     find_example,
     holds,
     initial_states,
-    worst_case,
 )
+from properties.bounds import at_least_bound, at_most_bound
 from theory.asynchronous import (
     conditioned_weights,
     gauss_seidel_iteration_matrix,
@@ -90,7 +89,6 @@ from .plots import line_plot
 from .registry import track
 
 TOL = 1e-12  # ‖T(h) − h‖₂ at which every scheme stops: the common fixed-point error
-AGREE = 1e-9  # h* agreement (each solve's certified error is ≤ TOL/(1 − L₂) ≤ 1e-10)
 MAX_ROUNDS = 5000
 CENSUS_ROUNDS = 1000  # rounds (sweeps) allowed per scheme on the SN census
 EPS = np.finfo(np.float64).eps
@@ -102,9 +100,25 @@ RUNS: tuple[tuple[str, str, dict[str, Any]], ...] = (  # (label, scheme, options
     ("gauss_seidel_cyclic", "asynchronous", {"order": "cyclic"}),
     ("gauss_seidel_reverse", "asynchronous", {"order": "reverse"}),
 )
-HUNTED = ("witness", "posterior", "sweep")
 TARGETS = (0.5, 0.8, 0.95)  # Perron-weighted L_w of the certified models
 CYCLE_SWEEPS = 1000  # a Gauss–Seidel run without progress over its last half cycles
+
+NONE = at_most_bound(0.0, "checks (1), (3): every scheme converges and the accounting is exact, "
+                          "so nothing may be counted")
+AGREEMENT = at_most_bound(1e-9, "check (2): h* agreement; each solve's certified error is <= "
+                                "TOL/(1 - L_2) <= 1e-10")
+DRIFT = at_most_bound(1e-12, "check (3): the maintained pre-activations equal h W_eff^T + d to "
+                             "round-off")
+BANACH = at_most_bound(1.0, "check (4): each ratio is a max-norm Banach bound's left side over "
+                            "its right side, > 1 a violation")
+CERTIFICATE = at_most_bound(1 + 1e-9, "check (5): ||T(a) - T(b)||_w <= L_w ||a - b||_w, the "
+                                      "quotient <= 1 (the 1e-9 allowance is not derived in the "
+                                      "module)")
+NO_EXTRA_WORK = at_least_bound(0.0, "TRACKS.md track 30: lazy updates never need more neuron "
+                                    "updates than synchronous sweeps at equal error (saving >= 0)")
+EVERY_MODEL = at_least_bound(1.0, "a share of models: the claim is stated for every model")
+STALLED = at_least_bound(TOL, "a frozen threshold stalls above the tolerance every scheme stops "
+                              "at")
 
 
 def model_class(spec: ModelSpec) -> str:
@@ -235,6 +249,26 @@ def _measure(case: tuple[ModelSpec, np.ndarray, float, int]) -> dict[str, Any]:
 
 
 measure = MeasuredOnce(_measure)  # the checks below score one set of solves per drawn case
+# Hunting (hypothesis.target) draws new cases; it is spent where the margin is thin.
+SEARCHES = (
+    Search("unconverged solves (6 schemes/orders x 2 starts)", measure.metric("unconverged"),
+           NONE, hunt=False),
+    Search("max spread of h* over schemes, orders and starts", measure.metric("spread"),
+           AGREEMENT, hunt=False),
+    Search("max |h_scheme - h*_newton (theory)|", measure.metric("witness"), AGREEMENT),
+    Search("max |h_scheme - h_fixed_point solver|", measure.metric("solver"), AGREEMENT,
+           hunt=False),
+    Search("accounting mismatches: updates+skipped vs rounds*n, changed neurons vs lazy updates",
+           measure.metric("mismatch"), NONE, hunt=False),
+    Search("max |maintained pre-activation - (h W^T + d)|", measure.metric("drift"), DRIFT,
+           hunt=False),
+    Search("max-norm a posteriori: max ||h_k-h*||_w / (||T(h_k)-h_k||_w/(1-L_w))",
+           measure.metric("posterior"), BANACH),
+    Search("partial updates never expand: max ||h_{k+1}-h*||_w / ||h_k-h*||_w (synchronous, "
+           "lazy)", measure.metric("expansion"), BANACH, hunt=False),
+    Search("Gauss-Seidel sweep contracts: max ||h_{k+1}-h*||_w / (L_w ||h_k-h*||_w)",
+           measure.metric("sweep"), BANACH),
+)
 
 
 # -- the certificate itself ---------------------------------------------------------------
@@ -268,6 +302,10 @@ def certificate_quotient(case: tuple[ModelSpec, np.ndarray, np.ndarray, float, s
         ta, tb = (T(torch.as_tensor(v[None]))[0].numpy() for v in (a, b))
     gap = float(weighted_max_norm(a - b, w))
     return float(weighted_max_norm(ta - tb, w)) / (L * gap) if L * gap > 0 else 0.0
+
+
+CERTIFICATE_SEARCH = Search("max-norm certificate: max ||T(a)-T(b)||_w / (L_w ||a-b||_w), w = 1 "
+                            "and Perron", certificate_quotient, CERTIFICATE)
 
 
 # -- what SN models are, and what asynchronous updates do on them --------------------------
@@ -402,26 +440,8 @@ def scale_specs(sizes: tuple[int, ...]) -> list[ModelSpec]:
 def run(ctx) -> None:
     n = ctx.examples(12, 150)
     cases = certified_cases()
-    checks = {
-        "unconverged": ("unconverged solves (6 schemes/orders x 2 starts)", 0.0),
-        "spread": ("max spread of h* over schemes, orders and starts", AGREE),
-        "witness": ("max |h_scheme - h*_newton (theory)|", AGREE),
-        "solver": ("max |h_scheme - h_fixed_point solver|", AGREE),
-        "mismatch": ("accounting mismatches: updates+skipped vs rounds*n, changed neurons vs "
-                     "lazy updates", 0.0),
-        "drift": ("max |maintained pre-activation - (h W^T + d)|", 1e-12),
-        "posterior": ("max-norm a posteriori: max ||h_k-h*||_w / (||T(h_k)-h_k||_w/(1-L_w))",
-                      1.0),
-        "expansion": ("partial updates never expand: max ||h_{k+1}-h*||_w / ||h_k-h*||_w "
-                      "(synchronous, lazy)", 1.0),
-        "sweep": ("Gauss-Seidel sweep contracts: max ||h_{k+1}-h*||_w / (L_w ||h_k-h*||_w)",
-                  1.0),
-    }
-    for metric, (name, bound) in checks.items():
-        # Hunting (hypothesis.target) draws new cases; it is spent where the margin is thin.
-        out = worst_case(cases, measure.metric(metric), bound=bound, max_examples=n,
-                         seed=ctx.seed, hunt=metric in HUNTED)
-        ctx.check(at_most(name, out.worst, bound, **out.details()))
+    for search in SEARCHES:
+        ctx.search(cases, search, n)
     rows = measure.values()
     ctx.note(f"{n} drawn SN models rescaled to Perron-weighted L_w in {TARGETS} (max-norm "
              f"certified; {len(rows)} measured), 2 starts each to 1e6 in norm, float64, "
@@ -430,17 +450,17 @@ def run(ctx) -> None:
     # Skipped updates at equal fixed-point error (both stop at the same residual).
     saving_lazy = [r["saving_lazy"] for r in rows if r["saving_lazy"] is not None]
     saving_gs = [r["saving_gauss_seidel"] for r in rows if r["saving_gauss_seidel"] is not None]
-    ctx.check(at_most(
+    ctx.check(AGREEMENT.check(
         "equal fixed-point error: max over models of lazy and synchronous |h - h*_newton|",
-        max(max(r["error_lazy"], r["error_sync"]) for r in rows), AGREE,
+        max(max(r["error_lazy"], r["error_sync"]) for r in rows),
         median_error_lazy=float(np.median([r["error_lazy"] for r in rows])),
         median_error_synchronous=float(np.median([r["error_sync"] for r in rows]))))
     several = [r["saving_lazy"] for r in rows
                if r["saving_lazy"] is not None and r["n_hidden"] >= 2]
     ctx.claim(
-        at_least("lazy updates never need more neuron updates than synchronous sweeps at equal "
-                 "fixed-point error (min saving over drawn certified models)",
-                 min(saving_lazy), 0.0,
+        NO_EXTRA_WORK.check("lazy updates never need more neuron updates than synchronous "
+                            "sweeps at equal fixed-point error (min saving over drawn certified "
+                            "models)", min(saving_lazy),
                  saving_vs_synchronous=summarize(saving_lazy),
                  share_saving_over_zero_n_at_least_2=float(np.mean([v > 0 for v in several])),
                  saving_by_class=by_class(rows, "saving_lazy"),
@@ -466,20 +486,17 @@ def run(ctx) -> None:
             "saving_lazy": saving(lazy, sync),
             "certified": max_norm_certificate(as_numpy(model).weight, "tanh").certified})
     ctx.claim(
-        at_least("n >= 32 SN models (gamma 0.95, 4 inputs each): lazy needs fewer neuron "
-                 "updates than synchronous at equal error (share of models)",
-                 float(np.mean([(r["saving_lazy"] or 0) > 0 and r["converged"]
-                                for r in scale_rows])),
-                 1.0, models={r["class"]: r for r in scale_rows}),
+        EVERY_MODEL.check("n >= 32 SN models (gamma 0.95, 4 inputs each): lazy needs fewer "
+                          "neuron updates than synchronous at equal error (share of models)",
+                          float(np.mean([(r["saving_lazy"] or 0) > 0 and r["converged"]
+                                         for r in scale_rows])),
+                          models={r["class"]: r for r in scale_rows}),
         "TRACKS.md track 30 (measure the share of skipped updates at equal error)")
     ctx.note("larger SN models, lazy vs synchronous saving: " + ", ".join(
         f"{r['class']} {100 * (r['saving_lazy'] or 0):.0f}%" for r in scale_rows))
 
     # The certificate, hunted (the tightest quotient is its tightness).
-    quotient = worst_case(certificate_pairs(), certificate_quotient, bound=1 + 1e-9,
-                          max_examples=ctx.examples(60, 600), seed=ctx.seed)
-    ctx.check(at_most("max-norm certificate: max ||T(a)-T(b)||_w / (L_w ||a-b||_w), w = 1 and "
-                      "Perron", quotient.worst, 1 + 1e-9, **quotient.details()))
+    ctx.search(certificate_pairs(), CERTIFICATE_SEARCH, ctx.examples(60, 600))
 
     # SN models: are they max-norm contractions, and what do asynchronous updates do then?
     grid = sn_census_cases((2, 4, 8) if ctx.quick else (2, 4, 8, 16, 32),
@@ -517,9 +534,9 @@ def run(ctx) -> None:
                                as_numpy(s.build()).weight, s.activation).certified,
                            max_examples=m, seed=ctx.seed)
     ctx.claim(
-        at_least("SN (L_2 <= gamma < 1) makes T a weighted max-norm contraction, so "
-                 "asynchronous convergence is a theorem (share of drawn SN models)",
-                 share["weighted (s*rho(|W|) < 1)"], 1.0, shares=share, per_class=per_class,
+        EVERY_MODEL.check("SN (L_2 <= gamma < 1) makes T a weighted max-norm contraction, so "
+                          "asynchronous convergence is a theorem (share of drawn SN models)",
+                          share["weighted (s*rho(|W|) < 1)"], shares=share, per_class=per_class,
                  shrunk_counterexample=repr(counter) if counter is not None else None),
         "issue 7 item 3 (state the contraction norm under which asynchronous updates converge)")
     ctx.note(f"{len(seen)} SN models (grid: 5 structures x sym/asym x n in "
@@ -528,9 +545,9 @@ def run(ctx) -> None:
 
     # Symmetric SN without the max-norm certificate: energy descent still forces convergence.
     sym_error = max((r[f"error_{label}"] for r in sym_uncert for label in labels), default=0.0)
-    ctx.check(at_most("symmetric SN models without max-norm certificate: max |h_scheme - "
-                      "h*_newton| (lazy, Gauss-Seidel random and cyclic; inf = unconverged)",
-                      sym_error, AGREE, models=len(sym_uncert),
+    ctx.check(AGREEMENT.check("symmetric SN models without max-norm certificate: max |h_scheme "
+                              "- h*_newton| (lazy, Gauss-Seidel random and cyclic; inf = "
+                              "unconverged)", sym_error, models=len(sym_uncert),
                       converged=converged_share(sym_uncert), outcomes=outcomes(sym_uncert)))
     # Where a sweep's Jacobian at h* = 0 has ρ > 1 (scipy), cyclic Gauss–Seidel cannot
     # converge to the unique h*; hypothesis finds a minimal such SN model, the run confirms it.
@@ -568,8 +585,8 @@ def run(ctx) -> None:
     frozen_spec = in_max_norm(PLOT_SPEC, 0.95)
     _, frozen = event_driven_equilibrium(frozen_spec.build(), frozen_spec.inputs(4),
                                          scheme="lazy", threshold=1e-3, shrink=1.0, tol=TOL)
-    ctx.check(at_least("frozen threshold 1e-3 (shrink = 1) is falsified: residual stays above "
-                       "the tolerance", frozen.max_residual, TOL,
+    ctx.check(STALLED.check("frozen threshold 1e-3 (shrink = 1) is falsified: residual stays "
+                            "above the tolerance", frozen.max_residual,
                        stalled=bool(cast(torch.Tensor, frozen.stalled).all()),  # threshold set
                        updates=int(frozen.updates.sum())))
 
@@ -578,8 +595,8 @@ def run(ctx) -> None:
              f"{control['distinct']} distinct fixed points reached by Gauss-Seidel orders; "
              f"converged: {control['converged']}")
     ctx.negative_control(
-        at_most("max spread of h* over Gauss-Seidel orders (W = [[0,-2],[-2,0]], x = 0, one "
-                "start)", control["spread"], AGREE),
+        AGREEMENT.check("max spread of h* over Gauss-Seidel orders (W = [[0,-2],[-2,0]], x = 0, "
+                        "one start)", control["spread"]),
         **{k: v for k, v in control.items() if k != "spread"})
 
     plot(ctx, frozen_spec)
