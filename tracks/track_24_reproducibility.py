@@ -64,23 +64,27 @@ content can differ): the number of differing tracks must exceed 0, so the check 
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
-from eqprop_core import LoopedMLP
-from eqprop_core.data import Dataset, load_dataset
-from eqprop_core.train import EqProp, train
+from eqprop_core.data import load_dataset
 from eqprop_core.variants import SN_MODES, VARIANTS, build
 from properties import holds
 from properties.bounds import at_most_bound
 from properties.matched_initialization import initialization_evidence
-from properties.rounding_tolerances import REFERENCE, as_array, compare_computations
+from properties.rounding_tolerances import REFERENCE
 from tracks.context import DROPPED_KEYS, TrackContext
+from tracks.procedures.reproducibility import (
+    TRAIN_HIDDEN,
+    label,
+    matmul_flags,
+    measure_variants,
+    parameter_divergence,
+    trained,
+    variants,
+)
 from tracks.registry import track
 from tracks.rerun import NESTED_PROFILE, compare_records, run_in_fresh_interpreter, run_in_process
 
@@ -89,7 +93,6 @@ CONTROL_TRACKS = (3, 16)
 
 SETUP = {"quick": {"hidden": 32, "batch": 16, "seeds": 1},
          "full": {"hidden": 64, "batch": 64, "seeds": 3}}
-TRAIN_HIDDEN, TRAIN_LR, TRAIN_BATCH = 32, 2e-3, 64
 TRAIN_EPOCHS = {"quick": 3, "full": 10}
 
 IDENTICAL = at_most_bound(0, "claim (1): the same seed gives byte-identical canonical JSON, so no "
@@ -105,46 +108,8 @@ DISAGREEMENT = at_most_bound(0.01, "share of test predictions a variant may chan
 
 # -- (2), (3) float32 vs float64, CPU vs CUDA: the stated tolerances --------------------------
 
-def variants() -> list[tuple[str, torch.dtype]]:
-    """(device, dtype) pairs compared with the CPU float64 reference."""
-    found = [("cpu", torch.float32)]
-    if torch.cuda.is_available():
-        found += [("cuda", torch.float32), ("cuda", torch.float64)]
-    return found
-
-
-def label(device: str, dtype: torch.dtype) -> str:
-    return f"{device} {str(dtype).removeprefix('torch.')}"
-
-
-def matmul_flags() -> dict[str, Any]:
-    flags: dict[str, Any] = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
-    if torch.cuda.is_available():
-        flags["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
-        flags["cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
-        flags["cuda_device"] = torch.cuda.get_device_name(0)
-    return flags
-
 
 # -- training in each variant -----------------------------------------------------------------
-
-def trained(model: LoopedMLP, data: Dataset, *, device: str, dtype: torch.dtype, epochs: int,
-            seed: int) -> tuple[LoopedMLP, list[float], torch.Tensor]:
-    """(trained copy, test accuracy per epoch, test predictions on the CPU)."""
-    variant = copy.deepcopy(model).to(device=device, dtype=dtype)
-    rule = EqProp()
-    run = train(variant, rule, data.to(dtype=dtype, device=device), epochs=epochs,
-                lr=TRAIN_LR, batch_size=TRAIN_BATCH, seed=seed, progress=False)
-    x = data.x_test.flatten(1).to(device=device, dtype=dtype)
-    predictions = rule.infer(variant, x).logits.argmax(dim=1).cpu()
-    return variant, run.series("test_accuracy"), predictions
-
-
-def parameter_divergence(a: LoopedMLP, b: LoopedMLP) -> float:
-    """‖θ_a − θ_b‖/‖θ_b‖ over all raw parameters (float64, CPU)."""
-    pa = np.concatenate([as_array(p).ravel() for p in a.parameters()])
-    pb = np.concatenate([as_array(p).ravel() for p in b.parameters()])
-    return float(np.linalg.norm(pa - pb) / np.linalg.norm(pb))
 
 
 # -- the track --------------------------------------------------------------------------------
@@ -180,17 +145,7 @@ def run(ctx: TrackContext) -> None:
 
     # (2) float32 vs float64 and (3) CPU vs CUDA
     data = load_dataset("digits", seed=0)
-    setup = SETUP[profile]
-    x = data.x_test.flatten(1)[:setup["batch"]]
-    y = data.y_test[:setup["batch"]]
-    measured: dict[str, list[dict[str, Any]]] = {}
-    for device, dtype in variants():
-        name = label(device, dtype)
-        measured[name] = []
-        for seed in range(ctx.seed, ctx.seed + setup["seeds"]):
-            model, _ = build("standard", data.n_features, setup["hidden"], data.n_classes,
-                             seed=seed)
-            measured[name].append(compare_computations(model, x, y, device, dtype))
+    measured = measure_variants(data, ctx.seed, **SETUP[profile])
     reference = label(*REFERENCE)
     flags = matmul_flags()
     for name, runs in measured.items():
