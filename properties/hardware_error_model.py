@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -262,6 +263,49 @@ def precision_sweep(bench: Bench, estimator: str, bits_list: Sequence[int]
                                          agreement(g, bench.reference).cosine,
                                          distance(g, ideal), g.max_residual, predicted))
     return points
+
+
+def sweeps(benches: Sequence[Bench], stds: Sequence[float], repeats: int, seed: int,
+           bits: Sequence[int]) -> tuple[dict[tuple[str, str], list[NoisePoint]],
+                                         dict[tuple[str, str], list[PrecisionPoint]]]:
+    """The noise and precision sweeps of every (bench, estimator)."""
+    noise: dict[tuple[str, str], list[NoisePoint]] = {}
+    precision: dict[tuple[str, str], list[PrecisionPoint]] = {}
+    for bench in benches:
+        for estimator in ESTIMATORS:
+            noise[(bench.label, estimator)] = noise_sweep(bench, estimator, stds, repeats,
+                                                          seed)
+            precision[(bench.label, estimator)] = precision_sweep(bench, estimator, bits)
+    return noise, precision
+
+
+def int8_margin(bench: Bench, estimator: str, precision: Sequence[PrecisionPoint],
+                predicted: float, ideal_cosine: float, x: Tensor, y: Tensor, bits: int,
+                allowance: float) -> dict[str, Any]:
+    """The error model's floor for the cosine with b-bit states and weights: cos(θ_ideal +
+    arcsin r), r = (‖g_q − g‖ + allowance·(predicted state error))/‖ĝ_ideal‖, and whether it
+    is vacuous (r ≥ 1 or an angle ≥ 90°), beside the measured cosine."""
+    both = next(p for p in precision if p.bits == bits and p.arm == "states+weights")
+    ideal_norm = float(np.linalg.norm(vector(bench.ideal(estimator))))
+    g_q = weight_quantized_reference(bench.net, x, y, bits)
+    weight_shift = float(np.linalg.norm(vector(g_q) - vector(bench.reference)))
+    state_error = allowance * predicted
+    r = (weight_shift + state_error) / ideal_norm
+    angle = math.acos(min(1.0, ideal_cosine)) + math.asin(min(1.0, r))
+    return {"cosine": both.cosine, "bound": math.cos(min(angle, math.pi)),
+            "vacuous": r >= 1 or angle >= math.pi / 2,
+            "ideal_cosine": ideal_cosine, "r": r,
+            "weight_shift_over_ideal": weight_shift / ideal_norm,
+            "per_parameter": both.per_parameter,
+            "cosine_by_precision": {f"{p.arm} {p.bits} bits": p.cosine for p in precision}}
+
+
+def largest_rise(points: Sequence[NoisePoint], standard_errors: float) -> float:
+    """The largest rise of the mean cosine from one σ to the next beyond `standard_errors`
+    standard errors of the two repeat means (≤ 0: the cosine does not rise with σ)."""
+    return max(after.mean - before.mean - standard_errors * math.hypot(
+        before.standard_error, after.standard_error)
+        for before, after in zip(points, points[1:]))
 
 
 def break_even(points: Sequence[NoisePoint], level: float = BREAK_EVEN) -> float:

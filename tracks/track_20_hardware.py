@@ -95,7 +95,6 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import numpy as np
 import torch
@@ -111,16 +110,13 @@ from properties.hardware_error_model import (
     ESTIMATORS,
     STEPS,
     Bench,
-    NoisePoint,
-    PrecisionPoint,
     break_even,
     cosine,
     fake_quantized,
-    noise_sweep,
-    precision_sweep,
+    int8_margin,
+    largest_rise,
     predicted_break_even,
-    vector,
-    weight_quantized_reference,
+    sweeps,
 )
 from properties.quantizer_promise import quantizer_promise_evidence
 from theory.spectra import lipschitz_certificate
@@ -188,13 +184,7 @@ def run(ctx: TrackContext) -> None:
                Bench("trained", copy.deepcopy(trained).double(), x, y)]
 
     stds, repeats = NOISE_STDS[profile], REPEATS[profile]
-    noise: dict[tuple[str, str], list[NoisePoint]] = {}
-    precision: dict[tuple[str, str], list[PrecisionPoint]] = {}
-    for bench in benches:
-        for estimator in ESTIMATORS:
-            noise[(bench.label, estimator)] = noise_sweep(bench, estimator, stds, repeats,
-                                                          ctx.seed)
-            precision[(bench.label, estimator)] = precision_sweep(bench, estimator, BITS)
+    noise, precision = sweeps(benches, stds, repeats, ctx.seed, BITS)
 
     def worst(values: dict[str, float], lowest: bool = True) -> tuple[str, float]:
         key = (min if lowest else max)(values, key=values.__getitem__)
@@ -235,29 +225,16 @@ def run(ctx: TrackContext) -> None:
         ctx.check(ROUNDING.check(f"{estimator}: INT8 states, measured/predicted (Widrow) RMS "
                                  "error of the (W, U, b) estimate (worse model)", value,
                                  worst_model=at, per_model=q_ratios, all_bit_widths=all_bits,
-                          step=quantization_step(INT8),
-                          nudge_displacement_rms_over_step={
-                              b.label: b.nudge_displacement / quantization_step(INT8)
-                              for b in benches}))
+                                 step=quantization_step(INT8),
+                                 nudge_displacement_rms_over_step={
+                                     b.label: b.nudge_displacement / quantization_step(INT8)
+                                     for b in benches}))
         # (4) INT8 states + weights, cosine against the error-model bound
-        margins: dict[str, dict[str, Any]] = {}
-        for bench in benches:
-            key = (bench.label, estimator)
-            both = next(p for p in precision[key] if p.bits == INT8
-                        and p.arm == "states+weights")
-            ideal_norm = float(np.linalg.norm(vector(bench.ideal(estimator))))
-            g_q = weight_quantized_reference(bench.net, x, y, INT8)
-            weight_shift = float(np.linalg.norm(vector(g_q) - vector(bench.reference)))
-            state_error = ROUNDING_TOL * int8[bench.label].predicted
-            r = (weight_shift + state_error) / ideal_norm
-            angle = math.acos(min(1.0, ideal_cos[key])) + math.asin(min(1.0, r))
-            margins[bench.label] = {"cosine": both.cosine, "bound": math.cos(min(angle, math.pi)),
-                                    "vacuous": r >= 1 or angle >= math.pi / 2,
-                                    "ideal_cosine": ideal_cos[key], "r": r,
-                                    "weight_shift_over_ideal": weight_shift / ideal_norm,
-                                    "per_parameter": both.per_parameter,
-                                    "cosine_by_precision": {f"{p.arm} {p.bits} bits": p.cosine
-                                                            for p in precision[key]}}
+        margins = {bench.label: int8_margin(bench, estimator, precision[(bench.label, estimator)],
+                                            int8[bench.label].predicted,
+                                            ideal_cos[(bench.label, estimator)], x, y, INT8,
+                                            ROUNDING_TOL)
+                   for bench in benches}
         name = (f"{estimator}: INT8 states+weights whole-vector cosine vs the error-model "
                 "bound cos(theta_ideal + arcsin r) (worse model with a non-vacuous bound)")
         informative = [k for k in margins if not margins[k]["vacuous"]]
@@ -271,24 +248,19 @@ def run(ctx: TrackContext) -> None:
             ctx.check(holds(name, False, "a non-vacuous bound (r < 1) on some model",
                             value="vacuous", per_model=margins))
         # (5) monotone
-        rises = {}
-        for lab in labels:
-            pts = noise[(lab, estimator)]
-            rises[lab] = max(after.mean - before.mean - MONOTONE_SE * math.hypot(
-                before.standard_error, after.standard_error)
-                for before, after in zip(pts, pts[1:]))
+        rises = {lab: largest_rise(noise[(lab, estimator)], MONOTONE_SE) for lab in labels}
         at, value = worst(rises, lowest=False)
         ctx.check(NO_RISE.check(f"{estimator}: cosine vs noise, largest rise beyond "
                                 f"{MONOTONE_SE:g} standard errors (worse model)", value,
-                                worst_model=at, curves={lab: {f"{p.std:g}": p.mean for p in
-                                                        noise[(lab, estimator)]}
-                                                  for lab in labels},
-                          energy_parameter_curves={
-                              lab: {f"{p.std:g}": float(np.mean(p.energy_cosines))
-                                    for p in noise[(lab, estimator)]} for lab in labels},
-                          max_residual={lab: {f"{p.std:g}": p.residual
-                                              for p in noise[(lab, estimator)]}
-                                        for lab in labels}))
+                                worst_model=at,
+                                curves={lab: {f"{p.std:g}": p.mean for p in
+                                              noise[(lab, estimator)]} for lab in labels},
+                                energy_parameter_curves={
+                                    lab: {f"{p.std:g}": float(np.mean(p.energy_cosines))
+                                          for p in noise[(lab, estimator)]} for lab in labels},
+                                max_residual={lab: {f"{p.std:g}": p.residual
+                                                    for p in noise[(lab, estimator)]}
+                                              for lab in labels}))
         for lab in labels:
             pts = noise[(lab, estimator)]
             ctx.note(f"{estimator}, {lab}: ideal cosine {pts[0].mean:.5f}; break-even "
@@ -311,7 +283,7 @@ def run(ctx: TrackContext) -> None:
     L = lipschitz_certificate(fake_quantized(net.weight, INT8), "tanh")
     ctx.check(CONTRACTION.check("trained model: certified L = sigma_max(INT8 W_eff) * sup|phi'| "
                                 "(scipy)", L, float_L=lipschitz_certificate(net.weight, "tanh"),
-                      levels=quantization_levels(INT8)))
+                                levels=quantization_levels(INT8)))
 
     # (7) accuracy
     for estimator, arms in accuracy.items():
