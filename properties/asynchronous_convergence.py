@@ -37,7 +37,7 @@ from theory.asynchronous import (
 )
 
 from .extract import as_numpy
-from .search import MeasuredOnce
+from .search import MeasuredOnce, find_example
 from .strategies import ModelSpec, contractive_models, initial_states
 
 TOL = 1e-12  # ‖T(h) − h‖₂ at which every scheme stops: the common fixed-point error
@@ -348,6 +348,30 @@ def cyclic_fails(spec: ModelSpec) -> bool:
     _, stats = event_driven_equilibrium(model, x, h0, scheme="asynchronous", order="cyclic",
                                         tol=TOL, max_rounds=CYCLE_SWEEPS)
     return outcome(stats) == "no progress" and stats.residual_trace[-1] > 1e-6
+
+
+def uncertified_sn_model(examples: int, seed: int) -> ModelSpec | None:
+    """The minimal SN model hypothesis finds that is not a weighted max-norm contraction."""
+    return find_example(contractive_models(max_hidden=10, symmetric=None),
+                        lambda s: not max_norm_certificate(
+                            as_numpy(s.build()).weight, s.activation).certified,
+                        max_examples=examples, seed=seed)
+
+
+def unstable_cyclic_model(examples: int, seed: int) -> ModelSpec | None:
+    """A minimal asymmetric SN model (drive 0) whose cyclic Gauss–Seidel sweep has Jacobian
+    spectral radius > 1 at h* = 0 (scipy): cyclic Gauss–Seidel cannot converge to h* on it."""
+    return find_example(
+        contractive_models(max_hidden=10, symmetric=False).map(
+            lambda s: s.with_(drive_scale=0.0)),
+        lambda s: cyclic_radius(s) > 1, max_examples=examples, seed=seed)
+
+
+def frozen_threshold_run(spec: ModelSpec) -> EventStats:
+    """The lazy scheme with its threshold frozen at 1e-3 (shrink = 1), 4 inputs: it stalls."""
+    _, frozen = event_driven_equilibrium(spec.build(), spec.inputs(4),
+                                         scheme="lazy", threshold=1e-3, shrink=1.0, tol=TOL)
+    return frozen
 
 
 def summarize(values: list[float]) -> dict[str, float]:

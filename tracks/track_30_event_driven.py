@@ -59,8 +59,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from eqprop_core.event_driven import event_driven_equilibrium
-from properties import ModelSpec, Search, as_numpy, contractive_models, find_example, holds
+from properties import ModelSpec, Search, holds
 from properties.asynchronous_convergence import (
     CENSUS_LABELS,
     CENSUS_ROUNDS,
@@ -77,6 +76,7 @@ from properties.asynchronous_convergence import (
     converged_share,
     cyclic_fails,
     cyclic_radius,
+    frozen_threshold_run,
     in_max_norm,
     measure,
     mutual_inhibition,
@@ -84,9 +84,10 @@ from properties.asynchronous_convergence import (
     scale_savings,
     sn_census_cases,
     summarize,
+    uncertified_sn_model,
+    unstable_cyclic_model,
 )
 from properties.bounds import at_least_bound, at_most_bound
-from theory.asynchronous import max_norm_certificate
 
 from .procedures.event_driven import plot
 from .registry import track
@@ -205,10 +206,7 @@ def run(ctx) -> None:
     share, per_class = certified_shares(seen), certified_per_class(seen)
 
     m = ctx.examples(60, 600)
-    counter = find_example(contractive_models(max_hidden=10, symmetric=None),
-                           lambda s: not max_norm_certificate(
-                               as_numpy(s.build()).weight, s.activation).certified,
-                           max_examples=m, seed=ctx.seed)
+    counter = uncertified_sn_model(m, ctx.seed)
     ctx.claim(
         EVERY_MODEL.check("SN (L_2 <= gamma < 1) makes T a weighted max-norm contraction, so "
                           "asynchronous convergence is a theorem (share of drawn SN models)",
@@ -229,10 +227,7 @@ def run(ctx) -> None:
                               outcomes=outcomes(sym_uncert)))
     # Where a sweep's Jacobian at h* = 0 has ρ > 1 (scipy), cyclic Gauss–Seidel cannot
     # converge to the unique h*; hypothesis finds a minimal such SN model, the run confirms it.
-    unstable = find_example(
-        contractive_models(max_hidden=10, symmetric=False).map(
-            lambda s: s.with_(drive_scale=0.0)),
-        lambda s: cyclic_radius(s) > 1, max_examples=m, seed=ctx.seed)
+    unstable = unstable_cyclic_model(m, ctx.seed)
     asym_counter = unstable if unstable is not None and cyclic_fails(unstable) else None
     asym_share = (converged_share(asym_uncert)["gauss_seidel_cyclic"] if asym_uncert
                   else None)
@@ -261,8 +256,7 @@ def run(ctx) -> None:
 
     # A frozen threshold (shrink = 1) cannot reach the tolerance.
     frozen_spec = in_max_norm(PLOT_SPEC, 0.95)
-    _, frozen = event_driven_equilibrium(frozen_spec.build(), frozen_spec.inputs(4),
-                                         scheme="lazy", threshold=1e-3, shrink=1.0, tol=TOL)
+    frozen = frozen_threshold_run(frozen_spec)
     ctx.check(STALLED.check("frozen threshold 1e-3 (shrink = 1) is falsified: residual stays "
                             "above the tolerance", frozen.max_residual,
                             stalled=bool(cast(torch.Tensor, frozen.stalled).all()),  # set
