@@ -300,6 +300,25 @@ def int8_margin(bench: Bench, estimator: str, precision: Sequence[PrecisionPoint
             "cosine_by_precision": {f"{p.arm} {p.bits} bits": p.cosine for p in precision}}
 
 
+def rounding_ratios(precision: dict[tuple[str, str], list[PrecisionPoint]], labels: Sequence[str],
+                    estimator: str, bits: int
+                    ) -> tuple[dict[str, PrecisionPoint], dict[str, float], dict[str, float]]:
+    """The b-bit states points per model, their measured/predicted (Widrow) error ratios, and
+    the ratio at every bit width."""
+    int8 = {lab: next(p for p in precision[(lab, estimator)]
+                      if p.bits == bits and p.arm == "states") for lab in labels}
+    q_ratios = {lab: p.error / p.predicted for lab, p in int8.items()}
+    all_bits = {f"{lab} {p.bits} bits": p.error / p.predicted for lab in labels
+                for p in precision[(lab, estimator)] if p.arm == "states"}
+    return int8, q_ratios, all_bits
+
+
+def worst(values: dict[str, float], lowest: bool = True) -> tuple[str, float]:
+    """(key, value) of the smallest (`lowest`) or largest value."""
+    key = (min if lowest else max)(values, key=values.__getitem__)
+    return key, values[key]
+
+
 def largest_rise(points: Sequence[NoisePoint], standard_errors: float) -> float:
     """The largest rise of the mean cosine from one σ to the next beyond `standard_errors`
     standard errors of the two repeat means (≤ 0: the cosine does not rise with σ)."""

@@ -93,15 +93,12 @@ bound (cosine ≥ 0.99) must fail.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
-import torch
 
 from eqprop_core.data import load_dataset
 from eqprop_core.hardware import quantization_levels, quantization_step, quantize_states
-from eqprop_core.variants import build
 from properties import agreement, holds
 from properties.bounds import at_least_bound, at_most_bound
 from properties.hardware_error_model import (
@@ -109,23 +106,25 @@ from properties.hardware_error_model import (
     BREAK_EVEN,
     ESTIMATORS,
     STEPS,
-    Bench,
     break_even,
     cosine,
     fake_quantized,
     int8_margin,
     largest_rise,
     predicted_break_even,
+    rounding_ratios,
     sweeps,
+    worst,
 )
 from properties.quantizer_promise import quantizer_promise_evidence
 from theory.spectra import lipschitz_certificate
 
 from .context import TrackContext
 from .procedures.hardware import (
-    HIDDEN,
     TRAINING,
     gradient_batch,
+    init_and_trained,
+    nudge_move_note,
     plot_accuracy,
     plot_noise,
     plot_precision,
@@ -177,18 +176,10 @@ def run(ctx: TrackContext) -> None:
     # Accuracy first: its ideal symmetric run provides the trained model for the gradients.
     accuracy, trained = train_arms(ctx, data, plan)
 
-    with torch.random.fork_rng(devices=[]):
-        init, _ = build("standard", data.n_features, HIDDEN, data.n_classes, seed=ctx.seed,
-                        dtype=torch.float64)
-    benches = [Bench("init", init, x, y),
-               Bench("trained", copy.deepcopy(trained).double(), x, y)]
+    benches = init_and_trained(data, trained, x, y, ctx.seed)
 
     stds, repeats = NOISE_STDS[profile], REPEATS[profile]
     noise, precision = sweeps(benches, stds, repeats, ctx.seed, BITS)
-
-    def worst(values: dict[str, float], lowest: bool = True) -> tuple[str, float]:
-        key = (min if lowest else max)(values, key=values.__getitem__)
-        return key, values[key]
 
     labels = [b.label for b in benches]
     ideal_cos = {(b.label, e): cosine(b.ideal(e), b.reference) for b in benches
@@ -216,12 +207,8 @@ def run(ctx: TrackContext) -> None:
                         f"in [{1 / NOISE_MODEL_TOL:.3g}, {NOISE_MODEL_TOL:g}]",
                         value=ratios[far], worst_at=far, ratios=ratios, repeats=repeats))
         # (3) INT8 states: the rounding model bounds the error
-        int8 = {lab: next(p for p in precision[(lab, estimator)]
-                          if p.bits == INT8 and p.arm == "states") for lab in labels}
-        q_ratios = {lab: p.error / p.predicted for lab, p in int8.items()}
+        int8, q_ratios, all_bits = rounding_ratios(precision, labels, estimator, INT8)
         at, value = worst(q_ratios, lowest=False)
-        all_bits = {f"{lab} {p.bits} bits": p.error / p.predicted for lab in labels
-                    for p in precision[(lab, estimator)] if p.arm == "states"}
         ctx.check(ROUNDING.check(f"{estimator}: INT8 states, measured/predicted (Widrow) RMS "
                                  "error of the (W, U, b) estimate (worse model)", value,
                                  worst_model=at, per_model=q_ratios, all_bit_widths=all_bits,
@@ -270,13 +257,7 @@ def run(ctx: TrackContext) -> None:
                      f"{margins[lab]['cosine']:.4f} (bound {margins[lab]['bound']:.4f}); "
                      f"noisy residual at sigma={pts[-1].std:g}: {pts[-1].residual:.3g}")
 
-    moves = {b.label: b.nudge_displacement / quantization_step(INT8) for b in benches}
-    ctx.note("nudge move beta*dh/dbeta (RMS) over the INT8 step: " + ", ".join(
-        f"{label} {move:.2f}" for label, move in moves.items()) + (
-        "; below 1 the INT8 grid cannot resolve the nudge: the phases round to the same "
-        "states, the estimate shrinks towards zero and its cosine drops, as the error model "
-        "says (the bound of check (4) is then vacuous for that model)"
-        if min(moves.values()) < 1 else ""))
+    ctx.note(nudge_move_note(benches, INT8))
 
     # (6) the contraction certificate with INT8 W_eff
     net = benches[1].net

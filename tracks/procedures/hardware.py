@@ -4,6 +4,7 @@ transform and quantization-aware weights) and the figures."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from eqprop_core import LoopedMLP
 from eqprop_core.data import Dataset
 from eqprop_core.hardware import (
     neuron_noise,
+    quantization_step,
     quantize_states,
     quantize_weights,
 )
@@ -27,6 +29,7 @@ from properties.hardware_error_model import (
     ESTIMATORS,
     N_POINTS,
     STEPS,
+    Bench,
     NoisePoint,
     PrecisionPoint,
 )
@@ -193,3 +196,25 @@ def train_arms(ctx: TrackContext, data: Dataset, plan: TrainingPlan
     if trained is None:
         raise RuntimeError("the training plan must include the symmetric ideal arm")
     return accuracy, trained
+
+
+def init_and_trained(data: Dataset, trained: LoopedMLP, x: Tensor, y: Tensor, seed: int
+                     ) -> list[Bench]:
+    """The float64 benches of the gradient checks: the initialization at `seed` and the model
+    after the ideal arm's training."""
+    with torch.random.fork_rng(devices=[]):
+        init, _ = build("standard", data.n_features, HIDDEN, data.n_classes, seed=seed,
+                        dtype=torch.float64)
+    return [Bench("init", init, x, y),
+            Bench("trained", copy.deepcopy(trained).double(), x, y)]
+
+
+def nudge_move_note(benches: list[Bench], bits: int) -> str:
+    """The nudge's RMS move over the b-bit step per bench, and what a move below 1 means."""
+    moves = {b.label: b.nudge_displacement / quantization_step(bits) for b in benches}
+    return ("nudge move beta*dh/dbeta (RMS) over the INT8 step: " + ", ".join(
+        f"{label} {move:.2f}" for label, move in moves.items()) + (
+        "; below 1 the INT8 grid cannot resolve the nudge: the phases round to the same "
+        "states, the estimate shrinks towards zero and its cosine drops, as the error model "
+        "says (the bound of check (4) is then vacuous for that model)"
+        if min(moves.values()) < 1 else ""))
