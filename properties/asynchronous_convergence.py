@@ -367,6 +367,24 @@ def unstable_cyclic_model(examples: int, seed: int) -> ModelSpec | None:
         lambda s: cyclic_radius(s) > 1, max_examples=examples, seed=seed)
 
 
+def cyclic_counterexample(examples: int, seed: int
+                          ) -> tuple[ModelSpec | None, ModelSpec | None, float | None]:
+    """(the model `unstable_cyclic_model` finds, that model if running it confirms the cycle
+    (`cyclic_fails`) else None, its linearized sweep radius)."""
+    unstable = unstable_cyclic_model(examples, seed)
+    confirmed = unstable if unstable is not None and cyclic_fails(unstable) else None
+    return unstable, confirmed, cyclic_radius(unstable) if unstable is not None else None
+
+
+PLOT_SPEC = ModelSpec(n_in=4, n_hidden=32, weight_scale=1.0, structure="spike", seed=3,
+                      gamma=0.95)
+
+
+def certified_plot_spec() -> ModelSpec:
+    """PLOT_SPEC (n = 32) rescaled to a Perron-weighted L_w <= 0.95."""
+    return in_max_norm(PLOT_SPEC, 0.95)
+
+
 def frozen_threshold_run(spec: ModelSpec) -> EventStats:
     """The lazy scheme with its threshold frozen at 1e-3 (shrink = 1), 4 inputs: it stalls."""
     _, frozen = event_driven_equilibrium(spec.build(), spec.inputs(4),
@@ -387,6 +405,18 @@ def by_class(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]
         if row[key] is not None:
             groups[row["class"]].append(row[key])
     return {name: summarize(values) for name, values in sorted(groups.items())}
+
+
+def saving_details(rows: list[dict[str, Any]], saving_lazy: list[float]) -> dict[str, Any]:
+    """What the lazy-saving claim records beside its value: the saving's summary, the share of
+    n ≥ 2 models with a positive saving, and per class the savings and skipped shares."""
+    several = [r["saving_lazy"] for r in rows
+               if r["saving_lazy"] is not None and r["n_hidden"] >= 2]
+    return {"saving_vs_synchronous": summarize(saving_lazy),
+            "share_saving_over_zero_n_at_least_2": float(np.mean([v > 0 for v in several])),
+            "saving_by_class": by_class(rows, "saving_lazy"),
+            "skipped_share_within_lazy_run": by_class(rows, "skipped_share_lazy"),
+            "saving_gauss_seidel_vs_synchronous": by_class(rows, "saving_gauss_seidel")}
 
 
 def mutual_inhibition() -> dict[str, Any]:

@@ -59,37 +59,41 @@ from typing import cast
 import numpy as np
 import torch
 
-from properties import ModelSpec, Search, holds
+from properties import Search, holds
 from properties.asynchronous_convergence import (
     CENSUS_LABELS,
     CENSUS_ROUNDS,
     CYCLE_SWEEPS,
-    TARGETS,
     TOL,
-    by_class,
     census,
     certificate_pairs,
     certificate_quotient,
     certified_cases,
     certified_per_class,
+    certified_plot_spec,
     certified_shares,
     converged_share,
-    cyclic_fails,
-    cyclic_radius,
+    cyclic_counterexample,
     frozen_threshold_run,
-    in_max_norm,
     measure,
     mutual_inhibition,
     outcomes,
+    saving_details,
     scale_savings,
     sn_census_cases,
-    summarize,
     uncertified_sn_model,
-    unstable_cyclic_model,
 )
 from properties.bounds import at_least_bound, at_most_bound
 
-from .procedures.event_driven import plot
+from .procedures.event_driven import (
+    census_note,
+    control_note,
+    outcomes_note,
+    plot,
+    saving_note,
+    scale_note,
+    search_note,
+)
 from .registry import track
 
 NONE = at_most_bound(0.0, "checks (1), (3): every scheme converges and the accounting is exact, "
@@ -136,10 +140,6 @@ CERTIFICATE_SEARCH = Search("max-norm certificate: max ||T(a)-T(b)||_w / (L_w ||
                             "and Perron", certificate_quotient, CERTIFICATE)
 
 
-PLOT_SPEC = ModelSpec(n_in=4, n_hidden=32, weight_scale=1.0, structure="spike", seed=3,
-                      gamma=0.95)
-
-
 @track(30, "Event-driven updates", "A",
        "lazy and asynchronous updates reach the same h* when T is a weighted max-norm "
        "contraction (s*rho(|W|) < 1); skipped share measured at equal fixed-point error",
@@ -152,9 +152,7 @@ def run(ctx) -> None:
     for search in SEARCHES:
         ctx.search(cases, search, n)
     rows = measure.values()
-    ctx.note(f"{n} drawn SN models rescaled to Perron-weighted L_w in {TARGETS} (max-norm "
-             f"certified; {len(rows)} measured), 2 starts each to 1e6 in norm, float64, "
-             f"stop at ||T(h)-h||_2 <= {TOL:g}")
+    ctx.note(search_note(n, rows))
 
     # Skipped updates at equal fixed-point error (both stop at the same residual).
     saving_lazy = [r["saving_lazy"] for r in rows if r["saving_lazy"] is not None]
@@ -164,24 +162,12 @@ def run(ctx) -> None:
         max(max(r["error_lazy"], r["error_sync"]) for r in rows),
         median_error_lazy=float(np.median([r["error_lazy"] for r in rows])),
         median_error_synchronous=float(np.median([r["error_sync"] for r in rows]))))
-    several = [r["saving_lazy"] for r in rows
-               if r["saving_lazy"] is not None and r["n_hidden"] >= 2]
     ctx.claim(
         NO_EXTRA_WORK.check("lazy updates never need more neuron updates than synchronous "
                             "sweeps at equal fixed-point error (min saving over drawn certified "
-                            "models)", min(saving_lazy),
-                            saving_vs_synchronous=summarize(saving_lazy),
-                            share_saving_over_zero_n_at_least_2=float(np.mean([v > 0
-                                                                               for v in several])),
-                            saving_by_class=by_class(rows, "saving_lazy"),
-                            skipped_share_within_lazy_run=by_class(rows, "skipped_share_lazy"),
-                            saving_gauss_seidel_vs_synchronous=by_class(rows,
-                                                                        "saving_gauss_seidel")),
+                            "models)", min(saving_lazy), **saving_details(rows, saving_lazy)),
         "TRACKS.md track 30 (measure the share of skipped updates at equal error)")
-    ctx.note(f"lazy vs synchronous at equal error: {100 * np.median(saving_lazy):.1f}% of "
-             f"neuron updates skipped (median over {len(saving_lazy)} models; range "
-             f"{100 * min(saving_lazy):.1f}% to {100 * max(saving_lazy):.1f}%); Gauss-Seidel "
-             f"vs synchronous: {100 * np.median(saving_gs):.1f}% fewer (median)")
+    ctx.note(saving_note(saving_lazy, saving_gs))
 
     scale_rows = scale_savings((32,) if ctx.quick else (32, 128))
     ctx.claim(
@@ -191,8 +177,7 @@ def run(ctx) -> None:
                                          for r in scale_rows])),
                           models={r["class"]: r for r in scale_rows}),
         "TRACKS.md track 30 (measure the share of skipped updates at equal error)")
-    ctx.note("larger SN models, lazy vs synchronous saving: " + ", ".join(
-        f"{r['class']} {100 * (r['saving_lazy'] or 0):.0f}%" for r in scale_rows))
+    ctx.note(scale_note(scale_rows))
 
     # The certificate, hunted (the tightest quotient is its tightness).
     ctx.search(certificate_pairs(), CERTIFICATE_SEARCH, ctx.examples(60, 600))
@@ -213,9 +198,7 @@ def run(ctx) -> None:
                           share["weighted (s*rho(|W|) < 1)"], shares=share, per_class=per_class,
                           shrunk_counterexample=repr(counter) if counter is not None else None),
         "issue 7 item 3 (state the contraction norm under which asynchronous updates converge)")
-    ctx.note(f"{len(seen)} SN models (grid: 5 structures x sym/asym x n in "
-             f"{sorted({r['n_hidden'] for r in seen})}, gamma 0.95): max-norm contractions "
-             + ", ".join(f"{k}: {100 * v:.0f}%" for k, v in share.items()))
+    ctx.note(census_note(seen, share))
 
     # Symmetric SN without the max-norm certificate: energy descent still forces convergence.
     sym_error = max((r[f"error_{label}"] for r in sym_uncert for label in CENSUS_LABELS),
@@ -227,8 +210,7 @@ def run(ctx) -> None:
                               outcomes=outcomes(sym_uncert)))
     # Where a sweep's Jacobian at h* = 0 has ρ > 1 (scipy), cyclic Gauss–Seidel cannot
     # converge to the unique h*; hypothesis finds a minimal such SN model, the run confirms it.
-    unstable = unstable_cyclic_model(m, ctx.seed)
-    asym_counter = unstable if unstable is not None and cyclic_fails(unstable) else None
+    unstable, asym_counter, radius = cyclic_counterexample(m, ctx.seed)
     asym_share = (converged_share(asym_uncert)["gauss_seidel_cyclic"] if asym_uncert
                   else None)
     ctx.claim(
@@ -240,8 +222,7 @@ def run(ctx) -> None:
               outcomes=outcomes(asym_uncert), rounds_allowed=CENSUS_ROUNDS,
               shrunk_counterexample=(repr(asym_counter) if asym_counter is not None
                                      else None),
-              linearized_sweep_radius=(cyclic_radius(unstable) if unstable is not None
-                                       else None),
+              linearized_sweep_radius=radius,
               counterexample_search="hypothesis: an asymmetric SN model (drive 0) whose cyclic "
               "Gauss-Seidel sweep has Jacobian spectral radius > 1 at h* = 0 (scipy); confirmed "
               f"by running it: start 1/2, {CYCLE_SWEEPS} sweeps, no progress over the last "
@@ -249,13 +230,10 @@ def run(ctx) -> None:
         "issue 7 item 3 (what asynchronous updates do on SN models that are not max-norm "
         "contractions)",
         verdict="inconclusive" if asym_share is None and asym_counter is None else None)
-    ctx.note("non-certified SN models, outcomes: symmetric "
-             f"{outcomes(sym_uncert)}, asymmetric {outcomes(asym_uncert)}"
-             + (f"; cyclic Gauss-Seidel never converges on {asym_counter!r}"
-                if asym_counter is not None else ""))
+    ctx.note(outcomes_note(sym_uncert, asym_uncert, asym_counter))
 
     # A frozen threshold (shrink = 1) cannot reach the tolerance.
-    frozen_spec = in_max_norm(PLOT_SPEC, 0.95)
+    frozen_spec = certified_plot_spec()
     frozen = frozen_threshold_run(frozen_spec)
     ctx.check(STALLED.check("frozen threshold 1e-3 (shrink = 1) is falsified: residual stays "
                             "above the tolerance", frozen.max_residual,
@@ -263,9 +241,7 @@ def run(ctx) -> None:
                             updates=int(frozen.updates.sum())))
 
     control = mutual_inhibition()
-    ctx.note(f"control W = [[0,-2],[-2,0]], x = 0, start (1/2, 1/2): "
-             f"{control['distinct']} distinct fixed points reached by Gauss-Seidel orders; "
-             f"converged: {control['converged']}")
+    ctx.note(control_note(control))
     ctx.negative_control(
         AGREEMENT.check("max spread of h* over Gauss-Seidel orders (W = [[0,-2],[-2,0]], x = 0, "
                         "one start)", control["spread"]),
