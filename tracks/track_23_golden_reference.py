@@ -48,10 +48,7 @@ from functools import partial
 from properties import MeasuredOnce, Search
 from properties.bounds import at_most_bound
 from properties.golden_agreement import (
-    BETAS,
     PERTURBATION,
-    POINTS,
-    TOL,
     compare,
     golden_cases,
     perturbed_gap,
@@ -59,6 +56,7 @@ from properties.golden_agreement import (
     sign_slip_gap,
 )
 
+from .procedures.golden_reference import agreement_note, control_note
 from .registry import track
 
 AGREEMENT = at_most_bound(1e-10, "issue 3 acceptance: max abs difference torch vs golden; "
@@ -95,12 +93,7 @@ def run(ctx) -> None:
     ctx.claim(AGREEMENT.check("golden reference: max abs difference over every quantity",
                               overall), source="issue 3 acceptance",
               models=len(measured.values()))
-    smallest_beta = min(m["beta"] for m in measured.values())
-    ctx.note(f"{len(measured.values())} drawn models (symmetric/asymmetric, SN on/off, beta in "
-             f"{list(BETAS)} capped for contraction (smallest {smallest_beta:.3g}), holomorphic N "
-             f"in {list(POINTS)}), phases solved to {TOL:g}: "
-             + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
-             + f" (bound {AGREEMENT.limit:g})")
+    ctx.note(agreement_note(measured.values(), worst, AGREEMENT.limit))
 
     caught = LEAST_SENSITIVE.run(golden_cases(), max_examples=n, seed=ctx.seed)
     smallest = -caught.worst
@@ -111,6 +104,4 @@ def run(ctx) -> None:
                         least_sensitive_model=caught.worst_example),
         sign_slip_gap=slip,
     )
-    ctx.note(f"control: torch with U[0,0] + {PERTURBATION:g} differs from golden by at least "
-             f"{smallest:.2e} on every drawn model (> {AGREEMENT.limit:g}: caught); a negated "
-             f"estimate differs by {slip:.2e}")
+    ctx.note(control_note(smallest, slip, AGREEMENT.limit))

@@ -106,14 +106,6 @@ DISAGREEMENT = at_most_bound(0.01, "share of test predictions a variant may chan
                                    "'1 point'; it bounds the accuracy difference too)")
 
 
-# -- (2), (3) float32 vs float64, CPU vs CUDA: the stated tolerances --------------------------
-
-
-# -- training in each variant -----------------------------------------------------------------
-
-
-# -- the track --------------------------------------------------------------------------------
-
 @track(24, "Reproducibility", "C",
        "same seed => identical JSON results (in-process vs fresh interpreter); float32 vs "
        "float64 and CPU vs CUDA (when present) within tolerances stated from the unit roundoff "

@@ -94,7 +94,7 @@ def gradient_batch(data: Dataset, seed: int) -> tuple[Tensor, Tensor]:
     return data.x_train[pick].flatten(1).double(), data.y_train[pick]
 
 
-# -- the track --------------------------------------------------------------------------------
+# -- figures ----------------------------------------------------------------------------------
 def plot_noise(ctx: TrackContext, sweeps: dict[tuple[str, str], list[NoisePoint]],
                predicted: dict[tuple[str, str], float]) -> None:
     path = ctx.artifact_path("cosine_vs_noise.svg")
