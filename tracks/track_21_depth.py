@@ -65,7 +65,6 @@ from typing import Any
 
 import numpy as np
 
-from eqprop_core.layered import path_graph_norm
 from properties.bounds import at_least_bound, at_most_bound
 from properties.layered_gradients import (
     DEPTHS,
@@ -77,7 +76,7 @@ from properties.layered_gradients import (
     rounded,
 )
 
-from .procedures.depth import TRAIN_LAYERS, TRAIN_LR, plots, train_beside_bptt
+from .procedures.depth import TRAIN_LAYERS, TRAIN_LR, measured_notes, plots, train_beside_bptt
 from .registry import track
 
 WEFF = at_most_bound(1e-12, "check (1): W_eff rebuilt by NumPy equals the model's up to "
@@ -211,31 +210,7 @@ def run(ctx) -> None:
                                 "layer_cosine": rounded(r["layer_cosine"], 4)} for r in control])
 
     # Measured, not asserted: training-β agreement and the attenuation of the nudge signal.
-    for d in DEPTHS:
-        mine = [r for r in rows if r["depth"] == d]
-        for est in ("symmetric", "one_sided"):
-            gaps = np.max([[1 - c for c in r["training"][est]["layer_cosine"]] for r in mine],
-                          axis=0)
-            rel = np.max([r["training"][est]["layer_relative_error"] for r in mine], axis=0)
-            ctx.note(f"L={d}, {est} EP at training beta={TRAINING_BETA:g}: per layer (1..L) worst "
-                     f"1 - cos {rounded(gaps, 2)}, worst relative error {rounded(rel, 2)}")
-        for beta in (SMALL_BETA, TRAINING_BETA):
-            to_output = np.array([r["signal"][beta]["ratio_to_output"] for r in mine])
-            unit = np.array([np.array(r["signal"][beta]["per_unit"])
-                             / r["signal"][beta]["per_unit"][-1] for r in mine])
-            ctx.note(f"L={d}, beta={beta:g}: nudge signal ||h_beta,l - h_0,l||/beta relative to "
-                     f"layer L, per layer (1..L), min..max over draws: "
-                     + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
-                                 zip(to_output.min(axis=0), to_output.max(axis=0)))
-                     + " (per unit: " + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
-                                                  zip(unit.min(axis=0), unit.max(axis=0)))
-                     + ")")
-    control_gaps = [rounded([1 - c for c in r["layer_cosine"]], 3) for r in control]
-    ctx.note(f"control (independent feedback): per layer 1 - cos at beta={SMALL_BETA:g}: "
-             f"{control_gaps}")
-    sn = {m: max(r["L"] for r in rows if r["sn_mode"] == m) for m in ("global", "per_layer")}
-    ctx.note(f"certified L by scipy: global SN max {sn['global']:.6f}, per-layer SN max "
-             f"{sn['per_layer']:.6f} (gamma_b = gamma/(2cos(pi/(L+1))): "
-             + ", ".join(f"L={d}: {0.95 / path_graph_norm(d):.4f}" for d in DEPTHS) + ")")
+    for line in measured_notes(rows, control):
+        ctx.note(line)
     plots(ctx, rows, control, beta_sweep(ctx.seed), COSINE.limit)
     learning(ctx)

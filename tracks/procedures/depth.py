@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from eqprop_core.data import load_dataset
-from eqprop_core.layered import LayeredEqProp
+from eqprop_core.layered import LayeredEqProp, path_graph_norm
 from eqprop_core.train import BPTT, EqProp, TrainingRun, train
-from properties.layered_gradients import PLOT_BETAS, SMALL_BETA
+from properties.layered_gradients import DEPTHS, PLOT_BETAS, SMALL_BETA, TRAINING_BETA, rounded
 from tracks.plots import plt, save_figure
 
 TRAIN_LAYERS, TRAIN_LR = (64, 32), 2e-3
@@ -84,3 +84,38 @@ def train_beside_bptt(ctx, epochs: int) -> dict[str, TrainingRun]:
                                  progress=False)
         ctx.export_run(rule.label, runs[rule.label])
     return runs
+
+
+def measured_notes(rows: list[dict], control: list[dict]) -> list[str]:
+    """The account's lines on what is measured, not asserted: per depth the training-beta
+    agreement per layer and the nudge signal's attenuation, the control's per-layer gaps and
+    the certified L per SN mode."""
+    notes: list[str] = []
+    for d in DEPTHS:
+        mine = [r for r in rows if r["depth"] == d]
+        for est in ("symmetric", "one_sided"):
+            gaps = np.max([[1 - c for c in r["training"][est]["layer_cosine"]] for r in mine],
+                          axis=0)
+            rel = np.max([r["training"][est]["layer_relative_error"] for r in mine], axis=0)
+            notes.append(f"L={d}, {est} EP at training beta={TRAINING_BETA:g}: per layer (1..L) "
+                         f"worst 1 - cos {rounded(gaps, 2)}, worst relative error "
+                         f"{rounded(rel, 2)}")
+        for beta in (SMALL_BETA, TRAINING_BETA):
+            to_output = np.array([r["signal"][beta]["ratio_to_output"] for r in mine])
+            unit = np.array([np.array(r["signal"][beta]["per_unit"])
+                             / r["signal"][beta]["per_unit"][-1] for r in mine])
+            notes.append(f"L={d}, beta={beta:g}: nudge signal ||h_beta,l - h_0,l||/beta relative "
+                         f"to layer L, per layer (1..L), min..max over draws: "
+                         + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
+                                     zip(to_output.min(axis=0), to_output.max(axis=0)))
+                         + " (per unit: " + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
+                                                      zip(unit.min(axis=0), unit.max(axis=0)))
+                         + ")")
+    control_gaps = [rounded([1 - c for c in r["layer_cosine"]], 3) for r in control]
+    notes.append(f"control (independent feedback): per layer 1 - cos at beta={SMALL_BETA:g}: "
+                 f"{control_gaps}")
+    sn = {m: max(r["L"] for r in rows if r["sn_mode"] == m) for m in ("global", "per_layer")}
+    notes.append(f"certified L by scipy: global SN max {sn['global']:.6f}, per-layer SN max "
+                 f"{sn['per_layer']:.6f} (gamma_b = gamma/(2cos(pi/(L+1))): "
+                 + ", ".join(f"L={d}: {0.95 / path_graph_norm(d):.4f}" for d in DEPTHS) + ")")
+    return notes
