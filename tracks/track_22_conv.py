@@ -94,8 +94,12 @@ from .procedures.conv import (
     GAMMA,
     LR,
     RUNS,
+    control_note,
     digits_model,
+    gradients_note,
+    kernels_note,
     learning_curve,
+    learning_note,
     norm_scatter,
     train_arms,
 )
@@ -168,10 +172,7 @@ def measure_all(ctx) -> None:
                     worst_example=hunted.worst_example, draws=len(seen)),
               source="task brief (issue 4 item 5): 'can under-estimate by up to a factor k'")
     norm_scatter(ctx, seen)
-    ctx.note(f"(a) {len(seen)} drawn kernels: FFT vs scipy worst relative error "
-             f"{max(m['relative_error'] for m in seen):.1e}; sigma/sigma(R) from "
-             f"{min(m['ratio'] for m in seen):.3f} to {worst_ratio:.3f} (worst: "
-             f"{hunted.worst_example})")
+    ctx.note(kernels_note(seen, worst_ratio, hunted.worst_example))
 
     # (b) FFT SN certifies the contraction
     certificates = MeasuredOnce(measure_certificate)
@@ -203,10 +204,7 @@ def measure_all(ctx) -> None:
                Search("(c3) reference vs central differences of theory.loss along a random "
                       "kernel direction: |D_v L - <g, v>| / sum_k ||g_k|| ||v_k||",
                       gradients.metric("fd_error"), FD), n_grad)
-    ctx.note(f"(c) {len(grads_seen)} drawn models: EP vs implicit worst relative error "
-             + ", ".join(f"{k} {v:.1e}" for k, v in per_parameter.items())
-             + f"; FD vs reference <= {max(g['fd_error'] for g in grads_seen):.1e} "
-             "sum_k ||g_k|| ||v_k||")
+    ctx.note(gradients_note(grads_seen, per_parameter))
 
     # (d) learning on digits, by real EqProp, vs the readout-only baseline
     digits = load_dataset("digits", seed=0)
@@ -235,10 +233,7 @@ def measure_all(ctx) -> None:
     ctx.check(CONTRACTION.check("(d4) trained model: scipy L / gamma", max(trained_L) / GAMMA,
                                 L=trained_L))
     learning_curve(ctx, arms)
-    ctx.note(f"(d) digits, {epochs} epochs: EqProp {', '.join(f'{100 * a:.1f}%' for a in ep_acc)}"
-             f" (test CE {', '.join(f'{v:.3f}' for v in ep_loss)}), readout-only baseline "
-             f"{', '.join(f'{100 * a:.1f}%' for a in base_acc)} (test CE "
-             f"{', '.join(f'{v:.3f}' for v in base_loss)})")
+    ctx.note(learning_note(epochs, ep_acc, ep_loss, base_acc, base_loss))
 
     # Control: reshaped-kernel SN claimed as a contraction certificate
     model = digits_model(ctx.seed, sn="reshaped", dtype=torch.float64)
@@ -251,6 +246,4 @@ def measure_all(ctx) -> None:
                           control_L / model.gamma),
         under_estimation_ratio=ratio, worst_ratio_found=worst_ratio,
         worst_ratio_example=hunted.worst_example)
-    ctx.note(f"control: reshaped SN leaves L = {control_L:.3f} (gamma {model.gamma}), its norm "
-             f"under-estimates by {ratio:.3f}x on the digits model's kernel; worst found "
-             f"{worst_ratio:.3f}x")
+    ctx.note(control_note(control_L, model.gamma, ratio, worst_ratio))

@@ -70,7 +70,7 @@ from pathlib import Path
 import torch
 
 from eqprop_core.data import load_dataset
-from eqprop_core.variants import SN_MODES, VARIANTS, build
+from eqprop_core.variants import build
 from properties import holds
 from properties.bounds import at_most_bound
 from properties.matched_initialization import initialization_evidence
@@ -78,11 +78,15 @@ from properties.rounding_tolerances import REFERENCE
 from tracks.context import DROPPED_KEYS, TrackContext
 from tracks.procedures.reproducibility import (
     TRAIN_HIDDEN,
+    initialization_note,
     label,
     matmul_flags,
     measure_variants,
     parameter_divergence,
+    same_seed_note,
     trained,
+    training_note,
+    variant_note,
     variants,
 )
 from tracks.registry import track
@@ -130,10 +134,7 @@ def run(ctx: TrackContext) -> None:
     ctx.check(holds("the compared tracks ran to completion in both runs (no error record)",
                     not crashed, "no track crashed", value=len(crashed), crashed=crashed,
                     statuses={c.number: list(c.statuses) for c in same_seed}))
-    ctx.note(f"same seed {ctx.seed}: tracks {', '.join(map(str, numbers))} give "
-             f"{len(numbers) - len(differing)}/{len(numbers)} byte-identical canonical JSON "
-             f"(this interpreter vs a fresh one); sha256 "
-             + ", ".join(f"{c.number}: {c.sha256[0][:12]}" for c in same_seed))
+    ctx.note(same_seed_note(ctx.seed, numbers, differing, same_seed))
 
     # (2) float32 vs float64 and (3) CPU vs CUDA
     data = load_dataset("digits", seed=0)
@@ -175,23 +176,14 @@ def run(ctx: TrackContext) -> None:
             per_seed=[{k: r[k]["informative"] for k in ("state", "logits", "gradients")}
                       for r in runs],
             gradient_norms=[r["gradients"]["norm"] for r in runs]))
-        first = runs[0]
-        ctx.note(f"{vs}: W_eff {first['weight']['measured']:.3g} (bound "
-                 f"{first['weight']['bound']:.3g}); h_0 {first['state']['measured']:.3g} "
-                 f"(tol {first['state']['tolerance']:.3g}); logits "
-                 f"{first['logits']['measured']:.3g} (tol {first['logits']['tolerance']:.3g}); "
-                 f"EP gradients {max(first['gradients']['measured'].values()):.3g} (worst "
-                 f"ratio {first['gradients']['ratio']:.3g}, beta {first['beta']:.3g}, "
-                 f"K = {first['steps']})")
+        ctx.note(variant_note(vs, runs[0]))
     if not torch.cuda.is_available():
         ctx.note("CUDA absent: CPU-vs-CUDA not measured")
 
     # (4) every variant and SN arm from the same parameters, chosen by the seed alone
     for evidence in initialization_evidence(ctx.seed):
         ctx.check(evidence)
-    ctx.note(f"matched initialization at seed {ctx.seed}: {len(VARIANTS)} variants x "
-             f"{len(SN_MODES)} SN modes, identical raw parameters, different at seed "
-             f"{ctx.seed + 1}, independent of the global RNG state")
+    ctx.note(initialization_note(ctx.seed))
 
     # training in each variant, from one initialization
     epochs = TRAIN_EPOCHS[profile]
@@ -208,9 +200,8 @@ def run(ctx: TrackContext) -> None:
             "predictions that differ", disagreement,
             test_accuracy={name: curve, reference: base_curve},
             parameter_divergence=parameter_divergence(other_model, base)))
-        ctx.note(f"training {name} vs {reference}: final test accuracy {100 * curve[-1]:.2f}% vs "
-                 f"{100 * base_curve[-1]:.2f}%, {100 * disagreement:.2f}% of predictions differ, "
-                 f"parameters differ by {parameter_divergence(other_model, base):.2g} (relative)")
+        ctx.note(training_note(name, reference, curve, base_curve, disagreement,
+                               parameter_divergence(other_model, base)))
 
     # negative control: the same comparison across different seeds must find differences
     control = compare_records({n: here[n] for n in CONTROL_TRACKS}, other,

@@ -1,10 +1,11 @@
 """Track 22's procedures: the digits ConvEqProp (c = (4, 4), 3×3 kernels, FFT SN γ = 0.95), its
 training by real EqProp beside the readout-only baseline (same initialization, loop and data
-order; kernels and bias reset after every step), and the figures."""
+order; kernels and bias reset after every step), the figures and the lines of the account."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,3 +101,33 @@ def learning_curve(ctx, arms: dict[str, list[TrainingRun]]) -> None:
     line_plot(ctx.artifact_path("learning_curve.png"), curves,
               title="ConvEqProp on digits: test accuracy (EqProp vs readout-only baseline)",
               xlabel="epoch", ylabel="test accuracy", logy=False)
+
+
+# -- the account's lines ----------------------------------------------------------------------
+def kernels_note(seen: list[dict[str, Any]], worst_ratio: float, worst_example: str | None
+                 ) -> str:
+    return (f"(a) {len(seen)} drawn kernels: FFT vs scipy worst relative error "
+            f"{max(m['relative_error'] for m in seen):.1e}; sigma/sigma(R) from "
+            f"{min(m['ratio'] for m in seen):.3f} to {worst_ratio:.3f} (worst: "
+            f"{worst_example})")
+
+
+def gradients_note(grads_seen: list[dict[str, Any]], per_parameter: dict[str, float]) -> str:
+    return (f"(c) {len(grads_seen)} drawn models: EP vs implicit worst relative error "
+            + ", ".join(f"{k} {v:.1e}" for k, v in per_parameter.items())
+            + f"; FD vs reference <= {max(g['fd_error'] for g in grads_seen):.1e} "
+            "sum_k ||g_k|| ||v_k||")
+
+
+def learning_note(epochs: int, ep_acc: list[float], ep_loss: list[float],
+                  base_acc: list[float], base_loss: list[float]) -> str:
+    return (f"(d) digits, {epochs} epochs: EqProp {', '.join(f'{100 * a:.1f}%' for a in ep_acc)}"
+            f" (test CE {', '.join(f'{v:.3f}' for v in ep_loss)}), readout-only baseline "
+            f"{', '.join(f'{100 * a:.1f}%' for a in base_acc)} (test CE "
+            f"{', '.join(f'{v:.3f}' for v in base_loss)})")
+
+
+def control_note(control_L: float, gamma: float, ratio: float, worst_ratio: float) -> str:
+    return (f"control: reshaped SN leaves L = {control_L:.3f} (gamma {gamma}), its norm "
+            f"under-estimates by {ratio:.3f}x on the digits model's kernel; worst found "
+            f"{worst_ratio:.3f}x")
