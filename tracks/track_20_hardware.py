@@ -103,10 +103,8 @@ from properties import agreement, holds
 from properties.bounds import at_least_bound, at_most_bound
 from properties.hardware_error_model import (
     BETA,
-    BREAK_EVEN,
     ESTIMATORS,
     STEPS,
-    break_even,
     cosine,
     fake_quantized,
     int8_margin,
@@ -122,12 +120,14 @@ from theory.spectra import lipschitz_certificate
 from .context import TrackContext
 from .procedures.hardware import (
     TRAINING,
+    accuracy_note,
     gradient_batch,
     init_and_trained,
     nudge_move_note,
     plot_accuracy,
     plot_noise,
     plot_precision,
+    sweep_note,
     train_arms,
 )
 from .registry import track
@@ -250,12 +250,8 @@ def run(ctx: TrackContext) -> None:
                                               for lab in labels}))
         for lab in labels:
             pts = noise[(lab, estimator)]
-            ctx.note(f"{estimator}, {lab}: ideal cosine {pts[0].mean:.5f}; break-even "
-                     f"(cos < {BREAK_EVEN}) at sigma ~ {break_even(pts):.3g} measured, "
-                     f"{predicted_star[(lab, estimator)]:.3g} predicted; INT8 states "
-                     f"{int8[lab].cosine:.4f}, INT8 states+weights "
-                     f"{margins[lab]['cosine']:.4f} (bound {margins[lab]['bound']:.4f}); "
-                     f"noisy residual at sigma={pts[-1].std:g}: {pts[-1].residual:.3g}")
+            ctx.note(sweep_note(estimator, lab, pts, predicted_star[(lab, estimator)],
+                                int8[lab], margins[lab]))
 
     ctx.note(nudge_move_note(benches, INT8))
 
@@ -274,8 +270,7 @@ def run(ctx: TrackContext) -> None:
                                  f"accuracy (points, digits, {plan.epochs} epochs, "
                                  f"{plan.seeds} seed(s))", 100 * (ideal_acc - int8_acc),
                                  per_arm={k: [float(a) for a in v] for k, v in arms.items()}))
-        ctx.note(f"accuracy ({estimator}): " + ", ".join(
-            f"{k} {100 * float(np.mean(v)):.1f}%" for k, v in arms.items()))
+        ctx.note(accuracy_note(estimator, arms))
 
     plot_noise(ctx, noise, predicted_star)
     plot_precision(ctx, precision, ideal_cos)

@@ -8,6 +8,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from properties.hardware_error_model import (
     Bench,
     NoisePoint,
     PrecisionPoint,
+    break_even,
 )
 from tracks.context import TrackContext
 from tracks.plots import plt, save_figure
@@ -218,3 +220,20 @@ def nudge_move_note(benches: list[Bench], bits: int) -> str:
         "states, the estimate shrinks towards zero and its cosine drops, as the error model "
         "says (the bound of check (4) is then vacuous for that model)"
         if min(moves.values()) < 1 else ""))
+
+
+def sweep_note(estimator: str, label: str, pts: list[NoisePoint], predicted_star: float,
+               int8: PrecisionPoint, margin: dict[str, Any]) -> str:
+    """One model's line: ideal cosine, break-even σ measured and predicted, the INT8 cosines
+    and the error model's floor, the noisy residual at the largest σ."""
+    return (f"{estimator}, {label}: ideal cosine {pts[0].mean:.5f}; break-even "
+            f"(cos < {BREAK_EVEN}) at sigma ~ {break_even(pts):.3g} measured, "
+            f"{predicted_star:.3g} predicted; INT8 states "
+            f"{int8.cosine:.4f}, INT8 states+weights "
+            f"{margin['cosine']:.4f} (bound {margin['bound']:.4f}); "
+            f"noisy residual at sigma={pts[-1].std:g}: {pts[-1].residual:.3g}")
+
+
+def accuracy_note(estimator: str, arms: dict[str, list[float]]) -> str:
+    return f"accuracy ({estimator}): " + ", ".join(
+        f"{k} {100 * float(np.mean(v)):.1f}%" for k, v in arms.items())
