@@ -79,14 +79,14 @@ from properties.layered_gradients import (
 from .procedures.depth import TRAIN_LAYERS, TRAIN_LR, measured_notes, plots, train_beside_bptt
 from .registry import track
 
-WEFF = at_most_bound(1e-12, "check (1): W_eff rebuilt by NumPy equals the model's up to "
-                            "round-off (relative)")
+WEFF = at_most_bound(1e-12, "check (1): W_eff rebuilt by NumPy (mask, symmetrize, SN) equals "
+                            "the model's to 1e-12 relative (the module docstring's figure)")
 OFF_CHAIN = at_most_bound(0.0, "check (2): entries off the chain blocks are exactly 0")
 CERTIFIED = at_most_bound(1.0, "check (3): SN certifies a contraction, L = ||W_eff||_2 "
                                "sup|phi'| <= gamma < 1, so max L/gamma <= 1")
 PER_LAYER_SN = at_most_bound(1.0 + 1e-12, "check (4): ||W_eff||_2 <= ||A||_2 <= 2 max_l "
-                                          "||W_l||_2 cos(pi/(L+1)), each ratio <= 1 up to "
-                                          "round-off (1e-12)")
+                                          "||W_l||_2 cos(pi/(L+1)) by scipy, the max of the "
+                                          "ratios <= 1 + 1e-12 (the module docstring's figure)")
 COSINE = at_least_bound(0.99999, "checks (5, 6): issue 3's figure for symmetric EP at beta = "
                                  "1e-3 (the bias c beta^2 measured here is ~1e-7)")
 RELATIVE = at_most_bound(1e-4, "checks (5, 6): issue 3's figure for symmetric EP at beta = 1e-3")

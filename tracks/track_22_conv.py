@@ -108,8 +108,9 @@ from .registry import track
 NORM = at_most_bound(1e-10, "(a1), (a2): FFT vs scipy relative to sigma_max; the certified FFT "
                             "norm's margin is <= 1e-12 in float64")
 CERTIFIED_NORM = at_most_bound(0.0, "(a3): the FFT norm is certified, never below scipy's")
-SANDWICH = at_most_bound(1e-12, "(a4): sigma(R) <= sigma <= sqrt(k_h k_w) sigma(R), to 1e-12 "
-                                "relative (round-off)")
+SANDWICH = at_most_bound(1e-12, "(a4): sigma(R) <= sigma <= sqrt(k_h k_w) sigma(R) to 1e-12 "
+                                "relative; a wrong FFT convention or a reshaped norm that could "
+                                "over-estimate breaks it")
 CONTRACTION = at_most_bound(1.0, "(b1), (d4): FFT SN certifies the contraction, L <= gamma; "
                                  "the control's reshaped SN must miss it")
 SOUND = at_most_bound(0.0, "(b2): the model's certificate (FFT) is >= scipy's L (sound)")
