@@ -61,285 +61,64 @@ layer-1 cosine over the control draws.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-import theory
-from eqprop_core import ep_gradients, get_solver, nudged_map
-from eqprop_core.data import load_dataset
-from eqprop_core.layered import LayeredEqProp, path_graph_norm
-from eqprop_core.train import BPTT, EqProp, train
-from properties import (
-    agreement,
-    as_numpy,
-    at_least,
-    at_most,
-    fitted_slope,
-    require_converged,
+from properties.bounds import at_least_bound, at_most_bound
+from properties.layered_gradients import (
+    DEPTHS,
+    SMALL_BETA,
+    TRAINING_BETA,
+    WINDOW,
+    beta_sweep,
+    measure,
+    rounded,
 )
-from theory.layered import Chain, block_norms, layered_implicit_gradients, nudge_response
 
-from .plots import plt, save_figure
+from .procedures.depth import TRAIN_LAYERS, TRAIN_LR, measured_notes, plots, train_beside_bptt
 from .registry import track
 
-N_IN, N_OUT, BATCH = 16, 5, 8
-DEPTHS = {2: (24, 16), 3: (24, 16, 12)}
-TOL = 1e-14
-SOLVER = "fixed_point"  # plain iteration: a contraction with L ≤ 0.95 reaches 1e-14 in ~200 steps
-SMALL_BETA, TRAINING_BETA = 1e-3, 0.1
-WINDOW = (1e-3, 2e-3, 4e-3)  # where the β law is fitted (docstring, checks 7–8)
-COSINE_BOUND, RELATIVE_BOUND = 0.99999, 1e-4  # issue 3, symmetric EP at β = 1e-3
-SYMMETRIC_ORDER, SYMMETRIC_TOL = 2.0, 0.15
-ONE_SIDED_ORDER, ONE_SIDED_TOL = 1.0, 0.1
-WEFF_TOL = 1e-12
-RESPONSE_TOL = 1e-4
-PLOT_BETAS = (1e-3, 2e-3, 4e-3, 1e-2, 3e-2, 0.1, 0.3)
-TRAIN_LAYERS, TRAIN_LR = (64, 32), 2e-3
-STATED_ACCURACY, STATED_GAP = 0.95, 0.015  # issue 4's track-17 figures, read for a 2-layer model
-
-
-def draw_problem(depth: int, draw: int, seed: int, *, symmetric: bool = True
-                 ) -> tuple[LayeredEqProp, Chain, torch.Tensor, torch.Tensor]:
-    """A seeded layered model (SN global for even draws, per-layer for odd) and its batch."""
-    mode = "global" if draw % 2 == 0 else "per_layer"
-    key = 1000 * seed + 100 * depth + draw + (50 if not symmetric else 0)
-    with torch.random.fork_rng():
-        torch.manual_seed(key)
-        model = LayeredEqProp(N_IN, DEPTHS[depth], N_OUT, symmetric=symmetric, sn_mode=mode,
-                              dtype=torch.float64)
-    g = torch.Generator().manual_seed(key)
-    x = torch.randn(BATCH, N_IN, generator=g, dtype=torch.float64)
-    y = torch.randint(0, N_OUT, (BATCH,), generator=g)
-    chain = Chain(model.layer_sizes, symmetric=symmetric, sn_mode=mode, gamma=model.gamma,
-                  layer_gamma=model.layer_gamma)
-    return model, chain, x, y
-
-
-def layer_blocks(grad: dict[str, Any], model: LayeredEqProp) -> dict[str, tuple[int, np.ndarray]]:
-    """{block name: (layer of its rows, 1-based; entries)} for U, W_l (and B_l), b_l."""
-    def array(value: Any) -> np.ndarray:
-        return value.detach().numpy() if hasattr(value, "detach") else np.asarray(value)
-
-    W, U, b = array(grad["W"]), array(grad["U"]), array(grad["b"])
-    s = model.layer_slices
-    out = {"U": (1, U[s[0]])}
-    for l, (lower, upper) in enumerate(model.couplings(), start=1):
-        out[f"W{l}"] = (l + 1, W[upper, lower])
-        if not model.symmetric:
-            out[f"B{l}"] = (l, W[lower, upper])
-    for l, rows in enumerate(s, start=1):
-        out[f"b{l}"] = (l, b[rows])
-    return out
-
-
-def entries(blocks: dict[str, tuple[int, np.ndarray]]) -> dict[str, np.ndarray]:
-    """{block name: entries}, the form `properties.agreement` compares."""
-    return {k: v for k, (_, v) in blocks.items()}
-
-
-def per_layer(values: dict[str, float], blocks: dict[str, tuple[int, np.ndarray]],
-              depth: int, worst: Any = min) -> list[float]:
-    """The worst of each layer's block values, layer 1..L."""
-    return [worst(v for k, v in values.items() if blocks[k][0] == l) for l in range(1, depth + 1)]
-
-
-def layer_vectors(blocks: dict[str, tuple[int, np.ndarray]], depth: int) -> dict[str, np.ndarray]:
-    """Each layer's blocks concatenated: {"layer l": vector}."""
-    return {f"layer {l}": np.concatenate([v.ravel() for k, (layer, v) in sorted(blocks.items())
-                                          if layer == l]) for l in range(1, depth + 1)}
-
-
-def nudged_states(model: LayeredEqProp, x: torch.Tensor, y: torch.Tensor, beta: float,
-                  h0: torch.Tensor) -> torch.Tensor:
-    h, stats = get_solver(SOLVER)(nudged_map(model, x, y, beta), h0, tol=TOL, max_steps=20000)
-    require_converged(stats, f"nudged phase beta={beta:g}")
-    return h
-
-
-def off_chain(model: LayeredEqProp, grads: dict[str, torch.Tensor]) -> float:
-    """Largest |entry| outside the chain blocks of W_eff, U_eff, V_eff and EP's W, U, V."""
-    with torch.no_grad():
-        pairs = ((model.recurrent_weight(), model.weight_mask), (grads["W"], model.weight_mask),
-                 (model.input_weight(), model.input_mask), (grads["U"], model.input_mask),
-                 (model.readout_weight(), model.readout_mask), (grads["V"], model.readout_mask))
-        return max(float((t * (1 - m)).abs().max()) for t, m in pairs)
-
-
-def measure(depth: int, draw: int, seed: int, *, symmetric: bool = True) -> dict[str, Any]:
-    """Everything the checks and the plots read for one drawn model."""
-    model, chain, x, y = draw_problem(depth, draw, seed, symmetric=symmetric)
-    net = as_numpy(model)
-    reference = layer_blocks(layered_implicit_gradients(net, chain, x, y, tol=TOL), model)
-    ref_flat = entries(reference)
-    ref_layers = layer_vectors(reference, depth)
-
-    def ep(beta: float, estimator: str = "symmetric") -> Any:
-        return ep_gradients(model, x, y, beta=beta, estimator=estimator, solver=SOLVER, tol=TOL,
-                            max_steps=20000)
-
-    small = ep(SMALL_BETA)
-    small_agreement = agreement(entries(layer_blocks(small, model)), ref_flat)
-    row: dict[str, Any] = {
-        "depth": depth, "draw": draw, "sn_mode": chain.sn_mode, "symmetric": symmetric,
-        "cosine": small_agreement.cosine, "relative_error": small_agreement.relative_error,
-        "layer_cosine": per_layer(small_agreement.cosine, reference, depth),
-        "layer_relative_error": per_layer(small_agreement.relative_error, reference, depth, max),
-    }
-    if not symmetric:
-        return row
-
-    training = {est: agreement(entries(layer_blocks(ep(TRAINING_BETA, est), model)), ref_flat)
-                for est in ("symmetric", "one_sided")}
-    row["training"] = {est: {"layer_cosine": per_layer(a.cosine, reference, depth),
-                             "layer_relative_error": per_layer(a.relative_error, reference, depth,
-                                                               max)}
-                       for est, a in training.items()}
-    slopes = {}
-    for est in ("symmetric", "one_sided"):
-        errors = []
-        for beta in WINDOW:
-            estimate = small if (est == "symmetric" and beta == SMALL_BETA) else ep(beta, est)
-            errors.append(agreement(layer_vectors(layer_blocks(estimate, model), depth),
-                                    ref_layers).relative_error)
-        slopes[est] = [fitted_slope(WINDOW, [e[f"layer {l}"] for e in errors])
-                       for l in range(1, depth + 1)]
-    row["slopes"] = slopes
-
-    # Parametrization, masks, certificates (SciPy on the matrix the dynamics use).
-    weight = net.weight
-    rebuilt = chain.weight(net.W)
-    row["weff_mismatch"] = float(np.linalg.norm(rebuilt - weight) / np.linalg.norm(weight))
-    row["off_chain"] = off_chain(model, small)
-    row["L"] = theory.lipschitz_certificate(weight, "tanh")
-    row["gamma"] = model.gamma
-    A = block_norms(weight, model.layer_sizes)
-    row["sigma"] = theory.spectral_norm(weight)
-    row["block_bound"] = theory.spectral_norm(A)
-    row["path_bound"] = float(A.max()) * path_graph_norm(depth)
-    row["model_block_bound"] = model.block_norm_bound()
-
-    # Nudge signal per layer, measured from EP's own phases, and the SciPy linear response.
-    h0 = small.free_state
-    response = nudge_response(net, x, y, tol=TOL)
-    s = model.layer_slices
-    row["response_error"] = []
-    row["signal"] = {}
-    for beta in (SMALL_BETA, TRAINING_BETA):
-        plus = nudged_states(model, x, y, beta, h0)
-        signal = [float(torch.linalg.norm((plus - h0)[:, sl])) / (beta * math.sqrt(BATCH))
-                  for sl in s]
-        per_unit = [v / math.sqrt(sl.stop - sl.start) for v, sl in zip(signal, s)]
-        row["signal"][beta] = {"norm": signal, "per_unit": per_unit,
-                               "ratio_to_output": [v / signal[-1] for v in signal]}
-        if beta == SMALL_BETA:
-            minus = nudged_states(model, x, y, -beta, h0)
-            central = ((plus - minus) / (2 * beta)).numpy()
-            row["response_error"] = [float(np.linalg.norm(central[:, sl] - response[:, sl])
-                                           / np.linalg.norm(response[:, sl])) for sl in s]
-    row["predicted_ratio"] = [float(np.linalg.norm(response[:, sl])
-                                    / np.linalg.norm(response[:, s[-1]])) for sl in s]
-    return row
-
-
-def rounded(values: Sequence[float], digits: int = 3) -> list[float]:
-    return [float(f"{v:.{digits}g}") for v in values]
-
-
-def plots(ctx, rows: list[dict], control: list[dict], sweep: dict[str, list[list[float]]]) -> None:
-    path = ctx.artifact_path("per_layer_cosine.png")
-    if path is not None:
-        fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
-        colors = {2: "tab:blue", 3: "tab:orange"}
-        for depth, color in colors.items():
-            mine = [r for r in rows if r["depth"] == depth]
-            layers = list(range(1, depth + 1))
-            arms = (("symmetric beta=1e-3", lambda r: r["layer_cosine"], "o-"),
-                    ("symmetric beta=0.1", lambda r: r["training"]["symmetric"]["layer_cosine"],
-                     "s--"),
-                    ("one-sided beta=0.1", lambda r: r["training"]["one_sided"]["layer_cosine"],
-                     "^:"))
-            for label, get, style in arms:
-                gaps = np.max([[max(1 - c, 1e-17) for c in get(r)] for r in mine], axis=0)
-                ax.plot(layers, gaps, style, color=color, label=f"L={depth}, {label}")
-            fa = [r for r in control if r["depth"] == depth]
-            gaps = np.min([[max(1 - c, 1e-17) for c in r["layer_cosine"]] for r in fa], axis=0)
-            ax.plot(layers, gaps, "x-", color=color, lw=2,
-                    label=f"L={depth}, control: independent feedback, beta=1e-3")
-            for r in mine:
-                bx.plot(layers, r["signal"][SMALL_BETA]["ratio_to_output"], "o-", color=color,
-                        alpha=0.5, lw=0.8)
-            bx.plot([], [], "o-", color=color, label=f"L={depth} (each draw)")
-        ax.axhline(1 - COSINE_BOUND, color="tab:red", ls="--", label="bound: 1 - cos <= 1e-5")
-        ax.set(yscale="log", xlabel="layer (1 = input side, L = readout)",
-               ylabel="1 - cosine (worst block of the layer; worst draw)",
-               title="EP vs scipy implicit gradient, per layer")
-        ax.set_xticks([1, 2, 3])
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5)
-        bx.set(xlabel="layer (1 = input side, L = readout)",
-               ylabel="||h_beta,l - h_0,l|| / beta, relative to layer L",
-               title="nudge signal per layer (beta = 1e-3)")
-        bx.set_xticks([1, 2, 3])
-        bx.grid(True, alpha=0.3)
-        bx.legend(fontsize=8)
-        save_figure(fig, path)
-
-    path = ctx.artifact_path("relative_error_vs_beta.png")
-    if path is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for label, curves in sweep.items():
-            style = "o-" if label.startswith("symmetric") else "^--"
-            for l, curve in enumerate(curves, start=1):
-                ax.plot(PLOT_BETAS, curve, style, color=f"C{l - 1}", label=f"{label}, layer {l}")
-        ax.set(xscale="log", yscale="log", xlabel="beta",
-               ylabel="relative error vs implicit gradient (layer's blocks)",
-               title="per-layer EP error vs beta, L = 3 (draw 0)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        save_figure(fig, path)
-
-
-def beta_sweep(seed: int) -> dict[str, list[list[float]]]:
-    """Per-layer relative error over PLOT_BETAS for the first L = 3 draw, both estimators."""
-    model, chain, x, y = draw_problem(3, 0, seed)
-    reference = layer_vectors(layer_blocks(
-        layered_implicit_gradients(as_numpy(model), chain, x, y, tol=TOL), model), 3)
-    out = {}
-    for est in ("symmetric", "one_sided"):
-        errors = [agreement(layer_vectors(layer_blocks(ep_gradients(
-            model, x, y, beta=b, estimator=est, solver=SOLVER, tol=TOL, max_steps=20000),
-            model), 3), reference).relative_error for b in PLOT_BETAS]
-        out[est] = [[e[f"layer {l}"] for e in errors] for l in (1, 2, 3)]
-    return out
+WEFF = at_most_bound(1e-12, "check (1): W_eff rebuilt by NumPy (mask, symmetrize, SN) equals "
+                            "the model's to 1e-12 relative (the module docstring's figure)")
+OFF_CHAIN = at_most_bound(0.0, "check (2): entries off the chain blocks are exactly 0")
+CERTIFIED = at_most_bound(1.0, "check (3): SN certifies a contraction, L = ||W_eff||_2 "
+                               "sup|phi'| <= gamma < 1, so max L/gamma <= 1")
+PER_LAYER_SN = at_most_bound(1.0 + 1e-12, "check (4): ||W_eff||_2 <= ||A||_2 <= 2 max_l "
+                                          "||W_l||_2 cos(pi/(L+1)) by scipy, the max of the "
+                                          "ratios <= 1 + 1e-12 (the module docstring's figure)")
+COSINE = at_least_bound(0.99999, "checks (5, 6): issue 3's figure for symmetric EP at beta = "
+                                 "1e-3 (the bias c beta^2 measured here is ~1e-7)")
+RELATIVE = at_most_bound(1e-4, "checks (5, 6): issue 3's figure for symmetric EP at beta = 1e-3")
+SYMMETRIC_SLOPE = at_most_bound(0.15, "check (7): the predicted order 2 of symmetric EP's bias, "
+                                      "as in track 11, fitted where round-off is >= 100x below "
+                                      "the bias")
+ONE_SIDED_SLOPE = at_most_bound(0.1, "check (8): the predicted order 1 of one-sided EP's bias, "
+                                     "as in track 11")
+SLOPE_LAWS = (("symmetric", 2.0, SYMMETRIC_SLOPE), ("one_sided", 1.0, ONE_SIDED_SLOPE))
+RESPONSE = at_most_bound(1e-4, "check (9): the central difference's error is O(beta^2) at "
+                               "beta = 1e-3")
+STATED_ACCURACY = at_least_bound(0.95, "issue 4's track-17 figure (>= 95% test accuracy), read "
+                                       "for a 2-layer model")
+STATED_GAP = at_most_bound(0.015, "issue 4's track-17 figure (within 1.5 points of BPTT), read "
+                                  "for a 2-layer model")
 
 
 def learning(ctx) -> None:
     """A 2-layer model trained on digits by real EqProp, beside the same model trained by BPTT
     (BASELINE), from one shared initialization; recorded as claims against issue 4's figures."""
-    data = load_dataset("digits", seed=ctx.seed)
     epochs = ctx.examples(6, 12)
-    runs = {}
-    for rule in (EqProp(estimator="symmetric", beta=0.2, steps=(30, 10)), BPTT(steps=30)):
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            model = LayeredEqProp(data.n_features, TRAIN_LAYERS, data.n_classes)
-        runs[rule.label] = train(model, rule, data, epochs=epochs, lr=TRAIN_LR, seed=ctx.seed,
-                                 progress=False)
-        ctx.export_run(rule.label, runs[rule.label])
+    runs = train_beside_bptt(ctx, epochs)
     (ep_label, ep_run), (bptt_label, bptt_run) = runs.items()
     ep_acc, bptt_acc = ep_run.final_test_accuracy, bptt_run.final_test_accuracy
     history = {label: [round(e.test_accuracy, 4) for e in r.history] for label, r in runs.items()}
     source = "issue 4 acceptance (track 17's figures, applied here to a 2-hidden-layer model)"
-    ctx.claim(at_least(f"digits, LayeredEqProp {TRAIN_LAYERS} trained by {ep_label}: test "
-                       f"accuracy after {epochs} epochs", ep_acc, STATED_ACCURACY),
+    ctx.claim(STATED_ACCURACY.check(f"digits, LayeredEqProp {TRAIN_LAYERS} trained by "
+                                    f"{ep_label}: test accuracy after {epochs} epochs", ep_acc),
               source=source, outcome=ep_run.outcome, test_accuracy_per_epoch=history,
               converged_share_per_epoch=[round(e.converged_share, 3) for e in ep_run.history])
-    ctx.claim(at_most(f"digits, |{ep_label} - {bptt_label}| test accuracy, same model and "
-                      "initialization", abs(ep_acc - bptt_acc), STATED_GAP),
+    ctx.claim(STATED_GAP.check(f"digits, |{ep_label} - {bptt_label}| test accuracy, same model "
+                               "and initialization", abs(ep_acc - bptt_acc)),
               source=source, ep=ep_acc, bptt=bptt_acc)
     ctx.note(f"digits, 2-layer {TRAIN_LAYERS} LayeredEqProp (global SN, gamma 0.95), {epochs} "
              f"epochs, Adam lr {TRAIN_LR:g}: {ep_label} {ep_acc:.3f}, {bptt_label} {bptt_acc:.3f} "
@@ -362,54 +141,54 @@ def run(ctx) -> None:
                                              "sn_mode": rows[i]["sn_mode"]}}
 
     value, where = worst("weff_mismatch")
-    ctx.check(at_most("W_eff rebuilt by numpy (mask, symmetrize, SN mode) vs the model's: "
-                      "max relative difference", value, WEFF_TOL, **where))
+    ctx.check(WEFF.check("W_eff rebuilt by numpy (mask, symmetrize, SN mode) vs the model's: "
+                         "max relative difference", value, **where))
     value, where = worst("off_chain")
-    ctx.check(at_most("entries off the chain blocks of W_eff, U_eff, V_eff and of EP's W, U, V "
-                      "gradients: max |entry|", value, 0.0, **where))
+    ctx.check(OFF_CHAIN.check("entries off the chain blocks of W_eff, U_eff, V_eff and of EP's "
+                              "W, U, V gradients: max |entry|", value, **where))
     ratios = [r["L"] / r["gamma"] for r in rows]
-    ctx.check(at_most("SN certifies the chain: max L/gamma, L = ||W_eff||_2 sup|phi'| by scipy",
-                      max(ratios), 1.0, max_L=max(r["L"] for r in rows),
+    ctx.check(CERTIFIED.check("SN certifies the chain: max L/gamma, L = ||W_eff||_2 sup|phi'| "
+                              "by scipy", max(ratios), max_L=max(r["L"] for r in rows),
                       L_by_mode={m: max(r["L"] for r in rows if r["sn_mode"] == m)
                                  for m in ("global", "per_layer")}))
     per_layer_rows = [r for r in rows if r["sn_mode"] == "per_layer"]
     chain_ratio = max(max(r["sigma"] / r["block_bound"], r["block_bound"] / r["path_bound"],
                           r["block_bound"] / r["model_block_bound"]) for r in per_layer_rows)
-    ctx.check(at_most("per-layer SN: max of ||W_eff||_2/||A||_2, ||A||_2/(2 max||W_l|| "
-                      "cos(pi/(L+1))) and ||A||_2/model.block_norm_bound() (scipy)", chain_ratio,
-                      1.0 + 1e-12, per_draw=[{"depth": r["depth"], "sigma": r["sigma"],
-                                              "block_bound": r["block_bound"],
-                                              "path_bound": r["path_bound"]}
-                                             for r in per_layer_rows]))
+    ctx.check(PER_LAYER_SN.check("per-layer SN: max of ||W_eff||_2/||A||_2, ||A||_2/(2 "
+                                 "max||W_l|| cos(pi/(L+1))) and ||A||_2/model.block_norm_bound() "
+                                 "(scipy)", chain_ratio,
+                                 per_draw=[{"depth": r["depth"], "sigma": r["sigma"],
+                                            "block_bound": r["block_bound"],
+                                            "path_bound": r["path_bound"]}
+                                           for r in per_layer_rows]))
 
     cosines = [(c, r["depth"], r["draw"], k) for r in rows for k, c in r["cosine"].items()]
     c, depth, draw, key = min(cosines)
-    ctx.check(at_least(f"symmetric EP at beta={SMALL_BETA:g} vs implicit: min cosine over every "
-                       "block of every layer and draw", c, COSINE_BOUND,
+    ctx.check(COSINE.check(f"symmetric EP at beta={SMALL_BETA:g} vs implicit: min cosine over "
+                           "every block of every layer and draw", c,
                        worst={"depth": depth, "draw": draw, "block": key},
                        per_layer_min_1_minus_cos={d: rounded(np.max(
                            [[1 - v for v in r["layer_cosine"]] for r in rows if r["depth"] == d],
                            axis=0)) for d in DEPTHS}))
     errors = [(e, r["depth"], r["draw"], k) for r in rows for k, e in r["relative_error"].items()]
     e, depth, draw, key = max(errors)
-    ctx.check(at_most(f"symmetric EP at beta={SMALL_BETA:g} vs implicit: max relative error over "
-                      "every block of every layer and draw", e, RELATIVE_BOUND,
+    ctx.check(RELATIVE.check(f"symmetric EP at beta={SMALL_BETA:g} vs implicit: max relative "
+                             "error over every block of every layer and draw", e,
                       worst={"depth": depth, "draw": draw, "block": key},
                       per_layer_max={d: rounded(np.max([r["layer_relative_error"] for r in rows
                                                         if r["depth"] == d], axis=0))
                                      for d in DEPTHS}))
-    for est, order, tol in (("symmetric", SYMMETRIC_ORDER, SYMMETRIC_TOL),
-                            ("one_sided", ONE_SIDED_ORDER, ONE_SIDED_TOL)):
+    for est, order, law in SLOPE_LAWS:
         deviations = [abs(s - order) for r in rows for s in r["slopes"][est]]
-        ctx.check(at_most(f"{est} EP: per layer, |fitted slope of log relative error vs log beta "
-                          f"over {list(WINDOW)} - {order:g}| (max over layers and draws)",
-                          max(deviations), tol,
+        ctx.check(law.check(f"{est} EP: per layer, |fitted slope of log relative error vs log "
+                            f"beta over {list(WINDOW)} - {order:g}| (max over layers and draws)",
+                            max(deviations),
                           slopes={d: [rounded(r["slopes"][est], 4) for r in rows
                                       if r["depth"] == d] for d in DEPTHS}))
     response = max(e for r in rows for e in r["response_error"])
-    ctx.check(at_most(f"nudge signal (h_beta - h_-beta)/2beta at beta={SMALL_BETA:g} vs scipy "
-                      "linear response dh/dbeta: max per-layer relative error", response,
-                      RESPONSE_TOL, per_draw=[{
+    ctx.check(RESPONSE.check(f"nudge signal (h_beta - h_-beta)/2beta at beta={SMALL_BETA:g} vs "
+                             "scipy linear response dh/dbeta: max per-layer relative error",
+                             response, per_draw=[{
                           "depth": r["depth"], "draw": r["draw"],
                           "response_error": rounded(r["response_error"]),
                           # measured attenuation (recorded, not asserted): signal_l / signal_L
@@ -424,38 +203,14 @@ def run(ctx) -> None:
     layer1 = [(r["layer_cosine"][0], r["depth"], r["draw"]) for r in control]
     best, depth, draw = max(layer1)
     ctx.negative_control(
-        at_least(f"independent feedback B_l (directed chain): layer-1 min block cosine at "
-                 f"beta={SMALL_BETA:g}, best draw", best, COSINE_BOUND),
+        COSINE.check(f"independent feedback B_l (directed chain): layer-1 min block cosine at "
+                     f"beta={SMALL_BETA:g}, best draw", best),
         best_draw={"depth": depth, "draw": draw},
         per_draw_layer_cosine=[{"depth": r["depth"], "draw": r["draw"],
                                 "layer_cosine": rounded(r["layer_cosine"], 4)} for r in control])
 
     # Measured, not asserted: training-β agreement and the attenuation of the nudge signal.
-    for d in DEPTHS:
-        mine = [r for r in rows if r["depth"] == d]
-        for est in ("symmetric", "one_sided"):
-            gaps = np.max([[1 - c for c in r["training"][est]["layer_cosine"]] for r in mine],
-                          axis=0)
-            rel = np.max([r["training"][est]["layer_relative_error"] for r in mine], axis=0)
-            ctx.note(f"L={d}, {est} EP at training beta={TRAINING_BETA:g}: per layer (1..L) worst "
-                     f"1 - cos {rounded(gaps, 2)}, worst relative error {rounded(rel, 2)}")
-        for beta in (SMALL_BETA, TRAINING_BETA):
-            to_output = np.array([r["signal"][beta]["ratio_to_output"] for r in mine])
-            unit = np.array([np.array(r["signal"][beta]["per_unit"])
-                             / r["signal"][beta]["per_unit"][-1] for r in mine])
-            ctx.note(f"L={d}, beta={beta:g}: nudge signal ||h_beta,l - h_0,l||/beta relative to "
-                     f"layer L, per layer (1..L), min..max over draws: "
-                     + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
-                                 zip(to_output.min(axis=0), to_output.max(axis=0)))
-                     + " (per unit: " + ", ".join(f"{lo:.3f}..{hi:.3f}" for lo, hi in
-                                                  zip(unit.min(axis=0), unit.max(axis=0)))
-                     + ")")
-    control_gaps = [rounded([1 - c for c in r["layer_cosine"]], 3) for r in control]
-    ctx.note(f"control (independent feedback): per layer 1 - cos at beta={SMALL_BETA:g}: "
-             f"{control_gaps}")
-    sn = {m: max(r["L"] for r in rows if r["sn_mode"] == m) for m in ("global", "per_layer")}
-    ctx.note(f"certified L by scipy: global SN max {sn['global']:.6f}, per-layer SN max "
-             f"{sn['per_layer']:.6f} (gamma_b = gamma/(2cos(pi/(L+1))): "
-             + ", ".join(f"L={d}: {0.95 / path_graph_norm(d):.4f}" for d in DEPTHS) + ")")
-    plots(ctx, rows, control, beta_sweep(ctx.seed))
+    for line in measured_notes(rows, control):
+        ctx.note(line)
+    plots(ctx, rows, control, beta_sweep(ctx.seed), COSINE.limit)
     learning(ctx)

@@ -64,22 +64,31 @@ content can differ): the number of differing tracks must exceed 0, so the check 
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
-from eqprop_core import LoopedMLP
-from eqprop_core.data import Dataset, load_dataset
-from eqprop_core.train import EqProp, train
-from eqprop_core.variants import SN_MODES, VARIANTS, build
-from properties import at_most, holds
+from eqprop_core.data import load_dataset
+from eqprop_core.variants import build
+from properties import holds
+from properties.bounds import at_most_bound
 from properties.matched_initialization import initialization_evidence
-from properties.rounding_tolerances import REFERENCE, as_array, compare_computations
+from properties.rounding_tolerances import REFERENCE
 from tracks.context import DROPPED_KEYS, TrackContext
+from tracks.procedures.reproducibility import (
+    TRAIN_HIDDEN,
+    initialization_note,
+    label,
+    matmul_flags,
+    measure_variants,
+    parameter_divergence,
+    same_seed_note,
+    trained,
+    training_note,
+    variant_note,
+    variants,
+)
 from tracks.registry import track
 from tracks.rerun import NESTED_PROFILE, compare_records, run_in_fresh_interpreter, run_in_process
 
@@ -88,56 +97,18 @@ CONTROL_TRACKS = (3, 16)
 
 SETUP = {"quick": {"hidden": 32, "batch": 16, "seeds": 1},
          "full": {"hidden": 64, "batch": 64, "seeds": 3}}
-TRAIN_HIDDEN, TRAIN_LR, TRAIN_BATCH = 32, 2e-3, 64
 TRAIN_EPOCHS = {"quick": 3, "full": 10}
-DISAGREEMENT_BOUND = 0.01  # share of test predictions a variant may change (issue: "1 point")
 
+IDENTICAL = at_most_bound(0, "claim (1): the same seed gives byte-identical canonical JSON, so no "
+                             "compared track may differ; the control's different seeds must")
+WITHIN_TOLERANCE = at_most_bound(1.0, "claims (2), (3): each difference is held to the tolerance "
+                                      "stated before measuring from the unit roundoffs and the "
+                                      "contractions (properties.rounding_tolerances)")
+INFORMATIVE = at_most_bound(1.0, "claims (2), (3): each tolerance is informative, below the norm "
+                                 "of what it bounds")
+DISAGREEMENT = at_most_bound(0.01, "share of test predictions a variant may change (the issue's "
+                                   "'1 point'; it bounds the accuracy difference too)")
 
-# -- (2), (3) float32 vs float64, CPU vs CUDA: the stated tolerances --------------------------
-
-def variants() -> list[tuple[str, torch.dtype]]:
-    """(device, dtype) pairs compared with the CPU float64 reference."""
-    found = [("cpu", torch.float32)]
-    if torch.cuda.is_available():
-        found += [("cuda", torch.float32), ("cuda", torch.float64)]
-    return found
-
-
-def label(device: str, dtype: torch.dtype) -> str:
-    return f"{device} {str(dtype).removeprefix('torch.')}"
-
-
-def matmul_flags() -> dict[str, Any]:
-    flags: dict[str, Any] = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
-    if torch.cuda.is_available():
-        flags["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
-        flags["cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
-        flags["cuda_device"] = torch.cuda.get_device_name(0)
-    return flags
-
-
-# -- training in each variant -----------------------------------------------------------------
-
-def trained(model: LoopedMLP, data: Dataset, *, device: str, dtype: torch.dtype, epochs: int,
-            seed: int) -> tuple[LoopedMLP, list[float], torch.Tensor]:
-    """(trained copy, test accuracy per epoch, test predictions on the CPU)."""
-    variant = copy.deepcopy(model).to(device=device, dtype=dtype)
-    rule = EqProp()
-    run = train(variant, rule, data.to(dtype=dtype, device=device), epochs=epochs,
-                lr=TRAIN_LR, batch_size=TRAIN_BATCH, seed=seed, progress=False)
-    x = data.x_test.flatten(1).to(device=device, dtype=dtype)
-    predictions = rule.infer(variant, x).logits.argmax(dim=1).cpu()
-    return variant, run.series("test_accuracy"), predictions
-
-
-def parameter_divergence(a: LoopedMLP, b: LoopedMLP) -> float:
-    """‖θ_a − θ_b‖/‖θ_b‖ over all raw parameters (float64, CPU)."""
-    pa = np.concatenate([as_array(p).ravel() for p in a.parameters()])
-    pb = np.concatenate([as_array(p).ravel() for p in b.parameters()])
-    return float(np.linalg.norm(pa - pb) / np.linalg.norm(pb))
-
-
-# -- the track --------------------------------------------------------------------------------
 
 @track(24, "Reproducibility", "C",
        "same seed => identical JSON results (in-process vs fresh interpreter); float32 vs "
@@ -155,85 +126,64 @@ def run(ctx: TrackContext) -> None:
         other = run_in_process(CONTROL_TRACKS, ctx.seed + 1, root / "other-seed")
     same_seed = compare_records(here, fresh)
     differing = [c.number for c in same_seed if not c.same]
-    ctx.check(at_most(f"same seed {ctx.seed}, this interpreter vs a fresh one: tracks whose "
-                      f"canonical JSON bytes differ", len(differing), 0,
-                      tracks=list(numbers), differing=differing, nested_profile=NESTED_PROFILE,
-                      comparisons=[c.to_json() for c in same_seed]))
+    ctx.check(IDENTICAL.check(
+        f"same seed {ctx.seed}, this interpreter vs a fresh one: tracks whose canonical JSON "
+        "bytes differ", len(differing), tracks=list(numbers), differing=differing,
+        nested_profile=NESTED_PROFILE, comparisons=[c.to_json() for c in same_seed]))
     crashed = [c.number for c in same_seed if any(c.errors)]
     ctx.check(holds("the compared tracks ran to completion in both runs (no error record)",
                     not crashed, "no track crashed", value=len(crashed), crashed=crashed,
                     statuses={c.number: list(c.statuses) for c in same_seed}))
-    ctx.note(f"same seed {ctx.seed}: tracks {', '.join(map(str, numbers))} give "
-             f"{len(numbers) - len(differing)}/{len(numbers)} byte-identical canonical JSON "
-             f"(this interpreter vs a fresh one); sha256 "
-             + ", ".join(f"{c.number}: {c.sha256[0][:12]}" for c in same_seed))
+    ctx.note(same_seed_note(ctx.seed, numbers, differing, same_seed))
 
     # (2) float32 vs float64 and (3) CPU vs CUDA
     data = load_dataset("digits", seed=0)
-    setup = SETUP[profile]
-    x = data.x_test.flatten(1)[:setup["batch"]]
-    y = data.y_test[:setup["batch"]]
-    measured: dict[str, list[dict[str, Any]]] = {}
-    for device, dtype in variants():
-        name = label(device, dtype)
-        measured[name] = []
-        for seed in range(ctx.seed, ctx.seed + setup["seeds"]):
-            model, _ = build("standard", data.n_features, setup["hidden"], data.n_classes,
-                             seed=seed)
-            measured[name].append(compare_computations(model, x, y, device, dtype))
+    measured = measure_variants(data, ctx.seed, **SETUP[profile])
     reference = label(*REFERENCE)
     flags = matmul_flags()
     for name, runs in measured.items():
         vs = f"{name} vs {reference}"
         weight_ratio = max(r["weight"]["measured"] / r["weight"]["bound"] for r in runs)
-        ctx.check(at_most(f"{vs}: W_eff entrywise relative difference / SN margin bound",
-                          weight_ratio, 1.0,
-                          measured=[r["weight"]["measured"] for r in runs],
-                          bounds=[r["weight"]["bound"] for r in runs]))
+        ctx.check(WITHIN_TOLERANCE.check(
+            f"{vs}: W_eff entrywise relative difference / SN margin bound", weight_ratio,
+            measured=[r["weight"]["measured"] for r in runs],
+            bounds=[r["weight"]["bound"] for r in runs]))
         for key, what in (("state", "free state h_0 (SN model, K plain updates)"),
                           ("logits", "logits at h_0")):
-            ctx.check(at_most(f"{vs}: {what}, max ||diff|| / tolerance",
-                              max(r[key]["ratio"] for r in runs), 1.0,
-                              measured=[r[key]["measured"] for r in runs],
-                              tolerance=[r[key]["tolerance"] for r in runs],
-                              steps=[r["steps"] for r in runs],
-                              **({"sn_margin_response": [r[key]["sn_margin_response"]
-                                                         for r in runs],
-                                  "remainder_after_response": [
-                                      r[key]["remainder_after_response"] for r in runs]}
-                                 if key == "state" else {})))
-        ctx.check(at_most(f"{vs}: symmetric EP gradients (effective parameters), max over "
-                          "blocks ||diff|| / tolerance", max(r["gradients"]["ratio"] for r in runs),
-                          1.0, beta=[r["beta"] for r in runs],
-                          measured=[r["gradients"]["measured"] for r in runs],
-                          tolerance=[r["gradients"]["tolerance"] for r in runs],
-                          raw_gradient_relative_difference=[
-                              r["gradients"]["raw_relative_difference"] for r in runs],
-                          matmul=flags))
+            ctx.check(WITHIN_TOLERANCE.check(
+                f"{vs}: {what}, max ||diff|| / tolerance", max(r[key]["ratio"] for r in runs),
+                measured=[r[key]["measured"] for r in runs],
+                tolerance=[r[key]["tolerance"] for r in runs],
+                steps=[r["steps"] for r in runs],
+                **({"sn_margin_response": [r[key]["sn_margin_response"] for r in runs],
+                    "remainder_after_response": [
+                        r[key]["remainder_after_response"] for r in runs]}
+                   if key == "state" else {})))
+        ctx.check(WITHIN_TOLERANCE.check(
+            f"{vs}: symmetric EP gradients (effective parameters), max over blocks ||diff|| / "
+            "tolerance", max(r["gradients"]["ratio"] for r in runs),
+            beta=[r["beta"] for r in runs],
+            measured=[r["gradients"]["measured"] for r in runs],
+            tolerance=[r["gradients"]["tolerance"] for r in runs],
+            raw_gradient_relative_difference=[
+                r["gradients"]["raw_relative_difference"] for r in runs],
+            matmul=flags))
         informative = max(max(r[k]["informative"] for k in ("state", "logits", "gradients"))
                           for r in runs)
-        ctx.check(at_most(f"{vs}: tolerances are informative, max tolerance / ||quantity|| "
-                          "(h_0, logits, each gradient block)", informative, 1.0,
-                          per_seed=[{k: r[k]["informative"]
-                                     for k in ("state", "logits", "gradients")} for r in runs],
-                          gradient_norms=[r["gradients"]["norm"] for r in runs]))
-        first = runs[0]
-        ctx.note(f"{vs}: W_eff {first['weight']['measured']:.3g} (bound "
-                 f"{first['weight']['bound']:.3g}); h_0 {first['state']['measured']:.3g} "
-                 f"(tol {first['state']['tolerance']:.3g}); logits "
-                 f"{first['logits']['measured']:.3g} (tol {first['logits']['tolerance']:.3g}); "
-                 f"EP gradients {max(first['gradients']['measured'].values()):.3g} (worst "
-                 f"ratio {first['gradients']['ratio']:.3g}, beta {first['beta']:.3g}, "
-                 f"K = {first['steps']})")
+        ctx.check(INFORMATIVE.check(
+            f"{vs}: tolerances are informative, max tolerance / ||quantity|| (h_0, logits, each "
+            "gradient block)", informative,
+            per_seed=[{k: r[k]["informative"] for k in ("state", "logits", "gradients")}
+                      for r in runs],
+            gradient_norms=[r["gradients"]["norm"] for r in runs]))
+        ctx.note(variant_note(vs, runs[0]))
     if not torch.cuda.is_available():
         ctx.note("CUDA absent: CPU-vs-CUDA not measured")
 
     # (4) every variant and SN arm from the same parameters, chosen by the seed alone
     for evidence in initialization_evidence(ctx.seed):
         ctx.check(evidence)
-    ctx.note(f"matched initialization at seed {ctx.seed}: {len(VARIANTS)} variants x "
-             f"{len(SN_MODES)} SN modes, identical raw parameters, different at seed "
-             f"{ctx.seed + 1}, independent of the global RNG state")
+    ctx.note(initialization_note(ctx.seed))
 
     # training in each variant, from one initialization
     epochs = TRAIN_EPOCHS[profile]
@@ -245,18 +195,18 @@ def run(ctx: TrackContext) -> None:
         other_model, curve, pred = trained(model, data, device=device, dtype=dtype,
                                            epochs=epochs, seed=ctx.seed)
         disagreement = float((pred != base_pred).double().mean())
-        ctx.check(at_most(f"{name} vs {reference}: EqProp training ({epochs} epochs, digits), "
-                          "share of test predictions that differ", disagreement,
-                          DISAGREEMENT_BOUND, test_accuracy={name: curve, reference: base_curve},
-                          parameter_divergence=parameter_divergence(other_model, base)))
-        ctx.note(f"training {name} vs {reference}: final test accuracy {100 * curve[-1]:.2f}% vs "
-                 f"{100 * base_curve[-1]:.2f}%, {100 * disagreement:.2f}% of predictions differ, "
-                 f"parameters differ by {parameter_divergence(other_model, base):.2g} (relative)")
+        ctx.check(DISAGREEMENT.check(
+            f"{name} vs {reference}: EqProp training ({epochs} epochs, digits), share of test "
+            "predictions that differ", disagreement,
+            test_accuracy={name: curve, reference: base_curve},
+            parameter_divergence=parameter_divergence(other_model, base)))
+        ctx.note(training_note(name, reference, curve, base_curve, disagreement,
+                               parameter_divergence(other_model, base)))
 
     # negative control: the same comparison across different seeds must find differences
     control = compare_records({n: here[n] for n in CONTROL_TRACKS}, other,
                               drop=(*DROPPED_KEYS, "seed"))
     ctx.negative_control(
-        at_most(f"seeds {ctx.seed} vs {ctx.seed + 1}: tracks whose canonical JSON bytes differ "
-                "(top-level seed field removed)", sum(not c.same for c in control), 0),
+        IDENTICAL.check(f"seeds {ctx.seed} vs {ctx.seed + 1}: tracks whose canonical JSON bytes "
+                        "differ (top-level seed field removed)", sum(not c.same for c in control)),
         comparisons=[c.to_json() for c in control])
