@@ -162,7 +162,9 @@ PROMISE_EXAMPLES = {"quick": 150, "full": 1500}
 @track(20, "Hardware non-idealities", "C",
        "EP's gradient under neuron noise and INT8 states/weights follows a first-order error "
        "model (error ~ state error / beta); INT8 keeps the cosine high and the accuracy of "
-       "ideal training, for one-sided, symmetric and holomorphic EP")
+       "ideal training, for one-sided, symmetric and holomorphic EP",
+       reference=("the scipy implicit gradient of the ideal float model, with a first-order error "
+                  "model predicting the damage"))
 def run(ctx: TrackContext) -> None:
     profile = "quick" if ctx.quick else "full"
     data = load_dataset("digits", seed=0)

@@ -128,7 +128,9 @@ def learning(ctx) -> None:
 @track(21, "Depth", "C",
        "in layered (2-3 hidden layer) energy networks symmetric EP matches the implicit gradient "
        "in every layer (bias O(beta^2) per layer), SN certifies the chain, and the nudge signal "
-       "per layer is the linear response; its attenuation with depth is measured")
+       "per layer is the linear response; its attenuation with depth is measured",
+       reference=("`theory.layered`: W_eff rebuilt in NumPy and the SciPy implicit gradient carried"
+                  " back to each layer"))
 def run(ctx) -> None:
     draws = ctx.examples(3, 12)
     rows = [measure(depth, k, ctx.seed) for depth in DEPTHS for k in range(draws)]

@@ -138,7 +138,9 @@ KERNEL_CHECKS = (
 # -- the track ------------------------------------------------------------------------------
 @track(22, "Convolutional EqProp", "C",
        "the FFT (Sedghi et al.) conv operator norm is exact and certifies the contraction, the "
-       "reshaped-kernel SN does not; EP gradients reach the kernels; a conv model learns digits")
+       "reshaped-kernel SN does not; EP gradients reach the kernels; a conv model learns digits",
+       reference=("scipy's `svdvals` of the explicit circulant operator, and the implicit gradient "
+                  "for the kernels"))
 def run(ctx) -> None:
     # One BLAS thread, as torch's: the scipy references factor many small matrices, where
     # OpenBLAS's threads cost ~100x under load from other processes on two cores.

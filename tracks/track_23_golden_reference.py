@@ -79,7 +79,9 @@ QUANTITIES = {
 
 @track(23, "Golden reference", "C",
        "an independent NumPy/SciPy EqProp (free and nudged phases by Newton, EP one-sided, "
-       "symmetric, holomorphic, implicit gradient) matches the torch one to 1e-10 (float64)")
+       "symmetric, holomorphic, implicit gradient) matches the torch one to 1e-10 (float64)",
+       reference=("`theory.golden`, an independent NumPy/SciPy EqProp written from the definitions "
+                  "(Newton, complex128 for complex β)"))
 def run(ctx) -> None:
     n = ctx.examples(20, 150)
     measured = MeasuredOnce(compare)

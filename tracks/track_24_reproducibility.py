@@ -113,7 +113,9 @@ DISAGREEMENT = at_most_bound(0.01, "share of test predictions a variant may chan
 @track(24, "Reproducibility", "C",
        "same seed => identical JSON results (in-process vs fresh interpreter); float32 vs "
        "float64 and CPU vs CUDA (when present) within tolerances stated from the unit roundoff "
-       "and the contraction")
+       "and the contraction",
+       reference=("the same tracks rerun in a fresh interpreter (canonical JSON), float64 against "
+                  "float32, CPU against CUDA"))
 def run(ctx: TrackContext) -> None:
     profile = "quick" if ctx.quick else "full"
     numbers = NESTED[profile]

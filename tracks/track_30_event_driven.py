@@ -145,7 +145,8 @@ CERTIFICATE_SEARCH = Search("max-norm certificate: max ||T(a)-T(b)||_w / (L_w ||
        "contraction (s*rho(|W|) < 1); skipped share measured at equal fixed-point error",
        model_reason="its checks rescale the suite's SN models to chosen max-norm certificates "
        "(s*rho(|W|) in {0.5, 0.8, 0.95}); a given model is not rescaled (tracks 2-6 certify "
-       "its own contraction)")
+       "its own contraction)",
+       reference="the Newton h*, scipy's weighted max-norm certificate, exact update counts")
 def run(ctx) -> None:
     n = ctx.examples(12, 150)
     cases = certified_cases()
