@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from hypothesis import strategies as st
@@ -29,6 +29,7 @@ from .provenance import provenance
 from .records import SCHEMA_VERSION, atomic_write_json
 
 PROFILES = ("quick", "full")
+T = TypeVar("T")
 
 
 class SkipTrack(Exception):
@@ -163,6 +164,11 @@ class TrackContext:
 
     def examples(self, quick: int, full: int) -> int:
         """How many hypothesis examples a search gets under this profile."""
+        return self.by_profile(quick, full)
+
+    def by_profile(self, quick: T, full: T) -> T:
+        """`quick` under the quick profile, `full` under the full one: the one place a track's
+        sizes (examples, seeds, epochs, grids) depend on the profile."""
         return quick if self.quick else full
 
     def models(self, default: SearchStrategy) -> SearchStrategy:

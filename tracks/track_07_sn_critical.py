@@ -94,11 +94,11 @@ SUBCRITICAL_SEARCH = Search(
                   "across the certified boundary"))
 def run(ctx) -> None:
     s_cert = S_CERT
-    fine = 0.1 if ctx.quick else 0.05  # step through the frontier region; coarser past s = 2
+    fine = ctx.by_profile(0.1, 0.05)  # step through the frontier region; coarser past s = 2
     grid = np.round(np.concatenate([np.arange(0.5, 2.0 + 1e-9, fine),
                                     np.arange(2.25, 3.0 + 1e-9, 0.25)]), 3)
-    sizes = (4,) if ctx.quick else (2, 4, 8)
-    seeds = (ctx.seed,) if ctx.quick else (ctx.seed, ctx.seed + 1, ctx.seed + 2)
+    sizes = ctx.by_profile((4,), (2, 4, 8))
+    seeds = ctx.by_profile((ctx.seed,), (ctx.seed, ctx.seed + 1, ctx.seed + 2))
 
     rows, subcritical_failures, subcritical_points = frontier_sweep(grid, sizes, seeds, s_cert)
 

@@ -54,7 +54,7 @@ MNIST_ACCURACY = at_least_bound(0.94, "issue 4: EqProp test accuracy >= 94% on t
                   "(the BASELINE), and a backprop-trained MLP"))
 def run(ctx: TrackContext) -> None:
     digits = load_dataset("digits", seed=0)
-    n_seeds, epochs = DIGITS["quick" if ctx.quick else "full"]
+    n_seeds, epochs = DIGITS[ctx.profile]
     arms = digits_arms(ctx, digits, n_seeds, epochs)
     final, mean, seconds = arm_summary(ctx, arms)
     ctx.check(DIGITS_ACCURACY.check("digits: EqProp mean test accuracy", mean["EqProp"],

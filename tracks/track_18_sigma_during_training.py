@@ -60,7 +60,7 @@ def run(ctx: TrackContext) -> None:
     worst = {"report": 0.0, "sn": 0.0, "rho_vs_L": 0.0, "rho": 0.0}
     final_no_sn: dict[str, float] = {}
     for name, setup in SETUPS.items():
-        epochs = setup["quick" if ctx.quick else "full"]
+        epochs = setup[ctx.profile]
         if epochs is None:
             continue
         try:

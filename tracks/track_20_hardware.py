@@ -166,7 +166,7 @@ PROMISE_EXAMPLES = {"quick": 150, "full": 1500}
        reference=("the scipy implicit gradient of the ideal float model, with a first-order error "
                   "model predicting the damage"))
 def run(ctx: TrackContext) -> None:
-    profile = "quick" if ctx.quick else "full"
+    profile = ctx.profile
     data = load_dataset("digits", seed=0)
     x, y = gradient_batch(data, ctx.seed)
     plan = TRAINING[profile]

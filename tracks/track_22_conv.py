@@ -211,7 +211,7 @@ def measure_all(ctx) -> None:
 
     # (d) learning on digits, by real EqProp, vs the readout-only baseline
     digits = load_dataset("digits", seed=0)
-    n_seeds, epochs = RUNS["quick" if ctx.quick else "full"]
+    n_seeds, epochs = RUNS[ctx.profile]
     arms, models, trained_L = train_arms(ctx, digits, n_seeds, epochs)
     ep, base = arms["EqProp"], arms["readout-only baseline"]
     ep_acc = [r.final_test_accuracy for r in ep]

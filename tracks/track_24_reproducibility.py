@@ -117,7 +117,7 @@ DISAGREEMENT = at_most_bound(0.01, "share of test predictions a variant may chan
        reference=("the same tracks rerun in a fresh interpreter (canonical JSON), float64 against "
                   "float32, CPU against CUDA"))
 def run(ctx: TrackContext) -> None:
-    profile = "quick" if ctx.quick else "full"
+    profile = ctx.profile
     numbers = NESTED[profile]
 
     # (1) same seed ⇒ identical canonical JSON, here and in a fresh interpreter

@@ -70,7 +70,7 @@ STEP_RATIO = at_most_bound(0.5, "issue 7's target: EP training step <= 0.5 x BPT
        "(live tensor bytes, measured); time per training step EP vs BPTT recorded",
        reference="BPTT's memory and time for the same step, measured side by side in one process")
 def run(ctx: TrackContext) -> None:
-    profile = "quick" if ctx.quick else "full"
+    profile = ctx.profile
     steps, state, peaks, leaky = memory_measurements(profile, ctx.seed)
 
     ctx.check(FLAT.check(f"EP: peak live tensor bytes at T={steps[-1]} / at T={steps[0]} - 1",

@@ -170,7 +170,7 @@ def run(ctx) -> None:
         "TRACKS.md track 30 (measure the share of skipped updates at equal error)")
     ctx.note(saving_note(saving_lazy, saving_gs))
 
-    scale_rows = scale_savings((32,) if ctx.quick else (32, 128))
+    scale_rows = scale_savings(ctx.by_profile((32,), (32, 128)))
     ctx.claim(
         EVERY_MODEL.check("n >= 32 SN models (gamma 0.95, 4 inputs each): lazy needs fewer "
                           "neuron updates than synchronous at equal error (share of models)",
@@ -184,8 +184,8 @@ def run(ctx) -> None:
     ctx.search(certificate_pairs(), CERTIFICATE_SEARCH, ctx.examples(60, 600))
 
     # SN models: are they max-norm contractions, and what do asynchronous updates do then?
-    grid = sn_census_cases((2, 4, 8) if ctx.quick else (2, 4, 8, 16, 32),
-                           2 if ctx.quick else 8, ctx.seed)
+    grid = sn_census_cases(ctx.by_profile((2, 4, 8), (2, 4, 8, 16, 32)),
+                           ctx.by_profile(2, 8), ctx.seed)
     seen = [census(case) for case in grid]
     sym_uncert = [r for r in seen if r["symmetric"] and not r["certified"]]
     asym_uncert = [r for r in seen if not r["symmetric"] and not r["certified"]]
