@@ -105,6 +105,7 @@ class Panel:
     yticks: Ticks | None = None
     legend_loc: str = "best"
     legend_columns: int = 1
+    legend_size: float | None = None  # the legend's font size, else 7 or 8 by the layer count
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def _draw_panel(ax: plt.Axes, panel: Panel) -> None:
     ax.grid(True, which="both", alpha=0.3)
     if panel.legend and any(getattr(layer, "label", None) for layer in panel.layers):
         place: dict[str, Any] = {"loc": panel.legend_loc, "ncol": panel.legend_columns}
-        ax.legend(fontsize=7 if len(panel.layers) > 4 else 8, **place)
+        size = panel.legend_size or (7 if len(panel.layers) > 4 else 8)
+        ax.legend(fontsize=size, **place)
 
 
 def draw(path: Path | None, figure: Figure) -> None:

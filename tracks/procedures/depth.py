@@ -41,7 +41,7 @@ def cosine_figure(rows: list[dict], control: list[dict], cosine_bound: float) ->
         Panel([*gap, Level(1 - cosine_bound, "bound: 1 - cos <= 1e-5", color="tab:red")],
               title="EP vs scipy implicit gradient, per layer", xlabel=xlabel,
               ylabel="1 - cosine (worst block of the layer; worst draw)", logy=True,
-              xticks=ticks),
+              xticks=ticks, legend_size=6.5),
         Panel(signal, title="nudge signal per layer (beta = 1e-3)", xlabel=xlabel,
               ylabel="||h_beta,l - h_0,l|| / beta, relative to layer L", xticks=ticks),
     ], size=(11, 4.2))

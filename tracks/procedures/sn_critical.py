@@ -42,7 +42,8 @@ def frontier_figure(grid: np.ndarray, rows: list[dict], s_cert: float) -> Figure
     right = Panel([*(Line(row["label"], grid, row["max_rho_by_s"], ".-") for row in rows),
                    boundary, Level(1.0, style="-", color="0.5")],
                   title="spectral radius of J* at the fixed points", title_size=9,
-                  xlabel=xlabel, ylabel="max rho(J*) over fixed points", legend_loc="upper left")
+                  xlabel=xlabel, ylabel="max rho(J*) over fixed points", legend_loc="upper left",
+                  legend_size=6)
     return Figure([left, right], size=(13, max(4.2, 1.5 + 0.16 * len(rows))))
 
 
