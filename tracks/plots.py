@@ -33,6 +33,8 @@ class Line:
     style: str = "-"
     width: float | None = None
     marker_size: float | None = None
+    alpha: float | None = None  # opacity (e.g. thin per-draw lines under their median)
+    marker_face: str | None = None  # the markers' fill colour ("none": hollow markers)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Points:
     colorbar: str | None = None
     size: float = 12.0
     marker: str = "o"
+    color_range: tuple[float, float] | None = None  # the colour scale's (min, max), else the data's
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,15 @@ Layer = Line | Points | Level | Bars
 
 
 @dataclass(frozen=True)
+class Ticks:
+    """An axis's ticks: at `at`, labelled by `labels` (else by their values), in font `size`."""
+
+    at: Sequence[float]
+    labels: Sequence[str] | None = None
+    size: float | None = None
+
+
+@dataclass(frozen=True)
 class Panel:
     """One axes: its layers drawn in order, its labels and scales."""
 
@@ -89,6 +101,11 @@ class Panel:
     ylim: tuple[float, float] | None = None
     legend: bool = True
     title_size: float | None = None
+    xticks: Ticks | None = None
+    yticks: Ticks | None = None
+    legend_loc: str = "best"
+    legend_columns: int = 1
+    legend_size: float | None = None  # the legend's font size, else 7 or 8 by the layer count
 
 
 @dataclass(frozen=True)
@@ -109,10 +126,15 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
             kwargs["lw"] = layer.width
         if layer.marker_size is not None:
             kwargs["ms"] = layer.marker_size
+        if layer.alpha is not None:
+            kwargs["alpha"] = layer.alpha
+        if layer.marker_face is not None:
+            kwargs["mfc"] = layer.marker_face
         ax.plot(layer.x, layer.y, layer.style, label=layer.label, **kwargs)
     elif isinstance(layer, Points):
+        low, high = layer.color_range or (None, None)
         drawn = ax.scatter(layer.x, layer.y, c=layer.color, s=layer.size, marker=layer.marker,
-                           label=layer.label)
+                           label=layer.label, vmin=low, vmax=high)
         if layer.colorbar is not None:
             ax.figure.colorbar(drawn, ax=ax, label=layer.colorbar)
     elif isinstance(layer, Level):
@@ -144,9 +166,19 @@ def _draw_panel(ax: plt.Axes, panel: Panel) -> None:
     ax.set_title(panel.title, fontsize=panel.title_size)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
+    for set_ticks, ticks in ((ax.set_xticks, panel.xticks), (ax.set_yticks, panel.yticks)):
+        if ticks is not None:
+            labels = None if ticks.labels is None else list(ticks.labels)
+            if ticks.size is None:
+                set_ticks(list(ticks.at), labels)
+            else:  # a font size needs the labels themselves
+                set_ticks(list(ticks.at), labels or [f"{v:g}" for v in ticks.at],
+                          fontsize=ticks.size)
     ax.grid(True, which="both", alpha=0.3)
     if panel.legend and any(getattr(layer, "label", None) for layer in panel.layers):
-        ax.legend(fontsize=7 if len(panel.layers) > 4 else 8)
+        place: dict[str, Any] = {"loc": panel.legend_loc, "ncol": panel.legend_columns}
+        size = panel.legend_size or (7 if len(panel.layers) > 4 else 8)
+        ax.legend(fontsize=size, **place)
 
 
 def draw(path: Path | None, figure: Figure) -> None:

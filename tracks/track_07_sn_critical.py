@@ -64,7 +64,8 @@ from properties.contraction_frontier import (
     unique_and_convergent,
 )
 
-from .procedures.sn_critical import frontier_sweep, plot_frontier
+from .plots import draw
+from .procedures.sn_critical import frontier_figure, frontier_sweep
 from .registry import track
 
 S_CERT = 1.0 / theory.nonlinearity("tanh").sup_slope  # the certified boundary: L = 1
@@ -166,7 +167,5 @@ def run(ctx) -> None:
                  f"{control['fixed_points']}, rho(J*) {np.round(control['rho_J_star'], 4)}, "
                  f"failures {control['failures']}")
 
-    path = ctx.artifact_path("frontier.png")
-    if path is not None:
-        plot_frontier(path, grid, rows, s_cert)
+    draw(ctx.artifact_path("frontier.png"), frontier_figure(grid, rows, s_cert))
 

@@ -16,7 +16,7 @@ from eqprop_core.conv import (
 from eqprop_core.data import Dataset
 from eqprop_core.train import EqProp, TrainingRun, train
 from properties.conv_eqprop import scipy_lipschitz
-from tracks.plots import Series, line_plot, plt, save_figure
+from tracks.plots import Figure, Level, Line, Panel, Points, Series, draw, line_plot
 
 CHANNELS, KERNEL, LR, GAMMA = (4, 4), 3, 1e-2, 0.95  # the digits model and its training
 RUNS = {"quick": (1, 5), "full": (3, 15)}  # (seeds, epochs)
@@ -41,34 +41,34 @@ def readout_only(model: ConvEqProp) -> Callable[[torch.nn.Module], None]:
 
 
 # -- plots ----------------------------------------------------------------------------------
-def norm_scatter(ctx, kernels: list[dict[str, float]]) -> None:
+def norm_figure(kernels: list[dict[str, float]]) -> Figure:
     """Left: σ vs σ_max(R) for every drawn kernel; right: the ratio against its ceiling."""
-    path = ctx.artifact_path("operator_vs_reshaped_norm.png")
-    if path is None:
-        return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6))
     reshaped = np.array([m["reshaped"] for m in kernels])
     sigma = np.array([m["sigma"] for m in kernels])
     taps = np.array([m["taps"] for m in kernels])
-    points = left.scatter(reshaped, sigma, c=taps, cmap="viridis", s=18, vmin=1, vmax=5)
-    fig.colorbar(points, ax=left, label="sqrt(k_h k_w)")
     line = np.geomspace(reshaped.min(), reshaped.max(), 10)
-    left.plot(line, line, "k-", lw=1, label="sigma = sigma(R) (floor)")
-    left.plot(line, 5 * line, "k:", lw=1, label="sigma = 5 sigma(R) (ceiling of 5x5 kernels)")
-    left.set(xscale="log", yscale="log", xlabel="reshaped-kernel norm sigma_max(R)",
-             ylabel="operator norm sigma_max(K *) (scipy, dense)",
-             title=f"{len(kernels)} drawn kernels")
-    left.legend(fontsize=8)
-    right.scatter(taps, sigma / reshaped, c=taps, cmap="viridis", s=18, vmin=1, vmax=5)
     span = np.array([1.0, 5.0])
-    right.plot(span, span, "k:", lw=1, label="ceiling sqrt(k_h k_w)")
-    right.axhline(1.0, color="k", lw=1, label="floor 1 (reshaped SN never over-estimates)")
-    right.set(xlabel="sqrt(k_h k_w)", ylabel="under-estimation sigma / sigma(R)",
-              title="reshaped-kernel SN: ||W_eff||_2 = gamma x this ratio")
-    right.legend(fontsize=8)
-    for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
-    save_figure(fig, path)
+    return Figure([
+        Panel([Points(None, reshaped, sigma, color=taps, colorbar="sqrt(k_h k_w)", size=18,
+                      color_range=(1, 5)),
+               Line("sigma = sigma(R) (floor)", line, line, "k-", width=1),
+               Line("sigma = 5 sigma(R) (ceiling of 5x5 kernels)", line, 5 * line, "k:",
+                    width=1)],
+              title=f"{len(kernels)} drawn kernels", xlabel="reshaped-kernel norm sigma_max(R)",
+              ylabel="operator norm sigma_max(K *) (scipy, dense)", logx=True, logy=True),
+        Panel([Points(None, taps, sigma / reshaped, color=taps, size=18, color_range=(1, 5)),
+               Line("ceiling sqrt(k_h k_w)", span, span, "k:", width=1),
+               Level(1.0, "floor 1 (reshaped SN never over-estimates)", style="-", color="k")],
+              title="reshaped-kernel SN: ||W_eff||_2 = gamma x this ratio",
+              xlabel="sqrt(k_h k_w)", ylabel="under-estimation sigma / sigma(R)"),
+    ], size=(11.5, 4.6))
+
+
+def norm_scatter(ctx, kernels: list[dict[str, float]]) -> None:
+    """`operator_vs_reshaped_norm.png` (nothing without an output directory)."""
+    path = ctx.artifact_path("operator_vs_reshaped_norm.png")
+    if path is not None:
+        draw(path, norm_figure(kernels))
 
 
 def train_arms(ctx, digits: Dataset, n_seeds: int, epochs: int

@@ -11,64 +11,56 @@ from eqprop_core.data import load_dataset
 from eqprop_core.layered import LayeredEqProp, path_graph_norm
 from eqprop_core.train import BPTT, EqProp, TrainingRun, train
 from properties.layered_gradients import DEPTHS, PLOT_BETAS, SMALL_BETA, TRAINING_BETA, rounded
-from tracks.plots import plt, save_figure
+from tracks.plots import Figure, Level, Line, Panel, Ticks, draw
 
 TRAIN_LAYERS, TRAIN_LR = (64, 32), 2e-3
 
 
+def cosine_figure(rows: list[dict], control: list[dict], cosine_bound: float) -> Figure:
+    """Left: 1 - cosine per layer, worst draw, per arm and depth, and the control (best draw).
+    Right: the nudge signal per layer relative to the readout, each draw."""
+    gap, signal = [], []
+    for depth, color in ((2, "C0"), (3, "C1")):
+        mine = [r for r in rows if r["depth"] == depth]
+        layers = list(range(1, depth + 1))
+        arms = (("symmetric beta=1e-3", lambda r: r["layer_cosine"], "o-"),
+                ("symmetric beta=0.1", lambda r: r["training"]["symmetric"]["layer_cosine"], "s--"),
+                ("one-sided beta=0.1", lambda r: r["training"]["one_sided"]["layer_cosine"], "^:"))
+        for label, get, style in arms:
+            gaps = np.max([[max(1 - c, 1e-17) for c in get(r)] for r in mine], axis=0)
+            gap.append(Line(f"L={depth}, {label}", layers, gaps, color + style))
+        fa = [r for r in control if r["depth"] == depth]
+        gaps = np.min([[max(1 - c, 1e-17) for c in r["layer_cosine"]] for r in fa], axis=0)
+        gap.append(Line(f"L={depth}, control: independent feedback, beta=1e-3", layers, gaps,
+                        color + "x-", width=2))
+        signal += [Line(None, layers, r["signal"][SMALL_BETA]["ratio_to_output"], color + "o-",
+                        width=0.8, alpha=0.5) for r in mine]
+        signal.append(Line(f"L={depth} (each draw)", [], [], color + "o-"))
+    xlabel, ticks = "layer (1 = input side, L = readout)", Ticks([1, 2, 3])
+    return Figure([
+        Panel([*gap, Level(1 - cosine_bound, "bound: 1 - cos <= 1e-5", color="tab:red")],
+              title="EP vs scipy implicit gradient, per layer", xlabel=xlabel,
+              ylabel="1 - cosine (worst block of the layer; worst draw)", logy=True,
+              xticks=ticks, legend_size=6.5),
+        Panel(signal, title="nudge signal per layer (beta = 1e-3)", xlabel=xlabel,
+              ylabel="||h_beta,l - h_0,l|| / beta, relative to layer L", xticks=ticks),
+    ], size=(11, 4.2))
+
+
+def beta_figure(sweep: dict[str, list[list[float]]]) -> Figure:
+    """Per-layer relative error vs β, L = 3, one line per estimator and layer."""
+    lines = [Line(f"{label}, layer {l}", PLOT_BETAS, curve,
+                  f"C{l - 1}" + ("o-" if label.startswith("symmetric") else "^--"))
+             for label, curves in sweep.items() for l, curve in enumerate(curves, start=1)]
+    return Figure([Panel(lines, title="per-layer EP error vs beta, L = 3 (draw 0)", xlabel="beta",
+                         ylabel="relative error vs implicit gradient (layer's blocks)", logx=True,
+                         logy=True)])
+
+
 def plots(ctx, rows: list[dict], control: list[dict], sweep: dict[str, list[list[float]]],
           cosine_bound: float) -> None:
-    path = ctx.artifact_path("per_layer_cosine.png")
-    if path is not None:
-        fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
-        colors = {2: "tab:blue", 3: "tab:orange"}
-        for depth, color in colors.items():
-            mine = [r for r in rows if r["depth"] == depth]
-            layers = list(range(1, depth + 1))
-            arms = (("symmetric beta=1e-3", lambda r: r["layer_cosine"], "o-"),
-                    ("symmetric beta=0.1", lambda r: r["training"]["symmetric"]["layer_cosine"],
-                     "s--"),
-                    ("one-sided beta=0.1", lambda r: r["training"]["one_sided"]["layer_cosine"],
-                     "^:"))
-            for label, get, style in arms:
-                gaps = np.max([[max(1 - c, 1e-17) for c in get(r)] for r in mine], axis=0)
-                ax.plot(layers, gaps, style, color=color, label=f"L={depth}, {label}")
-            fa = [r for r in control if r["depth"] == depth]
-            gaps = np.min([[max(1 - c, 1e-17) for c in r["layer_cosine"]] for r in fa], axis=0)
-            ax.plot(layers, gaps, "x-", color=color, lw=2,
-                    label=f"L={depth}, control: independent feedback, beta=1e-3")
-            for r in mine:
-                bx.plot(layers, r["signal"][SMALL_BETA]["ratio_to_output"], "o-", color=color,
-                        alpha=0.5, lw=0.8)
-            bx.plot([], [], "o-", color=color, label=f"L={depth} (each draw)")
-        ax.axhline(1 - cosine_bound, color="tab:red", ls="--", label="bound: 1 - cos <= 1e-5")
-        ax.set(yscale="log", xlabel="layer (1 = input side, L = readout)",
-               ylabel="1 - cosine (worst block of the layer; worst draw)",
-               title="EP vs scipy implicit gradient, per layer")
-        ax.set_xticks([1, 2, 3])
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5)
-        bx.set(xlabel="layer (1 = input side, L = readout)",
-               ylabel="||h_beta,l - h_0,l|| / beta, relative to layer L",
-               title="nudge signal per layer (beta = 1e-3)")
-        bx.set_xticks([1, 2, 3])
-        bx.grid(True, alpha=0.3)
-        bx.legend(fontsize=8)
-        save_figure(fig, path)
-
-    path = ctx.artifact_path("relative_error_vs_beta.png")
-    if path is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for label, curves in sweep.items():
-            style = "o-" if label.startswith("symmetric") else "^--"
-            for l, curve in enumerate(curves, start=1):
-                ax.plot(PLOT_BETAS, curve, style, color=f"C{l - 1}", label=f"{label}, layer {l}")
-        ax.set(xscale="log", yscale="log", xlabel="beta",
-               ylabel="relative error vs implicit gradient (layer's blocks)",
-               title="per-layer EP error vs beta, L = 3 (draw 0)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        save_figure(fig, path)
+    draw(ctx.artifact_path("per_layer_cosine.png"), cosine_figure(rows, control, cosine_bound))
+    draw(ctx.artifact_path("relative_error_vs_beta.png"), beta_figure(sweep))
 
 
 def train_beside_bptt(ctx, epochs: int) -> dict[str, TrainingRun]:

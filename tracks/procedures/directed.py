@@ -9,36 +9,34 @@ import theory
 from eqprop_core import ep_gradients
 from properties import ModelSpec, as_numpy, fitted_slope
 from properties.directed import ASYMMETRIES, BATCH, NOT_VANISHING, STATED, TOL, bias, directed_model
-from tracks.plots import line_plot, plt, save_figure
+from tracks.plots import Figure, Layer, Level, Line, Panel, draw, line_plot
 
 PLOT_BETAS = tuple(float(b) for b in np.geomspace(1e-4, 0.3, 8))
 PLOT_ASYMMETRIES = (0.0, 0.1, 0.3, 1.0)
 
 
+def asymmetry_figure(seen: list[dict], unbiased: float) -> Figure:
+    """Bias at β → 0 vs a: each draw (thin), their median, first order, the EP tolerance."""
+    positive = [a for a in ASYMMETRIES if a > 0]
+    median = [np.median([r["bias_limit"] for m in seen for r in m["rows"] if r["a"] == a])
+              for a in positive]
+    layers: list[Layer] = [Line(None, positive, [r["bias_limit"] for r in m["rows"] if r["a"] > 0],
+                                "C0-", width=0.8, alpha=0.3) for m in seen]
+    layers += [Line(f"median of {len(seen)} draws (thin: each draw)", positive, median, "C0o-",
+                    width=2),
+               Line("first order: bias = a (slope 1)", positive, positive, "k:"),
+               Level(unbiased, f"symmetric EP tolerance {unbiased:g} (control)",
+                     color="tab:red")]
+    return Figure([Panel(layers, title="directed EP: bias at beta -> 0 vs asymmetry (SN models)",
+                         xlabel="a = ||W - W^T|| / ||W + W^T||",
+                         ylabel="relative bias at beta -> 0 (worst of W, U, b)", logx=True,
+                         logy=True)])
+
+
 def plots(ctx, seen: list[dict], typical: tuple[ModelSpec, int], unbiased: float
           ) -> dict[float, float]:
     """Bias vs a for every draw; bias vs β for a few a on one model (returns its slopes)."""
-    path = ctx.artifact_path("bias_vs_asymmetry.png")
-    if path is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        positive = [a for a in ASYMMETRIES if a > 0]
-        for m in seen:
-            ax.plot(positive, [r["bias_limit"] for r in m["rows"] if r["a"] > 0], "-",
-                    color="tab:blue", alpha=0.3, lw=0.8)
-        median = [np.median([r["bias_limit"] for m in seen for r in m["rows"] if r["a"] == a])
-                  for a in positive]
-        ax.plot(positive, median, "o-", color="tab:blue", lw=2,
-                label=f"median of {len(seen)} draws (thin: each draw)")
-        ax.plot(positive, positive, "k:", label="first order: bias = a (slope 1)")
-        ax.axhline(unbiased, color="tab:red", ls="--",
-                   label=f"symmetric EP tolerance {unbiased:g} (control)")
-        ax.set(xscale="log", yscale="log", xlabel="a = ||W - W^T|| / ||W + W^T||",
-               ylabel="relative bias at beta -> 0 (worst of W, U, b)",
-               title="directed EP: bias at beta -> 0 vs asymmetry (SN models)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        save_figure(fig, path)
-
+    draw(ctx.artifact_path("bias_vs_asymmetry.png"), asymmetry_figure(seen, unbiased))
     spec, skew_seed = typical
     x, y = spec.inputs(BATCH), spec.labels(BATCH)
     series, styles, slopes = {}, {}, {}

@@ -23,7 +23,7 @@ from properties.gdd import (
     slope_in_fit_range,
     slope_pairs,
 )
-from tracks.plots import Series, line_plot, plt, save_figure
+from tracks.plots import Figure, Layer, Level, Line, Panel, Series, draw, line_plot
 
 PLOT_STEPS = 15  # the curves show t < 15, where the signals live (they decay as ρ(J*)^t)
 LARGE_BETA = SWEEP_BETAS.index(10.0 ** -1)  # where the account quotes the finite-β residual
@@ -80,40 +80,37 @@ def top_entries(gradient: torch.Tensor, count: int) -> list[tuple[int, ...]]:
     return [tuple(int(i) for i in np.unravel_index(int(f), tuple(score.shape))) for f in flat]
 
 
-def curves_figure(path, panels: list[tuple[str, dict, bool]]) -> None:
+def curves_figure(panels: list[tuple[str, dict, bool]]) -> Figure:
     """The classic GDD figure: per-step ΔEP(t) (lines) and −∇BPTT(t) (markers) for the neurons
     and the weights with the largest gradients, one row per model."""
-    if path is None:
-        return
-    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.3 * len(panels)), squeeze=False)
     t = np.arange(PLOT_STEPS)
     shown = slice(0, PLOT_STEPS)
-    for row, (title, seen, scaled) in enumerate(panels):
-        for col, (key, what, heading) in enumerate((("neurons", "neuron", "neurons"),
-                                                     ("W", "W", "weights W_eff"))):
-            ax = axes[row][col]
+    drawn = []
+    for title, seen, scaled in panels:
+        for key, what, heading in (("neurons", "neuron", "neurons"), ("W", "W", "weights W_eff")):
             grad = seen["reference"].neurons if key == "neurons" else \
                 seen["reference"].parameters["W"]
             update = seen["finite"].neurons if key == "neurons" else \
                 seen["finite"].parameters["W"]
+            lines: list[Layer] = []
             for n, index in enumerate(top_entries(grad, 3)):
                 color = f"C{n}"
                 name = f"{what} {','.join(map(str, index[1:]))} (sample {index[0]})"
-                ax.plot(t, update[(shown, *index)].numpy(), "-", color=color,
-                        label=f"ΔEP {name}")
-                ax.plot(t, -grad[(shown, *index)].numpy(), "o", color=color, ms=4,
-                        mfc="none", label=f"−∇BPTT {name}")
+                lines += [Line(f"ΔEP {name}", t, update[(shown, *index)].numpy(), color + "-"),
+                          Line(f"−∇BPTT {name}", t, -grad[(shown, *index)].numpy(), color + "o",
+                               marker_size=4, marker_face="none")]
                 if key == "neurons" and scaled:
                     d = seen["D"][index]
-                    ax.plot(t, -(d * grad[(shown, *index)]).numpy(), "x", color=color,
-                            ms=4, label=f"−D∇BPTT (D = {float(d):.2f})")
-            ax.set_title(f"{title}: {heading}", fontsize=9)
-            ax.set_xlabel("t (nudged step; BPTT step K − t)")
-            ax.axhline(0, color="0.7", lw=0.6)
-            ax.legend(fontsize=6)
-    fig.suptitle(f"GDD: EP's per-step updates (lines; symmetric β = {PLOT_BETA:g}) vs BPTT's "
-                 f"per-step gradients (markers), K = {STEPS}, first {PLOT_STEPS} steps")
-    save_figure(fig, path, dpi=110)
+                    lines.append(Line(f"−D∇BPTT (D = {float(d):.2f})", t,
+                                      -(d * grad[(shown, *index)]).numpy(), color + "x",
+                                      marker_size=4))
+            drawn.append(Panel([*lines, Level(0, style="-", color="0.7")],
+                               title=f"{title}: {heading}", title_size=9,
+                               xlabel="t (nudged step; BPTT step K − t)", legend_size=6))
+    return Figure(drawn, columns=2, size=(11, 3.3 * len(panels)), dpi=110,
+                  title=f"GDD: EP's per-step updates (lines; symmetric β = {PLOT_BETA:g}) vs "
+                        f"BPTT's per-step gradients (markers), K = {STEPS}, first {PLOT_STEPS} "
+                        "steps")
 
 
 def step_table(ctx, seen: dict) -> None:
@@ -233,11 +230,11 @@ def control_account(ctx, asym: dict, asym_sweep: dict[str, list[float]], control
 def figures(ctx, described: dict[str, dict], swept: dict[str, list[float]]) -> None:
     """`curves.png` for the three representatives (primitive, energy, asymmetric) and
     `beta-sweep.png` of their residuals vs β."""
-    curves_figure(ctx.artifact_path("curves.png"), [
+    draw(ctx.artifact_path("curves.png"), curves_figure([
         ("primitive (tanh rho), exact", described["primitive"], False),
         ("tanh energy model", described["energy"], True),
         ("control: asymmetric W", described["asymmetric"], False),
-    ])
+    ]))
     series: dict[str, Series] = {}
     styles: dict[str, str] = {}
     for label, errors, style in (

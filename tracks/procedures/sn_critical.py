@@ -8,7 +8,7 @@ import numpy as np
 from properties.contraction_frontier import frontier_row, probe, seeded_starts
 from properties.strategies import ModelSpec
 
-from ..plots import plt, save_figure
+from ..plots import Figure, Level, Line, Panel, Points, Ticks
 
 FAMILIES = {  # family -> (ModelSpec.structure, symmetric)
     "psd_spike": ("spike", True),
@@ -20,31 +20,31 @@ FAMILIES = {  # family -> (ModelSpec.structure, symmetric)
 DRIVES = {"zero drive": 0.0, "drive x0.5": 0.5, "drive x2": 2.0}  # ModelSpec.drive_scale
 
 
-def plot_frontier(path, grid: np.ndarray, rows: list[dict], s_cert: float) -> None:
+def frontier_figure(grid: np.ndarray, rows: list[dict], s_cert: float) -> Figure:
     """Left: failure kind at each (row, s). Right: max ρ(J*) over the fixed points vs s."""
     colors = {".": "C2", "M": "C3", "2": "C1", "o": "C4", "u": "C7", "x": "k"}
     labels = {".": "unique + convergent", "M": "several fixed points", "2": "2-cycle",
               "o": "no convergence", "u": "rho(J*) >= 1", "x": "endpoint not a fixed point"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, max(4.2, 1.5 + 0.16 * len(rows))))
-    seen = set()
+    where: dict[str, tuple[list[float], list[int]]] = {}  # mark -> its (s, row) in order seen
     for i, row in enumerate(rows):
         for s, mark in zip(grid, row["status_by_s"]):
-            left.plot(s, i, "s", color=colors[mark], ms=6,
-                      label=None if mark in seen else labels[mark])
-            seen.add(mark)
-        right.plot(grid, row["max_rho_by_s"], ".-", label=row["label"])
-    for ax in (left, right):
-        ax.axvline(s_cert, color="k", ls="--", lw=1)
-        ax.set_xlabel("s = ||W_eff||_2  (L = s * sup|phi'|)")
-    left.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=7)
-    left.set_ylim(-0.5, len(rows) + 1.5)
-    left.set_title("what fails where (dashed: certified boundary L = 1)", fontsize=9)
-    left.legend(fontsize=7, loc="upper center", ncol=3)
-    right.axhline(1.0, color="0.5", lw=1)
-    right.set_ylabel("max rho(J*) over fixed points")
-    right.set_title("spectral radius of J* at the fixed points", fontsize=9)
-    right.legend(fontsize=6, loc="upper left")
-    save_figure(fig, path)
+            xs, ys = where.setdefault(mark, ([], []))
+            xs.append(float(s))
+            ys.append(i)
+    boundary = Level(s_cert, axis="x", style="--", color="k")
+    xlabel = "s = ||W_eff||_2  (L = s * sup|phi'|)"
+    left = Panel([*(Points(labels[m], xs, ys, color=colors[m], size=36, marker="s")
+                    for m, (xs, ys) in where.items()), boundary],
+                 title="what fails where (dashed: certified boundary L = 1)", title_size=9,
+                 xlabel=xlabel, ylim=(-0.5, len(rows) + 1.5),
+                 yticks=Ticks(range(len(rows)), [r["label"] for r in rows], size=7),
+                 legend_loc="upper center", legend_columns=3)
+    right = Panel([*(Line(row["label"], grid, row["max_rho_by_s"], ".-") for row in rows),
+                   boundary, Level(1.0, style="-", color="0.5")],
+                  title="spectral radius of J* at the fixed points", title_size=9,
+                  xlabel=xlabel, ylabel="max rho(J*) over fixed points", legend_loc="upper left",
+                  legend_size=6)
+    return Figure([left, right], size=(13, max(4.2, 1.5 + 0.16 * len(rows))))
 
 
 def frontier_sweep(grid: np.ndarray, sizes: tuple[int, ...], seeds: tuple[int, ...],
