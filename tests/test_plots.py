@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracks.plots import Bars, Figure, Level, Line, Panel, Points, draw, line_plot
+from tracks.plots import Bars, Figure, Level, Line, Panel, Points, Span, draw, line_plot
 
 
 def test_every_layer_kind_draws_into_a_file(tmp_path: Path) -> None:
@@ -34,3 +34,20 @@ def test_no_output_directory_writes_nothing(tmp_path: Path) -> None:
 def test_a_layer_that_is_not_one_is_a_type_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not a figure layer"):
         draw(tmp_path / "bad.png", Figure([Panel(["a string"])]))  # type: ignore[list-item]
+
+
+def test_f2_span_error_bars_faint_levels_ticks_and_shared_y(tmp_path: Path) -> None:
+    """The layers and fields added for issue 18 (h18-f2): `Span`, `Line.error`, `Level.alpha`,
+    `Panel.xticks`, `Figure.sharey`, and a line without points as a legend entry only."""
+    k = np.arange(1, 20)
+    figure = Figure([
+        Panel([Line("measured", k, 0.5 ** k, "k.", error=0.1 * 0.5 ** k),
+               Span(5, 10, label="fit"), Level(3, axis="x", color="C0", alpha=0.3),
+               Line("legend entry only", [], [], "C1--")], logy=True),
+        Panel([Line("bits", [2, 4, 8, 64], [0.1, 0.5, 0.9, 1.0], "C2-o")], logx=True,
+              xticks=[(2, "2"), (4, "4"), (8, "8"), (64, "f64")], legend=False),
+    ], sharey=True)
+    for suffix in ("png", "svg"):
+        path = tmp_path / f"figure.{suffix}"
+        draw(path, figure)
+        assert path.stat().st_size > 1000

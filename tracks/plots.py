@@ -25,7 +25,9 @@ Series = tuple[Values, Values]
 
 @dataclass(frozen=True)
 class Line:
-    """y against x as a line (`style`: a matplotlib format string such as "C3--" or "k.")."""
+    """y against x as a line (`style`: a matplotlib format string such as "C3--" or "k."),
+    with error bars ±`error` when given. A line without points (x = y = []) is a legend entry
+    only."""
 
     label: str | None
     x: Values
@@ -33,6 +35,7 @@ class Line:
     style: str = "-"
     width: float | None = None
     marker_size: float | None = None
+    error: Values | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,18 @@ class Level:
     axis: str = "y"
     style: str = "--"
     color: str = "0.6"
+    alpha: float = 1.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """A shaded band from `low` to `high` across the x axis (`axis` "x") or the y axis ("y")."""
+
+    low: float
+    high: float
+    label: str | None = None
+    axis: str = "x"
+    color: str = "0.9"
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,13 @@ class Bars:
     width: float = 0.8
 
 
-Layer = Line | Points | Level | Bars
+Layer = Line | Points | Level | Bars | Span
 
 
 @dataclass(frozen=True)
 class Panel:
-    """One axes: its layers drawn in order, its labels and scales."""
+    """One axes: its layers drawn in order, its labels and scales; `xticks`, when given, are
+    the only ticks of the x axis, as (position, label) pairs."""
 
     layers: Sequence[Layer]
     title: str = ""
@@ -89,17 +105,20 @@ class Panel:
     ylim: tuple[float, float] | None = None
     legend: bool = True
     title_size: float | None = None
+    xticks: Sequence[tuple[float, str]] | None = None
 
 
 @dataclass(frozen=True)
 class Figure:
-    """Panels side by side (`columns` per row), saved at `dpi`."""
+    """Panels side by side (`columns` per row), saved at `dpi`; with `sharey` one y axis for
+    all of them."""
 
     panels: Sequence[Panel]
     columns: int | None = None
     size: tuple[float, float] | None = None
     dpi: int = 110
     title: str | None = None
+    sharey: bool = False
 
 
 def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
@@ -109,7 +128,11 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
             kwargs["lw"] = layer.width
         if layer.marker_size is not None:
             kwargs["ms"] = layer.marker_size
-        ax.plot(layer.x, layer.y, layer.style, label=layer.label, **kwargs)
+        if layer.error is not None:
+            ax.errorbar(layer.x, layer.y, yerr=layer.error, fmt=layer.style, label=layer.label,
+                        **kwargs)
+        else:
+            ax.plot(layer.x, layer.y, layer.style, label=layer.label, **kwargs)
     elif isinstance(layer, Points):
         drawn = ax.scatter(layer.x, layer.y, c=layer.color, s=layer.size, marker=layer.marker,
                            label=layer.label)
@@ -117,7 +140,11 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
             ax.figure.colorbar(drawn, ax=ax, label=layer.colorbar)
     elif isinstance(layer, Level):
         line = ax.axhline if layer.axis == "y" else ax.axvline
-        line(layer.at, ls=layer.style, color=layer.color, lw=0.8, label=layer.label)
+        line(layer.at, ls=layer.style, color=layer.color, lw=0.8, alpha=layer.alpha,
+             label=layer.label)
+    elif isinstance(layer, Span):
+        band = ax.axvspan if layer.axis == "x" else ax.axhspan
+        band(layer.low, layer.high, color=layer.color, label=layer.label)
     elif isinstance(layer, Bars):
         x = np.arange(len(layer.labels)) + layer.offset
         values = np.asarray(layer.values, dtype=float)
@@ -141,6 +168,9 @@ def _draw_panel(ax: plt.Axes, panel: Panel) -> None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
         ax.set_ylim(*panel.ylim)
+    if panel.xticks is not None:
+        ax.set_xticks([at for at, _ in panel.xticks], [label for _, label in panel.xticks])
+        ax.set_xticks([], minor=True)
     ax.set_title(panel.title, fontsize=panel.title_size)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
@@ -157,7 +187,8 @@ def draw(path: Path | None, figure: Figure) -> None:
     columns = figure.columns or len(figure.panels)
     rows = -(-len(figure.panels) // columns)
     size = figure.size or (5.6 * columns if columns > 1 else 6.4, 4.2 * rows)
-    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False,
+                             sharey=figure.sharey)
     for ax, panel in zip(axes.flat, figure.panels):
         _draw_panel(ax, panel)
     for ax in list(axes.flat)[len(figure.panels):]:
