@@ -51,3 +51,17 @@ def test_f2_span_error_bars_faint_levels_ticks_and_shared_y(tmp_path: Path) -> N
         path = tmp_path / f"figure.{suffix}"
         draw(path, figure)
         assert path.stat().st_size > 1000
+
+
+def test_f2_bars_keep_their_labels_and_colour_on_any_scale() -> None:
+    """`Bars.color` (h18-f2) colours the bars, and the panel's scales, set before the layers,
+    leave the bars' tick labels in place."""
+    import matplotlib.pyplot as plt
+
+    from tracks.plots import _draw_panel
+
+    fig, ax = plt.subplots()
+    _draw_panel(ax, Panel([Bars(["a", "b"], [1.0, 2.0], color="tab:gray")], logy=True))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert ax.patches[0].get_facecolor()[:3] == pytest.approx((0.498, 0.498, 0.498), abs=1e-3)
+    plt.close(fig)

@@ -85,6 +85,7 @@ class Bars:
     label: str | None = None
     offset: float = 0.0
     width: float = 0.8
+    color: str | None = None
 
 
 Layer = Line | Points | Level | Bars | Span
@@ -152,7 +153,8 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
         if layer.low is not None and layer.high is not None:
             error = np.vstack([values - np.asarray(layer.low, dtype=float),
                                np.asarray(layer.high, dtype=float) - values])
-        ax.bar(x, values, width=layer.width, yerr=error, capsize=3, label=layer.label)
+        ax.bar(x, values, width=layer.width, yerr=error, capsize=3, label=layer.label,
+               color=layer.color)
         ax.set_xticks(np.arange(len(layer.labels)), list(layer.labels), rotation=30,
                       ha="right", fontsize=8)
     else:
@@ -160,10 +162,11 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
 
 
 def _draw_panel(ax: plt.Axes, panel: Panel) -> None:
-    for layer in panel.layers:
-        _draw_layer(ax, layer)
+    # scales first: setting one resets the axis' ticks, and `Bars` labels its own
     ax.set_xscale("log" if panel.logx else "linear")
     ax.set_yscale("log" if panel.logy else "linear")
+    for layer in panel.layers:
+        _draw_layer(ax, layer)
     if panel.xlim is not None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
