@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracks.plots import Bars, Figure, Level, Line, Panel, Points, Ticks, draw, line_plot
+from tracks.plots import Bars, Figure, Level, Line, Panel, Points, Span, Ticks, draw, line_plot
 
 
 def test_every_layer_kind_draws_into_a_file(tmp_path: Path) -> None:
@@ -55,3 +55,32 @@ def test_h18_f1_ticks_legend_place_alpha_hollow_markers_and_colour_range(tmp_pat
     assert Panel([]).legend_loc == "best" and Panel([]).legend_columns == 1
     assert Panel([]).xticks is None and Panel([]).legend_size is None
     assert Line(None, k, k).alpha is None and Points(None, k, k).color_range is None
+def test_f2_span_error_bars_faint_levels_ticks_and_shared_y(tmp_path: Path) -> None:
+    """The layers and fields added for issue 18 (h18-f2): `Span`, `Line.error`, `Level.alpha`,
+    `Panel.xticks`, `Figure.sharey`, and a line without points as a legend entry only."""
+    k = np.arange(1, 20)
+    figure = Figure([
+        Panel([Line("measured", k, 0.5 ** k, "k.", error=0.1 * 0.5 ** k),
+               Span(5, 10, label="fit"), Level(3, axis="x", color="C0", alpha=0.3),
+               Line("legend entry only", [], [], "C1--")], logy=True),
+        Panel([Line("bits", [2, 4, 8, 64], [0.1, 0.5, 0.9, 1.0], "C2-o")], logx=True,
+              xticks=Ticks([2, 4, 8, 64], ["2", "4", "8", "f64"]), legend=False),
+    ], sharey=True)
+    for suffix in ("png", "svg"):
+        path = tmp_path / f"figure.{suffix}"
+        draw(path, figure)
+        assert path.stat().st_size > 1000
+
+
+def test_f2_bars_keep_their_labels_and_colour_on_any_scale() -> None:
+    """`Bars.color` (h18-f2) colours the bars, and the panel's scales, set before the layers,
+    leave the bars' tick labels in place."""
+    import matplotlib.pyplot as plt
+
+    from tracks.plots import _draw_panel
+
+    fig, ax = plt.subplots()
+    _draw_panel(ax, Panel([Bars(["a", "b"], [1.0, 2.0], color="tab:gray")], logy=True))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert ax.patches[0].get_facecolor()[:3] == pytest.approx((0.498, 0.498, 0.498), abs=1e-3)
+    plt.close(fig)

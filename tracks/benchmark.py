@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from eqprop_core.data import Dataset, DataUnavailable, data_root, load_dataset
@@ -83,7 +82,7 @@ from tracks.cells import (
 )
 from tracks.context import TrackContext
 from tracks.executors import CellBar, CellRunner, MatrixOptions, make_executor
-from tracks.plots import save_figure
+from tracks.plots import Bars, Figure, Layer, Level, Line, Panel, Ticks, draw
 from tracks.setups import PROFILES, Setup, load_setup
 from tracks.tables import mean_pm
 
@@ -382,7 +381,8 @@ def run_benchmark(ctx: TrackContext, bench: Benchmark, setup: Setup | None = Non
     })
     _notes(ctx, summaries, comparisons, baseline, bench.claimed)
     ctx.note(ctx.results["verdict"])
-    results_figure(ctx, summaries, bench.claimed, baseline, data.title)
+    draw(ctx.artifact_path("results.svg"),
+         results_figure(ctx.number, summaries, bench.claimed, baseline, data.title))
 
 
 def _record_checks(ctx: TrackContext, arms: dict[tuple[str, str], list[ArmRun]],
@@ -540,64 +540,75 @@ def _notes(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
                  f"{claim['details']['reason']}")
 
 
-def results_figure(ctx: TrackContext, summaries: dict[tuple[str, str], dict[str, Any]],
-                   claimed: dict[str, ClaimedRow] | None, baseline: float, title: str) -> None:
-    """Left: test accuracy per arm, bars with 95% CIs (the write-up's claims as stars); middle:
-    ‖W_eff‖₂, the norm the dynamics use, per epoch; right: the raw σ(W) per epoch (what the
-    write-up's Lipschitz column reported for most rows). Means over seeds."""
-    path = ctx.artifact_path("results.svg")
-    if path is None:
-        return
-    from matplotlib.lines import Line2D
-
+def accuracy_panel(summaries: dict[tuple[str, str], dict[str, Any]],
+                   claimed: dict[str, ClaimedRow] | None, baseline: float) -> Panel:
+    """Test accuracy per arm, bars with 95% CIs grouped by variant, the write-up's claims as
+    stars and the linear baseline, the axis zoomed onto the measured range."""
     variants = list(dict.fromkeys(v for v, _ in summaries))
     modes = list(dict.fromkeys(sn for _, sn in summaries))
-    fig, (bars, effective, raw) = plt.subplots(1, 3, figsize=(15, 5.2), layout="constrained",
-                                               gridspec_kw={"width_ratios": [1.3, 1, 1]})
-    fig.suptitle(f"Track {ctx.number}: {title}", fontsize=10)
     width = 0.8 / len(modes)
     colors = dict(zip(SN_MODES, ("tab:gray", "tab:blue", "tab:green")))
+    layers: list[Layer] = []
+    tops = [100 * baseline]
     for j, sn in enumerate(modes):
         accuracy = [summaries[v, sn]["accuracy"] for v in variants]
-        errors = [100 * 0.5 * (a["high"] - a["low"]) for a in accuracy]
-        positions = np.arange(len(variants)) + (j - (len(modes) - 1) / 2) * width
-        bars.bar(positions, [100 * a["mean"] for a in accuracy], width,
-                 yerr=np.nan_to_num(errors), capsize=3, color=colors[sn], label=SN_LABELS[sn])
+        means = np.array([100 * a["mean"] for a in accuracy])
+        errors = np.nan_to_num([100 * 0.5 * (a["high"] - a["low"]) for a in accuracy])
+        offset = (j - (len(modes) - 1) / 2) * width
+        layers.append(Bars(variants, means, low=means - errors, high=means + errors,
+                           label=SN_LABELS[sn], offset=offset, width=width,
+                           color=colors[sn]))
+        tops += list(means + errors)
         if claimed is not None and sn in ("off", "recurrent"):
             stated = [getattr(claimed[v], "with_sn" if sn == "recurrent" else "without_sn")
                       if v in claimed else np.nan for v in variants]
-            bars.plot(positions, stated, "k*", markersize=9,
-                      label="claimed (write-up)" if sn == "recurrent" else None)
-    bars.axhline(100 * baseline, color="tab:red", linestyle=":",
-                 label="logistic-regression baseline")
+            layers.append(Line("claimed (write-up)" if sn == "recurrent" else None,
+                               np.arange(len(variants)) + offset, stated, "k*",
+                               marker_size=9))
+            tops += stated
+    layers.append(Level(100 * baseline, "logistic-regression baseline", style=":",
+                        color="tab:red"))
     # Zoom onto the measured range (bars from 0 would hide differences of a point or two).
     floor = [100 * baseline] + [100 * summaries[k]["accuracy"]["low"] for k in summaries] + (
         [min(r.without_sn for r in claimed.values())] if claimed else [])
     finite_floor = [f for f in floor if math.isfinite(f)]
-    bars.set_ylim(bottom=max(0.0, min(finite_floor) - 5) if finite_floor else 0.0)
-    bars.set_xticks(np.arange(len(variants)), variants)
-    bars.set_ylabel("test accuracy (%), mean ± 95% CI over seeds (axis zoomed)")
-    bars.set_title("test accuracy per arm", fontsize=9)
-    bars.grid(True, axis="y", alpha=0.3)
-    styles: dict[str, Any] = {"off": "--", "recurrent": "-", "all": ":"}
-    palette = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
-    for axes, key, label in ((effective, "sigma_eff", "‖W_eff‖₂ (the dynamics' matrix)"),
-                             (raw, "sigma_raw", "raw σ_max(W), before SN")):
-        for (variant, sn), s in summaries.items():
-            trajectory = s["trajectory"][key]
-            axes.plot(range(len(trajectory)), trajectory, styles[sn], color=palette[variant],
-                      marker=".")
-        axes.axhline(GAMMA, color="k", linewidth=0.8)
-        axes.axhline(1.0, color="tab:red", linewidth=0.8, linestyle=":")
-        axes.set_xlabel("epoch")
-        axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.set_title(f"{label}, mean over seeds", fontsize=9)
-        axes.grid(True, alpha=0.3)
-    handles = [Line2D([], [], color=palette[v], label=v) for v in variants] + [
-        Line2D([], [], color="k", linestyle=styles[sn], label=SN_LABELS[sn]) for sn in modes] + [
-        Line2D([], [], color="k", linewidth=0.8, label=f"γ = {GAMMA}"),
-        Line2D([], [], color="tab:red", linewidth=0.8, linestyle=":", label="L = 1")]
-    bar_handles, bar_labels = bars.get_legend_handles_labels()
-    fig.legend(bar_handles + handles, bar_labels + [h.get_label() for h in handles],
-               loc="outside lower center", ncol=7, fontsize=7.5)
-    save_figure(fig, path)
+    finite_tops = [t for t in tops if math.isfinite(t)]
+    bottom = max(0.0, min(finite_floor) - 5) if finite_floor else 0.0
+    top = 1.05 * max(finite_tops) if finite_tops else 100.0
+    return Panel(layers, title="test accuracy per arm", title_size=9,
+                 ylabel="test accuracy (%), mean ± 95% CI over seeds (axis zoomed)",
+                 ylim=(bottom, max(top, bottom + 1)))
+
+
+def norm_panels(summaries: dict[tuple[str, str], dict[str, Any]]) -> list[Panel]:
+    """‖W_eff‖₂ (the norm the dynamics use) and the raw σ(W) per epoch, one colour per variant
+    and one line style per SN mode, against γ and L = 1; the first panel holds the legend."""
+    styles = {"off": "--", "recurrent": "-", "all": ":"}
+    palette = dict(zip(VARIANTS, ("C0", "C1", "C2", "C4")))
+    variants = list(dict.fromkeys(v for v, _ in summaries))
+    modes = list(dict.fromkeys(sn for _, sn in summaries))
+    epochs = max(len(s["trajectory"]["sigma_eff"]) for s in summaries.values())
+    step = max(1, -(-epochs // 10))
+    legend: list[Layer] = [Line(v, [], [], f"{palette[v]}-") for v in variants]
+    legend += [Line(SN_LABELS[sn], [], [], f"k{styles[sn]}") for sn in modes]
+    panels = []
+    for i, (key, label) in enumerate((("sigma_eff", "‖W_eff‖₂ (the dynamics' matrix)"),
+                                      ("sigma_raw", "raw σ_max(W), before SN"))):
+        layers: list[Layer] = [
+            Line(None, range(len(s["trajectory"][key])), s["trajectory"][key],
+                 f"{palette[variant]}{styles[sn]}.") for (variant, sn), s in summaries.items()]
+        layers += [Level(GAMMA, f"γ = {GAMMA}" if i == 0 else None, style="-", color="k"),
+                   Level(1.0, "L = 1" if i == 0 else None, style=":", color="tab:red")]
+        panels.append(Panel((legend if i == 0 else []) + layers,
+                            title=f"{label}, mean over seeds", title_size=9, xlabel="epoch",
+                            xticks=Ticks(list(range(0, epochs, step)))))
+    return panels
+
+
+def results_figure(number: int, summaries: dict[tuple[str, str], dict[str, Any]],
+                   claimed: dict[str, ClaimedRow] | None, baseline: float, title: str) -> Figure:
+    """Left: test accuracy per arm, bars with 95% CIs (the write-up's claims as stars); middle:
+    ‖W_eff‖₂, the norm the dynamics use, per epoch; right: the raw σ(W) per epoch (what the
+    write-up's Lipschitz column reported for most rows). Means over seeds."""
+    return Figure([accuracy_panel(summaries, claimed, baseline), *norm_panels(summaries)],
+                  size=(15, 5.2), title=f"Track {number}: {title}")

@@ -25,7 +25,9 @@ Series = tuple[Values, Values]
 
 @dataclass(frozen=True)
 class Line:
-    """y against x as a line (`style`: a matplotlib format string such as "C3--" or "k.")."""
+    """y against x as a line (`style`: a matplotlib format string such as "C3--" or "k."),
+    with error bars ±`error` when given. A line without points (x = y = []) is a legend entry
+    only."""
 
     label: str | None
     x: Values
@@ -35,6 +37,7 @@ class Line:
     marker_size: float | None = None
     alpha: float | None = None  # opacity (e.g. thin per-draw lines under their median)
     marker_face: str | None = None  # the markers' fill colour ("none": hollow markers)
+    error: Values | None = None  # ± error bars at each point
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,18 @@ class Level:
     axis: str = "y"
     style: str = "--"
     color: str = "0.6"
+    alpha: float = 1.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """A shaded band from `low` to `high` across the x axis (`axis` "x") or the y axis ("y")."""
+
+    low: float
+    high: float
+    label: str | None = None
+    axis: str = "x"
+    color: str = "0.9"
 
 
 @dataclass(frozen=True)
@@ -73,9 +88,10 @@ class Bars:
     label: str | None = None
     offset: float = 0.0
     width: float = 0.8
+    color: str | None = None
 
 
-Layer = Line | Points | Level | Bars
+Layer = Line | Points | Level | Bars | Span
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,8 @@ class Ticks:
 
 @dataclass(frozen=True)
 class Panel:
-    """One axes: its layers drawn in order, its labels and scales."""
+    """One axes: its layers drawn in order, its labels and scales; `xticks` / `yticks`, when
+    given, are the only ticks of that axis."""
 
     layers: Sequence[Layer]
     title: str = ""
@@ -110,13 +127,15 @@ class Panel:
 
 @dataclass(frozen=True)
 class Figure:
-    """Panels side by side (`columns` per row), saved at `dpi`."""
+    """Panels side by side (`columns` per row), saved at `dpi`; with `sharey` one y axis for
+    all of them."""
 
     panels: Sequence[Panel]
     columns: int | None = None
     size: tuple[float, float] | None = None
     dpi: int = 110
     title: str | None = None
+    sharey: bool = False
 
 
 def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
@@ -130,7 +149,11 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
             kwargs["alpha"] = layer.alpha
         if layer.marker_face is not None:
             kwargs["mfc"] = layer.marker_face
-        ax.plot(layer.x, layer.y, layer.style, label=layer.label, **kwargs)
+        if layer.error is not None:
+            ax.errorbar(layer.x, layer.y, yerr=layer.error, fmt=layer.style, label=layer.label,
+                        **kwargs)
+        else:
+            ax.plot(layer.x, layer.y, layer.style, label=layer.label, **kwargs)
     elif isinstance(layer, Points):
         low, high = layer.color_range or (None, None)
         drawn = ax.scatter(layer.x, layer.y, c=layer.color, s=layer.size, marker=layer.marker,
@@ -139,7 +162,11 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
             ax.figure.colorbar(drawn, ax=ax, label=layer.colorbar)
     elif isinstance(layer, Level):
         line = ax.axhline if layer.axis == "y" else ax.axvline
-        line(layer.at, ls=layer.style, color=layer.color, lw=0.8, label=layer.label)
+        line(layer.at, ls=layer.style, color=layer.color, lw=0.8, alpha=layer.alpha,
+             label=layer.label)
+    elif isinstance(layer, Span):
+        band = ax.axvspan if layer.axis == "x" else ax.axhspan
+        band(layer.low, layer.high, color=layer.color, label=layer.label)
     elif isinstance(layer, Bars):
         x = np.arange(len(layer.labels)) + layer.offset
         values = np.asarray(layer.values, dtype=float)
@@ -147,7 +174,8 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
         if layer.low is not None and layer.high is not None:
             error = np.vstack([values - np.asarray(layer.low, dtype=float),
                                np.asarray(layer.high, dtype=float) - values])
-        ax.bar(x, values, width=layer.width, yerr=error, capsize=3, label=layer.label)
+        ax.bar(x, values, width=layer.width, yerr=error, capsize=3, label=layer.label,
+               color=layer.color)
         ax.set_xticks(np.arange(len(layer.labels)), list(layer.labels), rotation=30,
                       ha="right", fontsize=8)
     else:
@@ -155,19 +183,24 @@ def _draw_layer(ax: plt.Axes, layer: Layer) -> None:
 
 
 def _draw_panel(ax: plt.Axes, panel: Panel) -> None:
-    for layer in panel.layers:
-        _draw_layer(ax, layer)
+    # scales first: setting one resets the axis' ticks, and `Bars` labels its own
     ax.set_xscale("log" if panel.logx else "linear")
     ax.set_yscale("log" if panel.logy else "linear")
+    for layer in panel.layers:
+        _draw_layer(ax, layer)
     if panel.xlim is not None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
         ax.set_ylim(*panel.ylim)
-    ax.set_title(panel.title, fontsize=panel.title_size)
+    if panel.title_size is None:  # matplotlib's title size unless the panel sets one
+        ax.set_title(panel.title)
+    else:
+        ax.set_title(panel.title, fontsize=panel.title_size)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
     for set_ticks, ticks in ((ax.set_xticks, panel.xticks), (ax.set_yticks, panel.yticks)):
-        if ticks is not None:
+        if ticks is not None:  # the only ticks of that axis: its minor ones are cleared
+            set_ticks([], minor=True)
             labels = None if ticks.labels is None else list(ticks.labels)
             if ticks.size is None:
                 set_ticks(list(ticks.at), labels)
@@ -189,7 +222,8 @@ def draw(path: Path | None, figure: Figure) -> None:
     columns = figure.columns or len(figure.panels)
     rows = -(-len(figure.panels) // columns)
     size = figure.size or (5.6 * columns if columns > 1 else 6.4, 4.2 * rows)
-    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False,
+                             sharey=figure.sharey)
     for ax, panel in zip(axes.flat, figure.panels):
         _draw_panel(ax, panel)
     for ax in list(axes.flat)[len(figure.panels):]:

@@ -70,6 +70,7 @@ from properties.system_checks import (
     renormalized_rate,
 )
 
+from .plots import draw
 from .premises import contraction_premise, describe_models, system_premises
 from .procedures.jacobian_spectrum import rate_figure
 from .registry import on_system, track
@@ -149,7 +150,7 @@ def run(ctx) -> None:
 
     path = ctx.artifact_path("rate.png")
     if path is not None:
-        rate_figure(path, ctx.seed, eq, fit)
+        draw(path, rate_figure(ctx.seed, eq, fit))
 
 
 @on_system(5, requires=())

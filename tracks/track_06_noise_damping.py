@@ -57,6 +57,7 @@ from properties.noise_damping import (
 )
 from properties.system_checks import Amplified, Witnessed, amplifying_factor, damping
 
+from .plots import draw
 from .premises import contraction_premise, describe_models, system_premises
 from .procedures.noise_damping import damping_figure
 from .registry import on_system, track
@@ -128,7 +129,7 @@ def run(ctx) -> None:
 
     path = ctx.artifact_path("damping.png")
     if path is not None:
-        damping_figure(path, ctx.seed, eq, amplified)
+        draw(path, damping_figure(ctx.seed, eq, amplified))
 
 
 @on_system(6, requires=())

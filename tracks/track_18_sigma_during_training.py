@@ -33,9 +33,10 @@ from eqprop_core.data import DataUnavailable, load_dataset
 from eqprop_core.variants import SN_MODES
 from properties import at_most_bound, holds
 from tracks.context import TrackContext
+from tracks.plots import draw
 from tracks.procedures.sigma_during_training import (
     SETUPS,
-    plot_arms,
+    arms_figure,
     raw_sigma_error,
     train_arms,
 )
@@ -70,7 +71,7 @@ def run(ctx: TrackContext) -> None:
             continue
         runs = train_arms(ctx, name, data, setup, epochs, SN_MODES, worst)
         final_no_sn[name] = runs["off"].history[-1].extra["sigma_scipy"]
-        plot_arms(ctx, name, runs)
+        draw(ctx.artifact_path(f"{name}-sigma.svg"), arms_figure(name, runs))
         low, high = STATED_GROWTH
         ctx.claim(holds(f"{name}: without SN, σ_max(W_dyn) grows to 5–6",
                         low <= final_no_sn[name] <= high, f"in [{low:g}, {high:g}]",

@@ -118,15 +118,16 @@ from properties.quantizer_promise import quantizer_promise_evidence
 from theory.spectra import lipschitz_certificate
 
 from .context import TrackContext
+from .plots import draw
 from .procedures.hardware import (
     TRAINING,
+    accuracy_figure,
     accuracy_note,
     gradient_batch,
     init_and_trained,
+    noise_figure,
     nudge_move_note,
-    plot_accuracy,
-    plot_noise,
-    plot_precision,
+    precision_figure,
     sweep_note,
     train_arms,
 )
@@ -274,9 +275,9 @@ def run(ctx: TrackContext) -> None:
                                  per_arm={k: [float(a) for a in v] for k, v in arms.items()}))
         ctx.note(accuracy_note(estimator, arms))
 
-    plot_noise(ctx, noise, predicted_star)
-    plot_precision(ctx, precision, ideal_cos)
-    plot_accuracy(ctx, accuracy)
+    draw(ctx.artifact_path("cosine_vs_noise.svg"), noise_figure(noise, predicted_star))
+    draw(ctx.artifact_path("cosine_vs_bits.svg"), precision_figure(precision, ideal_cos))
+    draw(ctx.artifact_path("accuracy.svg"), accuracy_figure(accuracy))
 
     # Control: ternary states — the nudge cannot move a state across a level.
     control = benches[0].estimate("symmetric", quantize_states(CONTROL_BITS))

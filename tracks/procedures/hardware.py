@@ -36,7 +36,7 @@ from properties.hardware_error_model import (
     break_even,
 )
 from tracks.context import TrackContext
-from tracks.plots import plt, save_figure
+from tracks.plots import Figure, Layer, Level, Line, Panel, Ticks
 
 COLORS = dict(zip(ESTIMATORS, ("C0", "C1", "C2")))
 BATCH = 64
@@ -97,86 +97,73 @@ def gradient_batch(data: Dataset, seed: int) -> tuple[Tensor, Tensor]:
 
 
 # -- figures ----------------------------------------------------------------------------------
-def plot_noise(ctx: TrackContext, sweeps: dict[tuple[str, str], list[NoisePoint]],
-               predicted: dict[tuple[str, str], float]) -> None:
-    path = ctx.artifact_path("cosine_vs_noise.svg")
-    if path is None:
-        return
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
-    colors = COLORS
+def dash(label: str) -> str:
+    """The line style of a bench: solid at the initialization, dashed after training."""
+    return "-" if label == "init" else "--"
+
+
+def noise_figure(sweeps: dict[tuple[str, str], list[NoisePoint]],
+                 predicted: dict[tuple[str, str], float]) -> Figure:
+    """Gradient cosine vs neuron noise per bench and estimator (mean ± standard error), with
+    the predicted break-even σ as faint vertical lines."""
+    layers: list[Layer] = []
     for (label, estimator), points in sweeps.items():
-        xs = [p.std for p in points[1:]]
-        ax.errorbar(xs, [p.mean for p in points[1:]],
-                    yerr=[p.standard_error for p in points[1:]], color=colors[estimator],
-                    linestyle="-" if label == "init" else "--", marker="o", ms=3,
-                    label=f"{estimator}, {label} (ideal {points[0].mean:.4f})")
+        color = COLORS[estimator]
+        layers.append(Line(f"{estimator}, {label} (ideal {points[0].mean:.4f})",
+                           [p.std for p in points[1:]], [p.mean for p in points[1:]],
+                           f"{color}{dash(label)}o", marker_size=3,
+                           error=[p.standard_error for p in points[1:]]))
         star = predicted[(label, estimator)]
         if math.isfinite(star) and star > 0:
-            ax.axvline(star, color=colors[estimator], alpha=0.3,
-                       linestyle="-" if label == "init" else "--")
-    ax.axhline(BREAK_EVEN, color="gray", linestyle=":", label=f"break-even {BREAK_EVEN}")
-    ax.set_xscale("log")
-    ax.set_xlabel("neuron noise std σ (per update)")
-    ax.set_ylabel("cosine(EP, implicit gradient)")
-    ax.set_title(f"Track 20: gradient cosine vs neuron noise (β = {BETA}, T = {STEPS}); "
-                 "faint lines: predicted break-even", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
+            layers.append(Level(star, axis="x", style=dash(label), color=color, alpha=0.5))
+    layers.append(Level(BREAK_EVEN, f"break-even {BREAK_EVEN}", style=":", color="gray"))
+    return Figure([Panel(layers, title=f"Track 20: gradient cosine vs neuron noise (β = {BETA}, "
+                         f"T = {STEPS}); faint lines: predicted break-even", title_size=9,
+                         xlabel="neuron noise std σ (per update)",
+                         ylabel="cosine(EP, implicit gradient)", logx=True)], size=(6.8, 4.4))
 
 
-def plot_precision(ctx: TrackContext, sweeps: dict[tuple[str, str], list[PrecisionPoint]],
-                   ideal: dict[tuple[str, str], float]) -> None:
-    path = ctx.artifact_path("cosine_vs_bits.svg")
-    if path is None:
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4), sharey=True)
-    for ax, arm in zip(axes, ("states", "weights", "states+weights")):
+def precision_figure(sweeps: dict[tuple[str, str], list[PrecisionPoint]],
+                     ideal: dict[tuple[str, str], float]) -> Figure:
+    """Gradient cosine vs bits, one panel per quantized part (float64 at the right)."""
+    panels = []
+    for i, arm in enumerate(("states", "weights", "states+weights")):
+        lines = []
         for (label, estimator), points in sweeps.items():
             rows = [p for p in points if p.arm == arm]
             xs = [p.bits for p in rows] + [64]
             ys = [p.cosine for p in rows] + [ideal[(label, estimator)]]
             order = np.argsort(xs)
-            ax.plot(np.array(xs)[order], np.array(ys)[order], marker="o", ms=3,
-                    color=COLORS[estimator], linestyle="-" if label == "init" else "--",
-                    label=f"{estimator}, {label}")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([2, 4, 6, 8, 16, 64], ["2", "4", "6", "8", "16", "f64"])
-        ax.set_title(f"{arm} quantized", fontsize=9)
-        ax.set_xlabel("bits")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("cosine(EP, implicit gradient)")
-    axes[0].legend(fontsize=7)
-    save_figure(fig, path)
+            lines.append(Line(f"{estimator}, {label}", np.array(xs)[order], np.array(ys)[order],
+                              f"{COLORS[estimator]}{dash(label)}o", marker_size=3))
+        panels.append(Panel(lines, title=f"{arm} quantized", title_size=9, xlabel="bits",
+                            ylabel="cosine(EP, implicit gradient)" if i == 0 else "",
+                            logx=True, legend=i == 0,
+                            xticks=Ticks([2, 4, 6, 8, 16, 64], ["2", "4", "6", "8", "16", "f64"])))
+    return Figure(panels, size=(12, 4), sharey=True)
 
 
-def plot_accuracy(ctx: TrackContext, accuracy: dict[str, dict[str, list[float]]]) -> None:
-    path = ctx.artifact_path("accuracy.svg")
-    if path is None:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+def accuracy_figure(accuracy: dict[str, dict[str, list[float]]]) -> Figure:
+    """Final test accuracy per estimator (mean over seeds) vs neuron noise and vs precision,
+    the ideal arm at σ = 0 and at float."""
+    noise, bits = [], []
     for estimator, arms in accuracy.items():
         ideal = float(np.mean(arms["ideal"]))
-        axes[0].plot([1e-3] + list(ACCURACY_NOISE),
-                     [ideal] + [float(np.mean(arms[f"noise {s:g}"])) for s in ACCURACY_NOISE],
-                     marker="o", color=COLORS[estimator], label=estimator)
-        axes[1].plot([64] + list(ACCURACY_BITS),
-                     [ideal] + [float(np.mean(arms[f"INT{b} states+weights"]))
-                                for b in ACCURACY_BITS], marker="o", color=COLORS[estimator],
-                     label=estimator)
-    axes[0].set_xscale("log")
-    axes[0].set_xticks([1e-3] + list(ACCURACY_NOISE), ["0"] + [f"{s:g}" for s in ACCURACY_NOISE])
-    axes[0].set_xlabel("neuron noise std σ")
-    axes[1].set_xscale("log", base=2)
-    axes[1].set_xticks([4, 8, 64], ["4", "8", "float"])
-    axes[1].set_xlabel("bits (states and W_eff, U_eff, V_eff)")
-    axes[0].set_ylabel("final test accuracy (digits)")
-    for ax in axes:
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title("accuracy vs neuron noise", fontsize=9)
-    axes[1].set_title("accuracy vs precision", fontsize=9)
-    save_figure(fig, path)
+        style = f"{COLORS[estimator]}-o"
+        noise.append(Line(estimator, [1e-3, *ACCURACY_NOISE],
+                          [ideal] + [float(np.mean(arms[f"noise {s:g}"]))
+                                     for s in ACCURACY_NOISE], style))
+        bits.append(Line(estimator, [64, *ACCURACY_BITS],
+                         [ideal] + [float(np.mean(arms[f"INT{b} states+weights"]))
+                                    for b in ACCURACY_BITS], style))
+    return Figure([
+        Panel(noise, title="accuracy vs neuron noise", title_size=9,
+              xlabel="neuron noise std σ", ylabel="final test accuracy (digits)", logx=True,
+              xticks=Ticks([1e-3, *ACCURACY_NOISE], ["0"] + [f"{s:g}" for s in ACCURACY_NOISE])),
+        Panel(bits, title="accuracy vs precision", title_size=9,
+              xlabel="bits (states and W_eff, U_eff, V_eff)", logx=True,
+              xticks=Ticks([4, 8, 64], ["4", "8", "float"])),
+    ], size=(10, 4), sharey=True)
 
 
 def train_arms(ctx: TrackContext, data: Dataset, plan: TrainingPlan

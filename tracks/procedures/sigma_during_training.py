@@ -1,12 +1,11 @@
 """Track 18's procedures: one EqProp training arm per SN mode with scipy's spectra of the
 matrix the dynamics use recorded every epoch (`properties.learning`), the worst deviations the
-checks read off the epochs, the account per arm, and the three-panel figure."""
+checks read off the epochs, the account per arm, and the three-panel figure (a spec)."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-import matplotlib.pyplot as plt
 from torch import Tensor
 
 from eqprop_core.data import Dataset
@@ -14,7 +13,7 @@ from eqprop_core.train import TrainingRun, train
 from eqprop_core.variants import build
 from properties.learning import dynamics_matrix, jacobian_radius, spectrum_monitor
 from tracks.context import TrackContext
-from tracks.plots import save_figure
+from tracks.plots import Figure, Layer, Level, Line, Panel
 
 GAMMA = 0.95
 PROBE = 16
@@ -42,34 +41,32 @@ def train_arm(data: Dataset, sn: str, *, hidden: int, lr: float, epochs: int,
                  probe=PROBE, progress=False)
 
 
-def plot_arms(ctx: TrackContext, name: str, runs: dict[str, TrainingRun]) -> None:
-    path = ctx.artifact_path(f"{name}-sigma.svg")
-    if path is None:
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for sn, run in runs.items():
-        epochs = run.series("epoch")
-        line = axes[0].plot(epochs, run.series("sigma_scipy"), "-o", ms=3,
-                            label=f"SN {sn}: σ_max(W_dyn)")[0]
+def arms_figure(name: str, runs: dict[str, TrainingRun]) -> Figure:
+    """Per epoch and arm: σ_max of the matrix the dynamics use (and, for SN arms, of the raw
+    W), ρ(J) at the free state, and the free-phase residual; one colour per arm."""
+    sigma: list[Layer] = []
+    rho: list[Layer] = []
+    residual: list[Layer] = []
+    for i, (sn, run) in enumerate(runs.items()):
+        color, epochs = f"C{i}", run.series("epoch")
+        sigma.append(Line(f"SN {sn}: σ_max(W_dyn)", epochs, run.series("sigma_scipy"),
+                          f"{color}-o", marker_size=3))
         if sn != "off":
-            axes[0].plot(epochs, run.series("sigma_raw"), "--", color=line.get_color(),
-                         label=f"SN {sn}: raw W (not used by the dynamics)")
-        axes[1].plot(epochs, run.series("rho_scipy"), "-o", ms=3, label=f"SN {sn}")
-        axes[2].plot(epochs, run.series("median_residual"), "-o", ms=3,
-                     color=line.get_color(), label=f"SN {sn}: median")
-        axes[2].plot(epochs, run.series("max_residual"), ":", color=line.get_color(),
-                     label=f"SN {sn}: max")
-    axes[0].axhline(GAMMA, color="k", lw=0.8, ls=":", label=f"γ = {GAMMA}")
-    axes[0].set_title("‖W‖₂ of the matrix the dynamics use (scipy)")
-    axes[1].set_title("ρ(J) at the free state, probe batch (scipy)")
-    axes[2].set_title("free-phase residual after 30 updates (test)")
-    axes[2].set_yscale("log")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Track 18: {name}, EqProp standard variant, SN arms from one initialization")
-    save_figure(fig, path)
+            sigma.append(Line(f"SN {sn}: raw W (not used by the dynamics)", epochs,
+                              run.series("sigma_raw"), f"{color}--"))
+        rho.append(Line(f"SN {sn}", epochs, run.series("rho_scipy"), f"{color}-o",
+                        marker_size=3))
+        residual += [Line(f"SN {sn}: median", epochs, run.series("median_residual"),
+                          f"{color}-o", marker_size=3),
+                     Line(f"SN {sn}: max", epochs, run.series("max_residual"), f"{color}:")]
+    sigma.append(Level(GAMMA, f"γ = {GAMMA}", style=":", color="k"))
+    return Figure([
+        Panel(sigma, title="‖W‖₂ of the matrix the dynamics use (scipy)", xlabel="epoch"),
+        Panel(rho, title="ρ(J) at the free state, probe batch (scipy)", xlabel="epoch"),
+        Panel(residual, title="free-phase residual after 30 updates (test)", xlabel="epoch",
+              logy=True),
+    ], size=(14, 4),
+        title=f"Track 18: {name}, EqProp standard variant, SN arms from one initialization")
 
 
 def fold_worst(worst: dict[str, float], sn: str, run: TrainingRun) -> None:
