@@ -41,8 +41,10 @@ ADDING_A_TRACK = """\
    other modules do: this page quotes them.
 2. Put the mathematics in `properties/<topic>.py`: pure measures of a drawn case (returning
    numbers) and the hypothesis strategies that draw the cases, named as plural nouns of what
-   they produce. A procedure that is not a measure (training arms, a figure) goes in
-   `tracks/procedures/`.
+   they produce. A procedure that is not a measure (training arms, a figure's spec) goes in
+   `tracks/procedures/`. A figure is data — `Figure([Panel([Line(...), Level(...)], logy=True)])`
+   from `tracks.plots` — drawn by `draw(ctx.artifact_path("name.png"), figure)`; no track
+   holds plotting code.
 3. Declare every threshold once, at module level, with the reason for its number:
    `AGREEMENT = at_most_bound(1e-3, "…derivation…")`. Searches are data:
    `SEARCHES = (Search("check name", measure, AGREEMENT), …)`.
